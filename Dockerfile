@@ -1,0 +1,17 @@
+# Builds one of the project's binaries into a small image (docker-compose.yaml passes BIN).
+# The builder compiles the whole workspace once; each service image copies its binary.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --workspace --bins && \
+    mkdir -p /out && find target/release -maxdepth 1 -type f -executable -exec cp {} /out/ \;
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 curl \
+    && rm -rf /var/lib/apt/lists/*
+ARG BIN
+COPY --from=build /out/${BIN} /usr/local/bin/service
+USER nobody
+ENTRYPOINT ["/usr/local/bin/service"]

@@ -1,0 +1,35 @@
+# AnineePlus: the README's vocabulary. Every target is a thin wrapper over scripts/.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help up down status run test test-unit bench fmt lint
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+up: ## start the stack and the project's services in the background (idempotent)
+	@bash scripts/stack/up.sh
+
+down: ## stop everything `make up` started, nothing else
+	@bash scripts/stack/down.sh
+
+status: ## what runs, where
+	@bash scripts/stack/status.sh
+
+run: ## `make up`, print the endpoints, follow the logs until Ctrl-C
+	@bash scripts/run.sh
+
+test: ## unit tests, then the stack, then the integration tests against it
+	@bash scripts/test.sh
+
+test-unit: ## unit tests only (no service needed)
+	@cargo test --workspace --lib --bins
+
+bench: ## every benchmark; figures to target/bench/results.json and a table
+	@bash scripts/bench.sh
+
+fmt: ## format the code
+	@cargo fmt --all
+
+lint: ## formatting and clippy, as CI would want them
+	@cargo fmt --all -- --check && cargo clippy --workspace --all-targets -- -D warnings

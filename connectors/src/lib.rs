@@ -1,0 +1,37 @@
+//! Connectors: the clients, sinks and sources that the pipelines runtime and the API plug in.
+//!
+//! Each connector is layered the same way (see `STYLE.md`): a typed config, a pure request
+//! builder, a service doing the I/O and turning responses into a delivery status, a retry
+//! policy, and the sink on top. The Foundation provides the first layer of each:
+//!
+//! - [`kafka`]: client configurations that encode our delivery guarantees once, so no
+//!   producer or consumer in the project is configured by hand: the idempotent producer
+//!   (`acks=all`) and the at-least-once consumer (offsets stored only after the sink
+//!   confirmed a record).
+//! - [`search`]: the Elasticsearch-compatible client (OpenSearch here, Elasticsearch 8 in
+//!   the docker-compose stack) built from one URL.
+
+pub mod kafka;
+pub mod search;
+
+/// Errors raised while building a connector's client.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kafka client could not be created from its configuration.
+    #[error("kafka client configuration rejected: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The search engine URL is not a valid URL.
+    #[error("invalid search engine URL {url:?}: {source}")]
+    SearchUrl {
+        /// The URL as configured.
+        url: String,
+        /// Why it did not parse.
+        source: url::ParseError,
+    },
+    /// The search client could not be built.
+    #[error("search client could not be built: {0}")]
+    Search(#[from] elasticsearch::http::transport::BuildError),
+}
+
+/// Result of the connector constructors.
+pub type Result<T> = std::result::Result<T, Error>;

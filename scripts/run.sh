@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# make run: bring everything up, print the endpoints, then follow the logs until Ctrl-C.
+# Ctrl-C stops following only; the stack keeps running until `make down`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/stack/up.sh
+source scripts/stack/lib.sh
+cat <<TXT
+
+  AnineePlus is up.
+    GraphQL API      http://127.0.0.1:3000/graphql   (once the api service exists)
+    Schema registry  http://127.0.0.1:8081           (once the registry service exists)
+    Search engine    http://127.0.0.1:9200
+    Kafka            127.0.0.1:9092
+    PostgreSQL       postgres://anineplus:anineplus@127.0.0.1:5432/anineplus
+    Redis            redis://127.0.0.1:6379
+    Logs             $LOG_DIR/
+
+  Following the logs (Ctrl-C stops following; 'make down' stops the stack).
+
+TXT
+exec tail -n 5 -F "$LOG_DIR"/*.log

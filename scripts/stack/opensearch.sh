@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Local single-node OpenSearch (Elasticsearch-compatible REST API) on 127.0.0.1:9200, built from Maven Central jars:
+# scripts/stack/opensearch/pom.xml names them, OpenSearchNode.java starts an org.opensearch.node.Node with the
+# netty4 transport, analysis-common and painless modules. Nothing but Java 17, Maven and curl is needed.
+#
+#   opensearch.sh install   resolve the jars into .stack/cache/m2 and compile the launcher (idempotent)
+#   opensearch.sh start     install if needed, start in the background, wait until the cluster is yellow
+#   opensearch.sh stop      stop the node we started (by pid file only)
+#   opensearch.sh status    one line: running/stopped, port, pid, log
+#   opensearch.sh ready     exit 0 when it answers with a yellow/green cluster health
+#
+# Data: .stack/opensearch/ (home/config, data, logs), log: .stack/logs/opensearch.log, pid: .stack/run/opensearch.pid.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SVC=opensearch
+SRC_DIR="$ROOT/scripts/stack/opensearch"
+HOME_DIR="$STACK_DIR/opensearch"
+CLASSES_DIR="$HOME_DIR/classes"
+CP_FILE="$HOME_DIR/classpath.txt"
+LOG="$LOG_DIR/$SVC.log"
+PID_FILE="$RUN_DIR/$SVC.pid"
+HTTP_PORT=9200
+TRANSPORT_PORT=9300
+URL="http://127.0.0.1:$HTTP_PORT"
+JAVA="${JAVA17_HOME}/bin/java"
+JAVAC="${JAVA17_HOME}/bin/javac"
+[[ -x $JAVA ]] || JAVA=java
+[[ -x $JAVAC ]] || JAVAC=javac
+
+install() {
+  command -v mvn >/dev/null || die "maven (mvn) is needed to fetch the OpenSearch jars"
+  mkdir -p "$HOME_DIR"
+  mvn_classpath "$SRC_DIR/pom.xml" "$CP_FILE"
+  local stamp="$CLASSES_DIR/OpenSearchNode.class"
+  if [[ ! -f $stamp || $SRC_DIR/OpenSearchNode.java -nt $stamp || $CP_FILE -nt $stamp ]]; then
+    say "compiling the OpenSearch launcher"
+    rm -rf "$CLASSES_DIR" && mkdir -p "$CLASSES_DIR"
+    "$JAVAC" -nowarn -d "$CLASSES_DIR" -cp "$(cat "$CP_FILE")" "$SRC_DIR/OpenSearchNode.java" \
+      || die "javac failed on $SRC_DIR/OpenSearchNode.java"
+  fi
+}
+
+listener() { ss -ltnp "sport = :$1" 2>/dev/null | tail -n +2 | grep . || echo "  (run: ss -ltnp 'sport = :$1' to see which)"; }
+
+healthy() { curl -fsS --max-time 5 "$URL/_cluster/health?wait_for_status=yellow&timeout=1s" >/dev/null 2>&1; }
+
+start() {
+  if port_open "$HTTP_PORT"; then
+    if pid_alive "$SVC"; then
+      say "$SVC already running (pid $(cat "$PID_FILE"), $URL)"
+      healthy || wait_for "$SVC" 180 "$LOG" healthy   # listening but maybe not yellow yet
+      return 0
+    fi
+    die "port $HTTP_PORT is taken by another process (not started by this script), stop it first:
+$(listener "$HTTP_PORT")"
+  fi
+  if pid_alive "$SVC"; then
+    # ours, but not listening (yet): still starting, or wedged
+    say "$SVC (pid $(cat "$PID_FILE")) is up but not listening yet, waiting"
+    wait_for "$SVC" 180 "$LOG" healthy
+    return 0
+  fi
+  port_open "$TRANSPORT_PORT" && die "transport port $TRANSPORT_PORT is taken by another process:
+$(listener "$TRANSPORT_PORT")"
+  install
+  mkdir -p "$HOME_DIR/config" "$HOME_DIR/data" "$HOME_DIR/logs" "$HOME_DIR/tmp"
+  cp "$SRC_DIR/log4j2.properties" "$HOME_DIR/config/log4j2.properties"
+  say "starting $SVC on $URL (log: $LOG)"
+  printf '\n===== %s starting %s =====\n' "$(date -Is)" "$SVC" >>"$LOG"
+  # JVM flags as the distribution's launcher sets them (SystemJvmOptions), minus AlwaysPreTouch (slow start)
+  start_bg "$SVC" "$JAVA" -Xms512m -Xmx1g -Xss1m \
+    -XX:+UseG1GC -XX:-OmitStackTraceInFastThrow -XX:+ShowCodeDetailsInExceptionMessages \
+    -Djava.awt.headless=true -Dfile.encoding=UTF-8 -Djna.nosys=true \
+    -Djava.locale.providers=SPI,COMPAT \
+    -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true \
+    -Dio.netty.recycler.maxCapacityPerThread=0 -Dio.netty.allocator.numDirectArenas=0 \
+    -Dlog4j.shutdownHookEnabled=false -Dlog4j2.disable.jmx=true \
+    -Djava.io.tmpdir="$HOME_DIR/tmp" \
+    -cp "$CLASSES_DIR:$(cat "$CP_FILE")" OpenSearchNode \
+    -Ecluster.name=anineplus -Enode.name=node-1 \
+    -Epath.home="$HOME_DIR" -Epath.data="$HOME_DIR/data" -Epath.logs="$HOME_DIR/logs" \
+    -Enetwork.host=127.0.0.1 -Ehttp.port="$HTTP_PORT" -Etransport.port="$TRANSPORT_PORT" \
+    -Ediscovery.type=single-node -Ecluster.routing.allocation.disk.threshold_enabled=false \
+    -Ecluster.default_number_of_replicas=0
+  wait_for "$SVC" 180 "$LOG" healthy
+}
+
+status() {
+  local addr="http://127.0.0.1:$HTTP_PORT"
+  if pid_alive "$SVC" && port_open "$HTTP_PORT"; then status_line "$SVC" running "$addr" "$(cat "$PID_FILE")"
+  elif pid_alive "$SVC"; then status_line "$SVC" starting "$addr" "$(cat "$PID_FILE")"
+  elif port_open "$HTTP_PORT"; then status_line "$SVC" "stopped (port taken)" "$addr"
+  else status_line "$SVC" stopped "$addr"; fi
+}
+
+case "${1:-}" in
+  install) install ;;
+  start)   start ;;
+  stop)    stop_pid "$SVC" ;;
+  status)  status ;;
+  ready)   healthy || exit 1 ;;
+  *) echo "usage: $0 install|start|stop|status|ready" >&2; exit 64 ;;
+esac

@@ -1,0 +1,33 @@
+//! Test kit: the shared harness of every integration test and benchmark.
+//!
+//! - [`Stack`] holds the addresses of the real services (from the same environment variables
+//!   the services read, with the local stack's defaults) and connects to each one, failing
+//!   with an error that names the service, its address and its log file when it is down.
+//!   There is no skipping: a test that needs Kafka fails when Kafka is missing.
+//! - [`unique`] gives per-test topic, group and index names, so tests can run in parallel
+//!   against one stack and never see each other's data.
+//! - [`bench`] collects benchmark figures into `target/bench/results.json`.
+
+pub mod bench;
+mod stack;
+
+pub use stack::{DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, ServiceDown, Stack};
+
+/// A name unique to this call, safe for Kafka topics, consumer groups and index names:
+/// lowercase, `prefix-<uuid>`.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_differ_and_keep_their_prefix() {
+        let (a, b) = (unique("smoke"), unique("smoke"));
+        assert_ne!(a, b);
+        assert!(a.starts_with("smoke-"));
+        assert_eq!(a, a.to_lowercase());
+    }
+}

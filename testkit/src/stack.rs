@@ -1,0 +1,234 @@
+//! Addresses of the local stack and connections that fail loudly when a service is down.
+
+use std::time::Duration;
+
+use anineplus_connectors::{kafka, search};
+use elasticsearch::Elasticsearch;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+/// How long a probe waits for a service before declaring it down, by default.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A service of the stack could not be reached.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{service} is not reachable at {address}: {reason}. \
+     Start the stack with `make up` (its log: .stack/logs/{log}.log)"
+)]
+pub struct ServiceDown {
+    /// Which service ("Kafka", "PostgreSQL", ...).
+    pub service: &'static str,
+    /// Where we looked for it.
+    pub address: String,
+    /// What went wrong.
+    pub reason: String,
+    log: &'static str,
+}
+
+/// The services' addresses, read from the environment with the local stack's defaults.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// `KAFKA_BROKERS`, default `127.0.0.1:9092`.
+    pub kafka_brokers: String,
+    /// `ELASTICSEARCH_URL`, default `http://127.0.0.1:9200`.
+    pub search_url: String,
+    /// `DATABASE_URL`, default the `anineplus` database on `127.0.0.1:5432`.
+    pub database_url: String,
+    /// `REDIS_URL`, default `redis://127.0.0.1:6379`.
+    pub redis_url: String,
+    /// How long each probe waits before declaring its service down (10 s).
+    pub probe_timeout: Duration,
+}
+
+/// Default `DATABASE_URL` of the local stack (the role and database `make up` creates).
+pub const DEFAULT_DATABASE_URL: &str = "postgres://anineplus:anineplus@127.0.0.1:5432/anineplus";
+/// Default `REDIS_URL` of the local stack.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+impl Stack {
+    /// Reads the addresses from the environment.
+    pub fn from_env() -> Self {
+        Self {
+            kafka_brokers: env_or("KAFKA_BROKERS", kafka::DEFAULT_BROKERS),
+            search_url: env_or("ELASTICSEARCH_URL", search::DEFAULT_URL),
+            database_url: env_or("DATABASE_URL", DEFAULT_DATABASE_URL),
+            redis_url: env_or("REDIS_URL", DEFAULT_REDIS_URL),
+            probe_timeout: PROBE_TIMEOUT,
+        }
+    }
+
+    /// Checks that a Kafka broker answers a metadata request; returns the broker count.
+    pub async fn kafka(&self) -> Result<usize, ServiceDown> {
+        let brokers = self.kafka_brokers.clone();
+        let timeout = self.probe_timeout;
+        let down = |reason: String| ServiceDown {
+            service: "Kafka",
+            address: self.kafka_brokers.clone(),
+            reason,
+            log: "kafka",
+        };
+        let probe = tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = kafka::consumer_config(&brokers, "testkit-probe")
+                .create()
+                .map_err(|e| e.to_string())?;
+            consumer
+                .fetch_metadata(None, timeout)
+                .map(|m| m.brokers().len())
+                .map_err(|e| e.to_string())
+        });
+        probe.await.map_err(|e| down(e.to_string()))?.map_err(down)
+    }
+
+    /// A search client whose engine answered `GET /`; returns it with the engine's version.
+    pub async fn search(&self) -> Result<(Elasticsearch, String), ServiceDown> {
+        let down = |reason: String| ServiceDown {
+            service: "Search engine (OpenSearch/Elasticsearch)",
+            address: self.search_url.clone(),
+            reason,
+            log: "opensearch",
+        };
+        let client = search::client(&self.search_url, self.probe_timeout)
+            .map_err(|e| down(e.to_string()))?;
+        let response = client
+            .info()
+            .send()
+            .await
+            .map_err(|e| down(e.to_string()))?;
+        let body: serde_json::Value = response
+            .error_for_status_code()
+            .map_err(|e| down(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| down(e.to_string()))?;
+        let version = format!(
+            "{} {}",
+            body["version"]["distribution"]
+                .as_str()
+                .unwrap_or("elasticsearch"),
+            body["version"]["number"].as_str().unwrap_or("?")
+        );
+        Ok((client, version))
+    }
+
+    /// A small PostgreSQL pool that has completed one round trip.
+    pub async fn postgres(&self) -> Result<PgPool, ServiceDown> {
+        let down = |reason: String| ServiceDown {
+            service: "PostgreSQL",
+            address: redact_password(&self.database_url),
+            reason,
+            log: "postgres",
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(self.probe_timeout)
+            .connect(&self.database_url)
+            .await
+            .map_err(|e| down(e.to_string()))?;
+        sqlx::query("SELECT 1")
+            .execute(&pool)
+            .await
+            .map_err(|e| down(e.to_string()))?;
+        Ok(pool)
+    }
+
+    /// A multiplexed Redis connection that has answered `PING`.
+    pub async fn redis(&self) -> Result<redis::aio::MultiplexedConnection, ServiceDown> {
+        let down = |reason: String| ServiceDown {
+            service: "Redis",
+            address: self.redis_url.clone(),
+            reason,
+            log: "redis",
+        };
+        let client =
+            redis::Client::open(self.redis_url.as_str()).map_err(|e| down(e.to_string()))?;
+        let mut conn = tokio::time::timeout(
+            self.probe_timeout,
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .map_err(|_| down(format!("no answer within {:?}", self.probe_timeout)))?
+        .map_err(|e| down(e.to_string()))?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| down(e.to_string()))?;
+        Ok(conn)
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for error messages.
+fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stack whose every address points at a closed port: each probe must fail, name its
+    /// service and address, and point at `make up`. This is the "service down" behaviour the
+    /// integration tests rely on.
+    fn nowhere() -> Stack {
+        Stack {
+            kafka_brokers: "127.0.0.1:1".into(),
+            search_url: "http://127.0.0.1:1".into(),
+            database_url: "postgres://u:secret@127.0.0.1:1/db".into(),
+            redis_url: "redis://127.0.0.1:1".into(),
+            probe_timeout: Duration::from_secs(2),
+        }
+    }
+
+    fn assert_clear(err: ServiceDown, service: &str, address: &str) {
+        let text = err.to_string();
+        assert!(text.starts_with(service), "{text}");
+        assert!(text.contains(address), "{text}");
+        assert!(text.contains("make up"), "{text}");
+        assert!(!text.contains("secret"), "password leaked: {text}");
+    }
+
+    #[tokio::test]
+    async fn postgres_down_is_named() {
+        let err = nowhere().postgres().await.unwrap_err();
+        assert_clear(err, "PostgreSQL", "127.0.0.1:1");
+    }
+
+    #[tokio::test]
+    async fn redis_down_is_named() {
+        let err = nowhere().redis().await.unwrap_err();
+        assert_clear(err, "Redis", "127.0.0.1:1");
+    }
+
+    #[tokio::test]
+    async fn search_down_is_named() {
+        let err = nowhere().search().await.unwrap_err();
+        assert_clear(err, "Search engine", "127.0.0.1:1");
+    }
+
+    #[tokio::test]
+    async fn kafka_down_is_named() {
+        let err = nowhere().kafka().await.unwrap_err();
+        assert_clear(err, "Kafka", "127.0.0.1:1");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_password("postgres://a:b@h:5432/d"),
+            "postgres://a:***@h:5432/d"
+        );
+    }
+}
