@@ -1,8 +1,24 @@
-//! Schemas: the Avro contract of every topic.
+//! Schemas: the Avro contract of every topic, its Rust types, and the registry-aware codec.
 //!
-//! This crate will hold the `.avsc` file of each topic (one value schema per aggregate
-//! topic, subject `<topic>-value`), the Rust types of the envelope and payloads, and the
-//! registry-aware codec. The Foundation provides the part every producer and consumer
-//! shares already: the Confluent wire format framing in [`wire`].
+//! Layout:
+//! - `avro/<topic>.avsc`: the current value schema of each topic (subject `<topic>-value`);
+//!   `avro/released/<topic>.vN.avsc`: every released version, which a test holds the
+//!   current schema BACKWARD-compatible with.
+//! - [`Topic`]: the topics, their subjects, schemas and event types.
+//! - [`events`]: the Rust types: the [`events::Envelope`] and each aggregate's payloads.
+//! - [`wire`]: the Confluent wire-format framing (`0x00`, schema id, Avro body).
+//! - [`codec`]: our Avro decoder (schema resolution compiled once per writer schema id,
+//!   then straight into the Rust types) and the [`Codec`] that caches it per id.
+//! - [`registry_client`]: the few registry calls the codec and start-up need.
+//!
+//! See `docs/events.md` for topics, keys, event types, the envelope and how to evolve a schema.
 
+pub mod codec;
+pub mod events;
+pub mod registry_client;
+mod topics;
 pub mod wire;
+
+pub use codec::{Codec, DecodeError, Decoder, EncodeError};
+pub use events::{Envelope, TopicValue};
+pub use topics::Topic;
