@@ -1,0 +1,277 @@
+//! The registry tests' harness: a fresh database per test on the stack's PostgreSQL, a
+//! registry server in-process on an ephemeral port, and a small JSON client.
+//!
+//! Nothing is skipped: when PostgreSQL is down, [`TestDatabase::create`] fails with the
+//! testkit's message naming the service and `make up`.
+
+#![allow(dead_code, unreachable_pub)]
+
+use anineplus_registry::{Config, Registry};
+use anineplus_testkit::{Stack, unique};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A database of its own, on the stack's PostgreSQL. [`TestDatabase::remove`] drops it;
+/// when a test panics first, `Drop` does (blocking, on a thread of its own).
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+    removed: bool,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let stack = Stack::from_env();
+        let admin = stack.postgres().await.unwrap_or_else(|e| panic!("{e}"));
+        let name = unique("registry_test").replace('-', "_");
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        admin.close().await;
+        let url = with_database(&stack.database_url, &name);
+        Self {
+            name,
+            url,
+            admin_url: stack.database_url,
+            removed: false,
+        }
+    }
+
+    /// Drops the database, closing what still connects to it.
+    pub async fn remove(mut self) {
+        self.removed = true;
+        drop_database(&self.admin_url, &self.name).await;
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if self.removed {
+            return;
+        }
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(drop_database(&admin_url, &name));
+            }
+        })
+        .join();
+    }
+}
+
+async fn drop_database(admin_url: &str, name: &str) {
+    if let Ok(admin) = sqlx::PgPool::connect(admin_url).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .execute(&admin)
+            .await;
+        admin.close().await;
+    }
+}
+
+/// `postgres://u:p@h:5432/db?x` with `db` replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let (server, _db) = base.rsplit_once('/').expect("a database URL with a path");
+    format!("{server}/{name}{query}")
+}
+
+/// A registry server running in this process.
+pub struct TestRegistry {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    pub registry: Registry,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    task: JoinHandle<anineplus_registry::Result<()>>,
+}
+
+/// A response: status and JSON body (`Value::Null` when the body is empty, a string when it
+/// is not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The `error_code` of an error body.
+    pub fn code(&self) -> i64 {
+        self.body["error_code"].as_i64().unwrap_or(-1)
+    }
+
+    /// The `message` of an error body.
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or("")
+    }
+
+    /// Asserts a Confluent error: HTTP status, error code, and words of the message.
+    pub fn assert_error(&self, status: u16, code: i64, words: &[&str]) {
+        assert_eq!(self.status, status, "{self:?}");
+        assert_eq!(self.code(), code, "{self:?}");
+        for word in words {
+            assert!(
+                self.message().contains(word),
+                "message lacks {word:?}: {self:?}"
+            );
+        }
+    }
+}
+
+impl TestRegistry {
+    /// Starts a registry (connect, migrate, serve) on `database_url`.
+    pub async fn start(database_url: &str) -> Self {
+        let config = Config::for_database(database_url);
+        let registry = anineplus_registry::connect(&config)
+            .await
+            .unwrap_or_else(|e| panic!("registry on {database_url}: {e}"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(anineplus_registry::serve(
+            listener,
+            registry.clone(),
+            shutdown.clone(),
+        ));
+        Self {
+            url,
+            registry,
+            http: reqwest::Client::new(),
+            shutdown,
+            task,
+        }
+    }
+
+    /// Stops the server, waits for it, and closes its pool.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task
+            .await
+            .expect("server task")
+            .expect("server stopped cleanly");
+        self.registry.store().pool().close().await;
+    }
+
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Reply {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .header("accept", "application/vnd.schemaregistry.v1+json");
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/vnd.schemaregistry.v1+json")
+                .body(body.to_string());
+        }
+        into_reply(request.send().await.expect("request sent")).await
+    }
+
+    /// A request with a raw body and content type (for malformed input).
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> Reply {
+        let response = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request sent");
+        into_reply(response).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// Registers `schema` (an Avro schema as JSON) under `subject`; panics unless it gets an id.
+    pub async fn register(&self, subject: &str, schema: &Value) -> i64 {
+        let reply = self.register_reply(subject, schema).await;
+        assert_eq!(reply.status, 200, "register under {subject}: {reply:?}");
+        reply.body["id"].as_i64().expect("an id")
+    }
+
+    pub async fn register_reply(&self, subject: &str, schema: &Value) -> Reply {
+        self.post(
+            &format!("/subjects/{subject}/versions"),
+            &serde_json::json!({ "schema": schema.to_string() }),
+        )
+        .await
+    }
+}
+
+async fn into_reply(response: reqwest::Response) -> Reply {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let text = response.text().await.expect("response body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Reply {
+        status,
+        content_type,
+        body,
+    }
+}
+
+/// A fresh database with a registry on it; [`Fixture::finish`] stops both.
+pub struct Fixture {
+    pub db: TestDatabase,
+    pub registry: TestRegistry,
+}
+
+impl Fixture {
+    pub async fn start() -> Self {
+        let db = TestDatabase::create().await;
+        let registry = TestRegistry::start(&db.url).await;
+        Self { db, registry }
+    }
+
+    pub async fn finish(self) {
+        self.registry.stop().await;
+        self.db.remove().await;
+    }
+}
+
+/// An `anineplus.Anime` record schema with the given fields (JSON values).
+pub fn anime(fields: Value) -> Value {
+    serde_json::json!({
+        "type": "record",
+        "name": "Anime",
+        "namespace": "anineplus",
+        "fields": fields,
+    })
+}
