@@ -9,7 +9,7 @@ cat <<TXT
 
   AnineePlus is up.
     GraphQL API      http://127.0.0.1:3000/graphql   (once the api service exists)
-    Schema registry  http://127.0.0.1:8081           (once the registry service exists)
+    Schema registry  http://127.0.0.1:8081           (try: curl 127.0.0.1:8081/subjects)
     Search engine    http://127.0.0.1:9200
     Kafka            127.0.0.1:9092
     PostgreSQL       postgres://anineplus:anineplus@127.0.0.1:5432/anineplus

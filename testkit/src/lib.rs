@@ -11,7 +11,9 @@
 pub mod bench;
 mod stack;
 
-pub use stack::{DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, ServiceDown, Stack};
+pub use stack::{
+    DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, DEFAULT_REGISTRY_URL, ServiceDown, Stack,
+};
 
 /// A name unique to this call, safe for Kafka topics, consumer groups and index names:
 /// lowercase, `prefix-<uuid>`.

@@ -37,12 +37,16 @@ pub struct Stack {
     pub database_url: String,
     /// `REDIS_URL`, default `redis://127.0.0.1:6379`.
     pub redis_url: String,
+    /// `SCHEMA_REGISTRY_URL`, default `http://127.0.0.1:8081` (the registry `make up` starts).
+    pub registry_url: String,
     /// How long each probe waits before declaring its service down (10 s).
     pub probe_timeout: Duration,
 }
 
 /// Default `DATABASE_URL` of the local stack (the role and database `make up` creates).
 pub const DEFAULT_DATABASE_URL: &str = "postgres://anineplus:anineplus@127.0.0.1:5432/anineplus";
+/// Default `SCHEMA_REGISTRY_URL` of the local stack.
+pub const DEFAULT_REGISTRY_URL: &str = "http://127.0.0.1:8081";
 /// Default `REDIS_URL` of the local stack.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
@@ -61,6 +65,7 @@ impl Stack {
             search_url: env_or("ELASTICSEARCH_URL", search::DEFAULT_URL),
             database_url: env_or("DATABASE_URL", DEFAULT_DATABASE_URL),
             redis_url: env_or("REDIS_URL", DEFAULT_REDIS_URL),
+            registry_url: env_or("SCHEMA_REGISTRY_URL", DEFAULT_REGISTRY_URL),
             probe_timeout: PROBE_TIMEOUT,
         }
     }
@@ -164,6 +169,33 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// Checks that the schema registry answers `GET /schemas/types`; returns its base URL.
+    pub async fn registry(&self) -> Result<String, ServiceDown> {
+        let down = |reason: String| ServiceDown {
+            service: "Schema registry",
+            address: self.registry_url.clone(),
+            reason,
+            log: "registry",
+        };
+        let client = reqwest::Client::builder()
+            .timeout(self.probe_timeout)
+            .no_proxy()
+            .build()
+            .map_err(|e| down(e.to_string()))?;
+        client
+            .get(format!(
+                "{}/schemas/types",
+                self.registry_url.trim_end_matches('/')
+            ))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| down(e.to_string()))?;
+        Ok(self.registry_url.trim_end_matches('/').to_owned())
+    }
+}
+
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for error messages.
 fn redact_password(url: &str) -> String {
     match url::Url::parse(url) {
@@ -188,6 +220,7 @@ mod tests {
             search_url: "http://127.0.0.1:1".into(),
             database_url: "postgres://u:secret@127.0.0.1:1/db".into(),
             redis_url: "redis://127.0.0.1:1".into(),
+            registry_url: "http://127.0.0.1:1".into(),
             probe_timeout: Duration::from_secs(2),
         }
     }
@@ -222,6 +255,12 @@ mod tests {
     async fn kafka_down_is_named() {
         let err = nowhere().kafka().await.unwrap_err();
         assert_clear(err, "Kafka", "127.0.0.1:1");
+    }
+
+    #[tokio::test]
+    async fn registry_down_is_named() {
+        let err = nowhere().registry().await.unwrap_err();
+        assert_clear(err, "Schema registry", "127.0.0.1:1");
     }
 
     #[test]
