@@ -68,7 +68,8 @@ $(listener "$TRANSPORT_PORT")"
   say "starting $SVC on $URL (log: $LOG)"
   printf '\n===== %s starting %s =====\n' "$(date -Is)" "$SVC" >>"$LOG"
   # JVM flags as the distribution's launcher sets them (SystemJvmOptions), minus AlwaysPreTouch (slow start)
-  start_bg "$SVC" "$JAVA" -Xms512m -Xmx1g -Xss1m \
+  # shellcheck disable=SC2086  # the heap options are a list of flags
+  start_bg "$SVC" "$JAVA" ${OPENSEARCH_HEAP_OPTS:--Xms512m -Xmx1g} -Xss1m \
     -XX:+UseG1GC -XX:-OmitStackTraceInFastThrow -XX:+ShowCodeDetailsInExceptionMessages \
     -Djava.awt.headless=true -Dfile.encoding=UTF-8 -Djna.nosys=true \
     -Djava.locale.providers=SPI,COMPAT \

@@ -6,9 +6,19 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PORT=5432
-DATA="$STACK_DIR/postgres/data"
-SOCK="$STACK_DIR/postgres/run"
 LOG="$LOG_DIR/postgres.log"
+
+# locate: the cluster's real folders. .stack/postgres may be a link to a folder outside the
+# checkout (see place_data); the server gets real paths, since it may not traverse ours.
+locate() {
+  PG_HOME="$(readlink -f "$STACK_DIR/postgres" 2>/dev/null || echo "$STACK_DIR/postgres")"
+  DATA="$PG_HOME/data"
+  SOCK="$PG_HOME/run"
+  # The server writes its log itself (as `postgres`), so it lives beside the data when the
+  # checkout is out of its reach, with .stack/logs/postgres.log linking to it.
+  if [[ -L "$STACK_DIR/postgres" ]]; then SERVER_LOG="$PG_HOME/postgres.log"; else SERVER_LOG="$LOG"; fi
+}
+locate
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
@@ -38,7 +48,12 @@ place_data() {
       ln -sfn "$outside" "$STACK_DIR/postgres"
     fi
   fi
+  locate
   mkdir -p "$DATA" "$SOCK"
+  if [[ $SERVER_LOG != "$LOG" ]]; then
+    touch "$SERVER_LOG"
+    ln -sfn "$SERVER_LOG" "$LOG"
+  fi
   if [[ $(id -u) -eq 0 ]]; then
     chmod 755 "$STACK_DIR"
     chown -R postgres:postgres "$(readlink -f "$STACK_DIR/postgres")"
@@ -62,12 +77,12 @@ start() {
     as_owner "$bin/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >>"$LOG" 2>&1 \
       || { tail -n 20 "$LOG" >&2; die "initdb failed (log: $LOG)"; }
   fi
-  touch "$LOG"
-  if [[ $(id -u) -eq 0 ]]; then chown postgres "$LOG"; fi
+  touch "$SERVER_LOG"
+  if [[ $(id -u) -eq 0 ]]; then chown postgres "$SERVER_LOG"; fi
   say "starting postgres on 127.0.0.1:$PORT"
   # Tuned for tests on a small machine: durability settings stay on (the guarantees we test
   # depend on them), only memory and connection counts are adjusted.
-  as_owner "$bin/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start -o \
+  as_owner "$bin/pg_ctl" -D "$DATA" -l "$SERVER_LOG" -w -t 60 start -o \
     "-c listen_addresses=127.0.0.1 -p $PORT -k $SOCK -c max_connections=300 -c shared_buffers=256MB" >/dev/null \
     || { tail -n 20 "$LOG" >&2; die "postgres failed to start (log: $LOG)"; }
   wait_for postgres 60 "$LOG" ready
