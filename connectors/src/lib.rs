@@ -10,9 +10,16 @@
 //!   confirmed a record).
 //! - [`search`]: the Elasticsearch-compatible client (OpenSearch here, Elasticsearch 8 in
 //!   the docker-compose stack) built from one URL.
+//! - [`search_sink`]: the Elasticsearch sink (versioned bulk writes read item by item,
+//!   soft deletes, index templates behind aliases), in its layers.
+//! - [`Outcome`]: the per-record verdict every sink returns.
 
 pub mod kafka;
+mod outcome;
 pub mod search;
+pub mod search_sink;
+
+pub use outcome::Outcome;
 
 /// Errors raised while building a connector's client.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,67 @@
-//! Pipelines: the Kafka Streams-style runtime (sources, operators, sinks, retry and
-//! dead-letter topics, offsets) and the pipelines built on it: the search indexer, the log
-//! pipeline, and the operators' dead-letter CLI.
+//! Pipelines: a Kafka Streams-style runtime and the pipelines built on it.
 //!
-//! Not built yet: the Foundation only reserves its place in the workspace. The Kafka and
-//! search client settings it will use live in `anineplus-connectors`.
+//! The runtime, bottom up:
+//! - [`record`]: a consumed record as bytes ([`record::RawRecord`]) and its origin;
+//! - [`topology`]: typed sources (topics decoded through the registry's [`Codec`]) and
+//!   per-record operators, closed by a [`sink::Sink`];
+//! - [`offsets`]: [`offsets::OffsetTracker`], the per-partition contiguous completion that
+//!   decides which offset may be stored;
+//! - [`failure`] and [`dead_letter`]: the classification of failures, the retry policy, the
+//!   retry and dead-letter topics and their headers;
+//! - [`runtime`]: [`runtime::Pipeline`], the consumer groups that run a topology at least
+//!   once, with batching, backpressure, retries and graceful shutdown;
+//! - [`metrics`]: Prometheus metrics and the `/metrics` and `/health` endpoint.
+//!
+//! Pipelines on it:
+//! - [`indexer`]: the search indexer (topics → Elasticsearch/OpenSearch indices);
+//! - [`dlq`]: the operators' dead-letter tools (binary `anineplus-dlq`).
+//!
+//! Topic and header names are documented in [`dead_letter`]; the index layout in
+//! [`indexer`].
+//!
+//! [`Codec`]: anineplus_schemas::Codec
+
+pub mod dead_letter;
+pub mod dlq;
+pub mod failure;
+pub mod indexer;
+pub mod metrics;
+pub mod offsets;
+pub mod record;
+pub mod runtime;
+pub mod sink;
+pub mod topology;
+
+pub use runtime::{BatchConfig, Pipeline, PipelineConfig};
+pub use topology::{Stream, Topology};
+
+/// Why a pipeline could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Kafka refused a client or request.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// A connector could not be built.
+    #[error(transparent)]
+    Connector(#[from] anineplus_connectors::Error),
+    /// The search indices could not be set up.
+    #[error(transparent)]
+    SearchSetup(#[from] anineplus_connectors::search_sink::templates::SetupError),
+    /// Something else in the set-up failed.
+    #[error("setup: {0}")]
+    Setup(String),
+}
+
+impl Error {
+    /// Whether starting again later may succeed (a service was unreachable).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Kafka(_) => true,
+            Error::SearchSetup(e) => e.is_retryable(),
+            Error::Connector(_) | Error::Setup(_) => false,
+        }
+    }
+}
+
+/// Result of the pipelines library.
+pub type Result<T> = std::result::Result<T, Error>;

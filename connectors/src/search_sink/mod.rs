@@ -1,0 +1,137 @@
+//! The Elasticsearch sink: versioned bulk writes whose response is read item by item.
+//!
+//! Layered like every connector (`STYLE.md` §6):
+//! - [`request`]: pure. Turns [`Document`]s into NDJSON bulk bodies bounded by count and
+//!   bytes, and reads a bulk response back into one [`crate::Outcome`] per document.
+//! - [`retry`]: pure. The policy: which item status is done, already applied, worth
+//!   retrying, or permanent.
+//! - [`service`]: the I/O. Sends one bulk body and turns the answer (or the transport
+//!   error) into outcomes.
+//! - [`templates`]: index templates and the alias → index layout, put at start.
+//! - [`sink`]: [`SearchSink`], the sink the pipelines runtime drives.
+//!
+//! Idempotency comes from external versioning: every document is written with
+//! `version = aggregateVersion` and `version_type=external_gte`, so a duplicate is
+//! rewritten identically and an older version gets a 409, which counts as
+//! [`crate::Outcome::AlreadyApplied`]. Deletes are *soft*: a document `{"deleted": true}` at the
+//! delete's version, so a late, older update is refused with a 409 instead of resurrecting
+//! the entity. Searches must filter those out: [`live`] wraps a query to do so.
+//!
+//! Events that carry only part of an entity (a moderation, a membership change) become
+//! [`Action::Update`]s: a painless script guarded by the stored `aggregateVersion`, so an
+//! older or repeated partial event is a no-op. An update bumps the internal `_version` by
+//! one, which equals the event's version when versions are contiguous, so later external
+//! writes and 409s for older ones keep working.
+//!
+//! Only APIs common to OpenSearch 2.x and Elasticsearch 8 are used (`_bulk`,
+//! `_index_template`, index creation with aliases).
+
+pub mod request;
+pub mod retry;
+pub mod service;
+pub mod sink;
+pub mod templates;
+
+pub use request::BulkLimits;
+pub use service::BulkService;
+pub use sink::SearchSink;
+pub use templates::IndexSpec;
+
+use serde_json::{Value, json};
+
+/// The field that marks a soft-deleted document.
+pub const DELETED_FIELD: &str = "deleted";
+/// The field holding the entity's version in every document.
+pub const VERSION_FIELD: &str = "aggregateVersion";
+
+/// One versioned write of document `id` in `index` (an alias) at `version`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// The index or write alias.
+    pub index: String,
+    /// The document id (the entity id).
+    pub id: String,
+    /// The entity version (the event's `aggregateVersion`).
+    pub version: i64,
+    /// What to write.
+    pub action: Action,
+}
+
+/// The kind of write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// The whole document, written with `version_type=external_gte`.
+    Index(Value),
+    /// A partial change: `script` (painless) runs with `params` plus `params.version`, only
+    /// when the stored `aggregateVersion` is older; it upserts an empty document first.
+    Update {
+        /// The painless statements applying the change to `ctx._source`.
+        script: String,
+        /// Its parameters.
+        params: Value,
+    },
+}
+
+impl Document {
+    /// A whole-document write.
+    pub fn index(
+        index: impl Into<String>,
+        id: impl Into<String>,
+        version: i64,
+        source: Value,
+    ) -> Self {
+        Document {
+            index: index.into(),
+            id: id.into(),
+            version,
+            action: Action::Index(source),
+        }
+    }
+
+    /// The soft-delete tombstone of `id` at `version`: a late older write gets a 409.
+    pub fn soft_delete(index: impl Into<String>, id: impl Into<String>, version: i64) -> Self {
+        let id = id.into();
+        let source = json!({ "id": id, DELETED_FIELD: true, VERSION_FIELD: version });
+        Document::index(index, id, version, source)
+    }
+
+    /// A partial change merging `fields` into the stored document.
+    pub fn merge(
+        index: impl Into<String>,
+        id: impl Into<String>,
+        version: i64,
+        fields: Value,
+    ) -> Self {
+        Document {
+            index: index.into(),
+            id: id.into(),
+            version,
+            action: Action::Update {
+                script: "ctx._source.putAll(params.fields)".into(),
+                params: json!({ "fields": fields }),
+            },
+        }
+    }
+}
+
+/// Wraps `query` so that soft-deleted documents never match.
+pub fn live(query: Value) -> Value {
+    json!({ "bool": { "must": [query], "must_not": [{ "term": { DELETED_FIELD: true } }] } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tombstones_carry_their_version_and_live_queries_exclude_them() {
+        let doc = Document::soft_delete("a", "x", 7);
+        let Action::Index(source) = doc.action else {
+            panic!()
+        };
+        assert_eq!(source["deleted"], json!(true));
+        assert_eq!(source["aggregateVersion"], json!(7));
+        let q = live(json!({"match_all": {}}));
+        assert_eq!(q["bool"]["must_not"][0]["term"]["deleted"], json!(true));
+    }
+}

@@ -1,0 +1,274 @@
+//! Pure bulk request building and response reading (no I/O).
+
+use std::ops::Range;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Action, Document, VERSION_FIELD, retry};
+use crate::Outcome;
+
+/// Bounds of one bulk request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkLimits {
+    /// Most documents per request.
+    pub max_docs: usize,
+    /// Most body bytes per request (a single larger document still goes alone).
+    pub max_bytes: usize,
+}
+
+impl Default for BulkLimits {
+    fn default() -> Self {
+        BulkLimits {
+            max_docs: 1000,
+            max_bytes: 5 * 1024 * 1024,
+        }
+    }
+}
+
+/// One NDJSON bulk body and the documents (by position in the input) it carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BulkRequest {
+    /// The `application/x-ndjson` body.
+    pub body: Vec<u8>,
+    /// Which input documents it holds, in order.
+    pub docs: Range<usize>,
+}
+
+/// Appends the action and source lines of `doc` to `out`.
+pub fn encode(doc: &Document, out: &mut Vec<u8>) {
+    let write = |out: &mut Vec<u8>, value: &Value| {
+        serde_json::to_writer(&mut *out, value).expect("JSON to a Vec never fails");
+        out.push(b'\n');
+    };
+    match &doc.action {
+        Action::Index(source) => {
+            let action = serde_json::json!({ "index": {
+                "_index": doc.index,
+                "_id": doc.id,
+                "version": doc.version,
+                "version_type": "external_gte",
+            }});
+            write(out, &action);
+            write(out, source);
+        }
+        Action::Update { script, params } => {
+            let mut params = params.clone();
+            params["version"] = doc.version.into();
+            let guarded = format!(
+                "if (ctx._source.{VERSION_FIELD} != null && ctx._source.{VERSION_FIELD} >= params.version) \
+                 {{ ctx.op = 'none' }} else {{ {script}; ctx._source.{VERSION_FIELD} = params.version; \
+                 ctx._source.id = '{}' }}",
+                doc.id.replace('\\', "\\\\").replace('\'', "\\'")
+            );
+            let action = serde_json::json!({ "update": {
+                "_index": doc.index,
+                "_id": doc.id,
+                "retry_on_conflict": 3,
+            }});
+            let body = serde_json::json!({
+                "scripted_upsert": true,
+                "upsert": {},
+                "script": { "lang": "painless", "source": guarded, "params": params },
+            });
+            write(out, &action);
+            write(out, &body);
+        }
+    }
+}
+
+/// Splits `docs` into bulk bodies bounded by `limits`, keeping their order.
+pub fn build(docs: &[Document], limits: BulkLimits) -> Vec<BulkRequest> {
+    let mut requests = Vec::new();
+    let mut current = BulkRequest {
+        body: Vec::new(),
+        docs: 0..0,
+    };
+    let mut line = Vec::new();
+    for (i, doc) in docs.iter().enumerate() {
+        line.clear();
+        encode(doc, &mut line);
+        let full = current.docs.len() >= limits.max_docs
+            || (!current.docs.is_empty() && current.body.len() + line.len() > limits.max_bytes);
+        if full {
+            let next = BulkRequest {
+                body: Vec::new(),
+                docs: i..i,
+            };
+            requests.push(std::mem::replace(&mut current, next));
+        }
+        current.body.extend_from_slice(&line);
+        current.docs.end = i + 1;
+    }
+    if !current.docs.is_empty() {
+        requests.push(current);
+    }
+    requests
+}
+
+#[derive(Deserialize)]
+struct BulkResponse {
+    items: Vec<std::collections::HashMap<String, Item>>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    status: u16,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+/// Reads a bulk response into one outcome per document, in request order. A response that
+/// does not parse or has the wrong number of items makes every document retryable.
+pub fn read_response(body: &[u8], expected: usize) -> Vec<Outcome> {
+    let parsed: BulkResponse = match serde_json::from_slice(body) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            return vec![Outcome::Retry(format!("unreadable bulk response: {e}")); expected];
+        }
+    };
+    if parsed.items.len() != expected {
+        let reason = format!(
+            "bulk response has {} items for {expected} documents",
+            parsed.items.len()
+        );
+        return vec![Outcome::Retry(reason); expected];
+    }
+    parsed
+        .items
+        .into_iter()
+        .map(|item| match item.into_values().next() {
+            Some(item) => retry::item_outcome(item.status, item.error.as_ref()),
+            None => Outcome::Retry("empty bulk item".into()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc(id: &str, version: i64, size: usize) -> Document {
+        Document::index("anime", id, version, json!({ "title": "x".repeat(size) }))
+    }
+
+    #[test]
+    fn partial_changes_are_version_guarded_scripted_upserts() {
+        let mut out = Vec::new();
+        encode(
+            &Document::merge("c", "c1", 4, json!({"status": "HIDDEN"})),
+            &mut out,
+        );
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["update"]["_id"], json!("c1"));
+        assert_eq!(lines[1]["scripted_upsert"], json!(true));
+        assert_eq!(lines[1]["script"]["params"]["version"], json!(4));
+        assert_eq!(
+            lines[1]["script"]["params"]["fields"]["status"],
+            json!("HIDDEN")
+        );
+        let source = lines[1]["script"]["source"].as_str().unwrap();
+        assert!(source.contains("ctx.op = 'none'"), "{source}");
+    }
+
+    #[test]
+    fn encodes_external_gte_versions_as_ndjson() {
+        let mut out = Vec::new();
+        encode(&doc("a1", 3, 1), &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        let action: Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(
+            action,
+            json!({"index": {"_index": "anime", "_id": "a1", "version": 3, "version_type": "external_gte"}})
+        );
+        assert_eq!(lines[1], r#"{"title":"x"}"#);
+    }
+
+    #[test]
+    fn splits_by_count_and_bytes_in_order() {
+        let docs: Vec<_> = (0..5).map(|i| doc(&format!("d{i}"), 1, 10)).collect();
+        let by_count = build(
+            &docs,
+            BulkLimits {
+                max_docs: 2,
+                max_bytes: usize::MAX,
+            },
+        );
+        let ranges: Vec<_> = by_count.iter().map(|r| r.docs.clone()).collect();
+        assert_eq!(ranges, vec![0..2, 2..4, 4..5]);
+
+        let one = {
+            let mut out = Vec::new();
+            encode(&docs[0], &mut out);
+            out.len()
+        };
+        let by_bytes = build(
+            &docs,
+            BulkLimits {
+                max_docs: 100,
+                max_bytes: one * 3,
+            },
+        );
+        let ranges: Vec<_> = by_bytes.iter().map(|r| r.docs.clone()).collect();
+        assert_eq!(ranges, vec![0..3, 3..5]);
+        assert!(by_bytes.iter().all(|r| r.body.len() <= one * 3));
+
+        let huge = vec![doc("big", 1, 1000)];
+        let alone = build(
+            &huge,
+            BulkLimits {
+                max_docs: 10,
+                max_bytes: 10,
+            },
+        );
+        assert_eq!(alone.len(), 1, "an oversized document still goes, alone");
+        assert!(build(&[], BulkLimits::default()).is_empty());
+    }
+
+    /// A bulk response captured from OpenSearch 2.19 with mixed item results: created,
+    /// version conflict, mapping error, rejected (429) and a shard failure (503).
+    const CAPTURED: &str = r#"{"took":12,"errors":true,"items":[
+      {"index":{"_index":"anineplus-anime-v1","_id":"a1","_version":3,"result":"created","_shards":{"total":1,"successful":1,"failed":0},"_seq_no":0,"_primary_term":1,"status":201}},
+      {"index":{"_index":"anineplus-anime-v1","_id":"a2","status":409,"error":{"type":"version_conflict_engine_exception","reason":"[a2]: version conflict, current version [5] is higher than the one provided [3]","index":"anineplus-anime-v1","shard":"0","index_uuid":"x"}}},
+      {"index":{"_index":"anineplus-anime-v1","_id":"a3","status":400,"error":{"type":"mapper_parsing_exception","reason":"failed to parse field [releaseYear] of type [short] in document with id 'a3'. Preview of field's value: '70000'","caused_by":{"type":"illegal_argument_exception","reason":"Value [70000] is out of range for a short"}}}},
+      {"index":{"_index":"anineplus-anime-v1","_id":"a4","status":429,"error":{"type":"es_rejected_execution_exception","reason":"rejected execution of coordinating operation"}}},
+      {"index":{"_index":"anineplus-anime-v1","_id":"a5","status":503,"error":{"type":"unavailable_shards_exception","reason":"primary shard is not active"}}},
+      {"index":{"_index":"anineplus-anime-v1","_id":"a1","_version":3,"result":"updated","status":200}}
+    ]}"#;
+
+    #[test]
+    fn reads_a_captured_response_item_by_item() {
+        let outcomes = read_response(CAPTURED.as_bytes(), 6);
+        assert_eq!(outcomes[0], Outcome::Done);
+        assert_eq!(outcomes[1], Outcome::AlreadyApplied);
+        match &outcomes[2] {
+            Outcome::Permanent(reason) => {
+                assert!(reason.contains("mapper_parsing_exception"), "{reason}");
+                assert!(reason.contains("out of range for a short"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(outcomes[3].is_retryable());
+        assert!(outcomes[4].is_retryable());
+        assert_eq!(outcomes[5], Outcome::Done);
+    }
+
+    #[test]
+    fn a_short_or_garbled_response_retries_everything() {
+        assert!(
+            read_response(CAPTURED.as_bytes(), 7)
+                .iter()
+                .all(Outcome::is_retryable)
+        );
+        let garbled = read_response(b"<html>bad gateway</html>", 2);
+        assert_eq!(garbled.len(), 2);
+        assert!(garbled.iter().all(Outcome::is_retryable));
+    }
+}

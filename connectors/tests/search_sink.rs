@@ -1,0 +1,191 @@
+//! The search sink against the real engine (OpenSearch here, Elasticsearch 8 in
+//! docker-compose): versioned writes, 409 as already applied, mapping errors as permanent
+//! with the engine's reason, soft deletes that late writes cannot undo, guarded partial
+//! updates, and the alias layout from the index template.
+
+use std::time::Duration;
+
+use anineplus_connectors::Outcome;
+use anineplus_connectors::search_sink::{
+    Action, BulkLimits, BulkService, Document, IndexSpec, SearchSink, live,
+};
+use anineplus_testkit::{Stack, unique};
+use elasticsearch::Elasticsearch;
+use serde_json::{Value, json};
+
+async fn setup() -> (Elasticsearch, SearchSink, String) {
+    let stack = Stack::from_env();
+    let (client, _) = stack.search().await.unwrap_or_else(|e| panic!("{e}"));
+    let alias = unique("sink");
+    let spec = IndexSpec {
+        alias: alias.clone(),
+        mappings: json!({ "dynamic": false, "properties": {
+            "title": { "type": "text" },
+            "year": { "type": "short" },
+            "deleted": { "type": "boolean" },
+            "aggregateVersion": { "type": "long" },
+        }}),
+    };
+    spec.ensure(&client).await.unwrap();
+    spec.ensure(&client).await.expect("idempotent");
+    let sink = SearchSink::new(
+        BulkService::new(
+            anineplus_connectors::search::client(&stack.search_url, Duration::from_secs(10))
+                .unwrap(),
+        ),
+        BulkLimits {
+            max_docs: 2,
+            max_bytes: 1 << 20,
+        },
+    );
+    (client, sink, alias)
+}
+
+async fn get(client: &Elasticsearch, alias: &str, id: &str) -> (i64, Value) {
+    let body: Value = client
+        .get(elasticsearch::GetParts::IndexId(alias, id))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        body["_version"].as_i64().unwrap_or(-1),
+        body["_source"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn versions_conflicts_mapping_errors_and_soft_deletes_read_item_by_item() {
+    let (client, sink, alias) = setup().await;
+    let doc = |id: &str, v: i64, title: &str| {
+        Document::index(
+            &alias,
+            id,
+            v,
+            json!({"title": title, "aggregateVersion": v}),
+        )
+    };
+    let outcomes = sink
+        .write(&[
+            doc("a", 3, "Frieren"),
+            doc("a", 2, "stale"),
+            doc("a", 3, "Frieren"),
+            Document::index(&alias, "bad", 1, json!({"title": "x", "year": 70000})),
+            doc("gone", 1, "Bebop"),
+        ])
+        .await;
+    assert_eq!(outcomes[0], Outcome::Done);
+    assert_eq!(outcomes[1], Outcome::AlreadyApplied, "older version: 409");
+    assert_eq!(
+        outcomes[2],
+        Outcome::Done,
+        "same version again: rewritten identically"
+    );
+    match &outcomes[3] {
+        Outcome::Permanent(reason) => {
+            assert!(reason.contains("mapper_parsing_exception"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(outcomes[4], Outcome::Done);
+
+    // A delete, then a late older update: it stays deleted.
+    let outcomes = sink
+        .write(&[
+            Document::soft_delete(&alias, "gone", 3),
+            doc("gone", 2, "Bebop (late)"),
+        ])
+        .await;
+    assert_eq!(outcomes, vec![Outcome::Done, Outcome::AlreadyApplied]);
+    let (version, source) = get(&client, &alias, "gone").await;
+    assert_eq!((version, source["deleted"].clone()), (3, json!(true)));
+
+    // Guarded partial updates: applied once, older or repeated ones are no-ops.
+    let merge = |v: i64, title: &str| Document::merge(&alias, "a", v, json!({"subtitle": title}));
+    let outcomes = sink
+        .write(&[merge(4, "new"), merge(4, "new"), merge(2, "old")])
+        .await;
+    assert!(outcomes.iter().all(Outcome::is_success), "{outcomes:?}");
+    let (version, source) = get(&client, &alias, "a").await;
+    assert_eq!(version, 4, "an update after v3 bumps _version to 4");
+    assert_eq!(source["subtitle"], json!("new"));
+    assert_eq!(source["title"], json!("Frieren"), "merge keeps the rest");
+    assert_eq!(source["aggregateVersion"], json!(4));
+    // ... and external versions keep working after it.
+    assert_eq!(
+        sink.write(&[doc("a", 3, "older")]).await,
+        vec![Outcome::AlreadyApplied]
+    );
+    assert_eq!(
+        sink.write(&[doc("a", 5, "newer")]).await,
+        vec![Outcome::Done]
+    );
+
+    // Searches through the alias skip tombstones.
+    client
+        .indices()
+        .refresh(elasticsearch::indices::IndicesRefreshParts::Index(&[
+            &alias,
+        ]))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = client
+        .search(elasticsearch::SearchParts::Index(&[&alias]))
+        .body(json!({"query": live(json!({"match_all": {}}))}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<_> = body["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, vec!["a".to_owned()], "{body}");
+    assert!(matches!(
+        Document::soft_delete(&alias, "x", 1).action,
+        Action::Index(_)
+    ));
+
+    client
+        .indices()
+        .delete(elasticsearch::indices::IndicesDeleteParts::Index(&[
+            &format!("{alias}-v1"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    client
+        .indices()
+        .delete_index_template(
+            elasticsearch::indices::IndicesDeleteIndexTemplateParts::Name(&alias),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_engine_makes_every_document_retryable() {
+    let sink = SearchSink::new(
+        BulkService::new(
+            anineplus_connectors::search::client("http://127.0.0.1:1", Duration::from_secs(2))
+                .unwrap(),
+        ),
+        BulkLimits::default(),
+    );
+    let outcomes = sink
+        .write(&[
+            Document::index("x", "1", 1, json!({})),
+            Document::soft_delete("x", "2", 1),
+        ])
+        .await;
+    assert_eq!(outcomes.len(), 2);
+    assert!(outcomes.iter().all(Outcome::is_unavailable), "{outcomes:?}");
+}

@@ -1,0 +1,195 @@
+//! The runtime with a scripted sink on the real broker: retryable failures go through a
+//! retry topic (honouring its delay) and land; failures that never pass reach the
+//! dead-letter topic as retryable with their attempts; a sink that is down pauses the
+//! pipeline without dead-lettering anything; order per key holds.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anineplus_pipelines::dead_letter::{RetryPolicy, header as h};
+use anineplus_pipelines::sink::{Outcome, Sink};
+use anineplus_pipelines::{Pipeline, PipelineConfig, Stream};
+use anineplus_schemas::Topic;
+use anineplus_schemas::events::{AnimeData, Envelope, samples};
+use common::{Harness, header};
+use tokio_util::sync::CancellationToken;
+
+/// Fails each key as scripted, records what it wrote and when.
+#[derive(Clone, Default)]
+struct ScriptedSink {
+    /// key → how many more writes fail retryably (u32::MAX: always).
+    fail: Arc<Mutex<HashMap<String, u32>>>,
+    /// The sink is down until this instant.
+    down_until: Arc<Mutex<Option<Instant>>>,
+    written: Arc<Mutex<Vec<(String, i64, Instant)>>>,
+    calls: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl Sink for ScriptedSink {
+    type Item = (String, i64);
+
+    async fn write(&self, items: &[(String, i64)]) -> Vec<Outcome> {
+        if self
+            .down_until
+            .lock()
+            .unwrap()
+            .is_some_and(|t| Instant::now() < t)
+        {
+            return vec![Outcome::Unavailable("connection refused".into()); items.len()];
+        }
+        items
+            .iter()
+            .map(|(key, version)| {
+                *self.calls.lock().unwrap().entry(key.clone()).or_default() += 1;
+                let mut fail = self.fail.lock().unwrap();
+                match fail.get_mut(key) {
+                    Some(n) if *n > 0 => {
+                        *n = n.saturating_sub(if *n == u32::MAX { 0 } else { 1 });
+                        Outcome::Retry("429 too many requests".into())
+                    }
+                    _ => {
+                        self.written
+                            .lock()
+                            .unwrap()
+                            .push((key.clone(), *version, Instant::now()));
+                        Outcome::Done
+                    }
+                }
+            })
+            .collect()
+    }
+}
+
+fn anime(id: &str, version: i64) -> Envelope<AnimeData> {
+    let mut e = samples::anime_updated(0);
+    e.aggregate_id = id.into();
+    e.aggregate_version = version;
+    e
+}
+
+fn start(t: &Harness, sink: ScriptedSink) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let mut config = PipelineConfig::new("scripted", &t.stack.kafka_brokers, &t.group);
+    config.topic_prefix = t.topic_prefix.clone();
+    config.retry = RetryPolicy {
+        in_place_attempts: 2,
+        in_place_min_delay: Duration::from_millis(20),
+        in_place_max_delay: Duration::from_millis(50),
+        delays: vec![Duration::from_secs(2)],
+    };
+    let topology = Stream::<Envelope<AnimeData>>::topic(t.topic(Topic::Anime))
+        .map(|e| (e.aggregate_id, e.aggregate_version))
+        .to(sink);
+    let pipeline = Pipeline::new(config, topology, t.codec.clone());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { pipeline.run(shutdown).await.unwrap() }
+    });
+    (shutdown, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retryable_failures_take_the_retry_topic_then_the_dlq_and_order_per_key_holds() {
+    let t = Harness::new().await;
+    let sink = ScriptedSink::default();
+    sink.fail.lock().unwrap().insert("flaky".into(), 3);
+    sink.fail.lock().unwrap().insert("never".into(), u32::MAX);
+    let (shutdown, task) = start(&t, sink.clone());
+
+    let sent = Instant::now();
+    t.send("flaky", &anime("flaky", 1)).await;
+    t.send("never", &anime("never", 1)).await;
+    for v in 1..=20 {
+        t.send("ordered", &anime("ordered", v)).await;
+    }
+
+    let letters = t.read(&format!("{}scripted.dlq", t.topic_prefix), 1).await;
+    let (key, _, hs) = &letters[0];
+    assert_eq!(key.as_deref(), Some(&b"never"[..]));
+    assert_eq!(header(hs, h::ERROR_CLASS), Some("retryable"));
+    assert_eq!(
+        header(hs, h::ATTEMPTS),
+        Some("6"),
+        "3 in place on the source, 3 on retry.1: {hs:?}"
+    );
+    assert_eq!(
+        header(hs, h::ORIGINAL_TOPIC),
+        Some(t.topic(Topic::Anime).as_str())
+    );
+    assert!(header(hs, h::ERROR_MESSAGE).unwrap().contains("429"));
+    let first: i64 = header(hs, h::FIRST_FAILURE).unwrap().parse().unwrap();
+    let last: i64 = header(hs, h::LAST_FAILURE).unwrap().parse().unwrap();
+    assert!(
+        last - first >= 2000,
+        "the retry topic's delay was honoured: {first}..{last}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let flaky_at = loop {
+        let found = sink
+            .written
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|w| w.0 == "flaky")
+            .map(|w| w.2);
+        if let Some(at) = found {
+            break at;
+        }
+        assert!(Instant::now() < deadline, "flaky never landed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        flaky_at - sent >= Duration::from_secs(2),
+        "waited for not-before"
+    );
+    assert_eq!(
+        sink.calls.lock().unwrap()["flaky"],
+        4,
+        "3 failures, then done on retry.1"
+    );
+
+    let ordered: Vec<i64> = sink
+        .written
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|w| w.0 == "ordered")
+        .map(|w| w.1)
+        .collect();
+    assert_eq!(ordered, (1..=20).collect::<Vec<_>>());
+
+    t.wait_committed(&t.topic(Topic::Anime)).await;
+    shutdown.cancel();
+    task.await.unwrap();
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sink_that_is_down_pauses_the_pipeline_and_nothing_is_dead_lettered() {
+    let t = Harness::new().await;
+    let sink = ScriptedSink::default();
+    *sink.down_until.lock().unwrap() = Some(Instant::now() + Duration::from_secs(4));
+    let (shutdown, task) = start(&t, sink.clone());
+    for i in 0..30 {
+        t.send(&format!("k{i}"), &anime(&format!("k{i}"), 1)).await;
+    }
+    // While it is down nothing is committed.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        t.committed(&t.topic(Topic::Anime)).0,
+        0,
+        "nothing stored while the sink is down"
+    );
+    assert_eq!(t.wait_committed(&t.topic(Topic::Anime)).await, 30);
+    assert_eq!(sink.written.lock().unwrap().len(), 30);
+    shutdown.cancel();
+    task.await.unwrap();
+    // The DLQ stayed empty.
+    let (committed, end) = t.committed(&format!("{}scripted.dlq", t.topic_prefix));
+    assert_eq!((committed, end), (0, 0));
+    t.cleanup().await;
+}
