@@ -1,0 +1,258 @@
+//! The API's write path against PostgreSQL's own speed, side by side in one run.
+//!
+//! - `api_vs_pgbench_ratio`: `postComment` mutations per second through the API binary
+//!   (HTTP, JWT, rate limiter, validation, one transaction with the comment row and its
+//!   outbox row) at a fixed concurrency, divided by `pgbench` running the same two inserts
+//!   per transaction at the same concurrency. Goal ≥ 0.6. Every response is checked.
+//! - `api_post_comment_per_s`, `pgbench_comment_tps`, `api_post_comment_p50_ms`,
+//!   `api_post_comment_p99_ms`.
+//! - `api_relay_vs_mutation_rate_ratio`: outbox rows published per second (from the first
+//!   mutation until the outbox is empty) divided by the mutation rate. Goal ≥ 1 (the relay
+//!   keeps up).
+//! - `api_peak_rss_mb`: peak resident memory (VmHWM) of the API process.
+//!
+//! `BENCH_SECS` (default 10) and `BENCH_CONCURRENCY` (default 16) change the run.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anineplus_testkit::{Stack, bench, unique};
+use serde_json::{Value, json};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (server, _) = url.rsplit_once('/').expect("a database URL");
+    format!("{server}/{name}")
+}
+
+async fn gql(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    query: &str,
+    vars: Value,
+) -> Value {
+    let mut request = http
+        .post(format!("{url}/graphql"))
+        .json(&json!({"query": query, "variables": vars}));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let body: Value = request
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        body.get("errors").is_none(),
+        "error in benchmark response: {body}"
+    );
+    body["data"].clone()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let secs = env_or("BENCH_SECS", 10);
+    let concurrency = env_or("BENCH_CONCURRENCY", 16) as usize;
+    let stack = Stack::from_env();
+    let admin_pool = stack.postgres().await?;
+    let db = unique("api_bench").replace('-', "_");
+    sqlx::query(&format!("CREATE DATABASE \"{db}\""))
+        .execute(&admin_pool)
+        .await?;
+    let db_url = with_database(&stack.database_url, &db);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut api = Command::new(env!("CARGO_BIN_EXE_anineplus-api"))
+        .env("RUST_LOG", "warn")
+        .args([
+            "--env",
+            "dev",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &db_url,
+            "--database-max-connections",
+            &(concurrency + 4).to_string(),
+            "--kafka-brokers",
+            &stack.kafka_brokers,
+            "--schema-registry-url",
+            &stack.registry_url,
+            "--redis-url",
+            &stack.redis_url,
+            "--kafka-topic-prefix",
+            &format!("{}.", unique("apibench")),
+            "--redis-key-prefix",
+            &format!("{}:", unique("apibench")),
+            "--rate-limit-requests",
+            "1000000000",
+        ])
+        .stdout(Stdio::null())
+        .spawn()?;
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let mut live = false;
+    for _ in 0..300 {
+        if http
+            .get(format!("{url}/health/live"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            live = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::ensure!(live, "the API did not start");
+
+    let data = gql(&http, &url, None,
+        "mutation { signUp(input: {email: \"admin@anineplus.local\", name: \"Bench\", password: \"correct horse battery\"}) { token user { id } } }",
+        json!({})).await;
+    let token = Arc::new(data["signUp"]["token"].as_str().unwrap().to_owned());
+    let author = data["signUp"]["user"]["id"].as_str().unwrap().to_owned();
+    let data = gql(
+        &http,
+        &url,
+        Some(&token),
+        "mutation { createAnime(input: {title: \"Bench\", status: AIRING}) { id } }",
+        json!({}),
+    )
+    .await;
+    let anime = data["createAnime"]["id"].as_str().unwrap().to_owned();
+
+    // Arm 1: the API.
+    let pool = sqlx::PgPool::connect(&db_url).await?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs);
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (http, url, token, anime) = (http.clone(), url.clone(), token.clone(), anime.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    gql(&http, &url, Some(&token),
+                        "mutation($a: ID!) { postComment(input: {animeId: $a, body: \"benchmark comment\"}) { id } }",
+                        json!({"a": anime})).await;
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for w in workers {
+        latencies.extend(w.await?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let api_rate = latencies.len() as f64 / elapsed;
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)].as_secs_f64()
+            * 1000.0
+    };
+    let (p50, p99) = (pct(0.50), pct(0.99));
+
+    // The relay: until the outbox is empty.
+    loop {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&pool)
+                .await?;
+        if pending == 0 {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(secs * 10 + 60),
+            "relay did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let published: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE aggregate_id <> $1")
+        .bind(&author)
+        .fetch_one(&pool)
+        .await?;
+    let relay_rate = published as f64 / started.elapsed().as_secs_f64();
+    let rss_mb = std::fs::read_to_string(format!("/proc/{}/status", api.id()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN);
+    api.kill()?;
+    api.wait()?;
+
+    // Arm 2: pgbench, the same two inserts per transaction, same concurrency.
+    let script = std::env::temp_dir().join(format!("{}.sql", unique("api-pgbench")));
+    std::fs::write(
+        &script,
+        "BEGIN;\n\
+         INSERT INTO comments (id, anime_id, author_id, body, status) VALUES (gen_random_uuid(), :anime::uuid, :author::uuid, 'benchmark comment', 'VISIBLE');\n\
+         WITH appended AS (INSERT INTO outbox (topic, aggregate_id, aggregate_version, event_type, correlation_id, payload) VALUES ('comment', gen_random_uuid()::text, 1, 'comment.created', 'bench', '{\"eventType\": \"comment.created\", \"body\": \"benchmark comment\"}'::jsonb) RETURNING id) SELECT pg_notify('anineplus_outbox', '') FROM appended;\n\
+         COMMIT;\n",
+    )?;
+    let output = Command::new("pgbench")
+        .args([
+            "-n",
+            "-c",
+            &concurrency.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &secs.to_string(),
+        ])
+        .args([
+            "-D",
+            &format!("anime='{anime}'"),
+            "-D",
+            &format!("author='{author}'"),
+        ])
+        .arg("-f")
+        .arg(&script)
+        .arg(&db_url)
+        .output()?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    anyhow::ensure!(
+        output.status.success(),
+        "pgbench failed: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let pg_rate: f64 = text
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {text}"))?;
+    let _ = std::fs::remove_file(&script);
+    pool.close().await;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+        .execute(&admin_pool)
+        .await?;
+
+    bench::record(&[
+        ("api_vs_pgbench_ratio", api_rate / pg_rate),
+        ("api_post_comment_per_s", api_rate),
+        ("pgbench_comment_tps", pg_rate),
+        ("api_post_comment_p50_ms", p50),
+        ("api_post_comment_p99_ms", p99),
+        ("api_relay_vs_mutation_rate_ratio", relay_rate / api_rate),
+        ("api_peak_rss_mb", rss_mb),
+    ])?;
+    Ok(())
+}

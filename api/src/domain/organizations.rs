@@ -1,0 +1,200 @@
+//! Organizations and their members. The creator is the OWNER; owners and admins manage
+//! members. Membership changes are events of the organization aggregate, so the
+//! organization row's version is incremented (and the row locked) by each of them.
+
+use anineplus_schemas::events::{self as ev, OrganizationData};
+use uuid::Uuid;
+
+use super::{Caller, Domain, Member, MemberRole, Organization, Role, validate};
+use crate::outbox;
+use crate::{Error, Result};
+
+const ORG_COLUMNS: &str = "id, name, slug, owner_id, version";
+
+impl Domain {
+    /// Creates an organization owned by the caller.
+    pub async fn create_organization(
+        &self,
+        caller: &Caller,
+        name: &str,
+        slug: &str,
+    ) -> Result<Organization> {
+        let (me, _) = caller.viewer.require()?;
+        let name = validate::text("name", name, 100)?;
+        let slug = validate::slug(slug)?;
+        let mut tx = self.pool.begin().await?;
+        let org: Organization = sqlx::query_as(&format!(
+            "INSERT INTO organizations (id, name, slug, owner_id) VALUES ($1, $2, $3, $4) RETURNING {ORG_COLUMNS}"
+        ))
+        .bind(Uuid::now_v7())
+        .bind(&name)
+        .bind(&slug)
+        .bind(me)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| Error::conflict_on_unique(e, "slug: already taken"))?;
+        sqlx::query("INSERT INTO organization_members (organization_id, user_id, member_role) VALUES ($1, $2, 'OWNER')")
+            .bind(org.id)
+            .bind(me)
+            .execute(&mut *tx)
+            .await?;
+        outbox::append(
+            &mut tx,
+            org.id,
+            org.version,
+            &caller.correlation_id,
+            OrganizationData::OrganizationCreated(ev::OrganizationCreated {
+                organization_id: org.id.to_string(),
+                name: org.name.clone(),
+                slug: org.slug.clone(),
+                owner_id: me.to_string(),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(org)
+    }
+
+    /// Locks the organization for a membership change by its owner or an admin, bumping
+    /// its version; returns the new version.
+    async fn lock_for_members(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        caller: &Caller,
+        org: Uuid,
+    ) -> Result<i64> {
+        let (me, role) = caller.viewer.require()?;
+        let owner: Uuid =
+            sqlx::query_scalar("SELECT owner_id FROM organizations WHERE id = $1 FOR UPDATE")
+                .bind(org)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(Error::NotFound("organization"))?;
+        if owner != me && role != Role::Admin {
+            return Err(Error::Forbidden(
+                "only the organization's owner manages its members",
+            ));
+        }
+        Ok(sqlx::query_scalar(
+            "UPDATE organizations SET version = version + 1, updated_at = now() WHERE id = $1 RETURNING version",
+        )
+        .bind(org)
+        .fetch_one(&mut *tx)
+        .await?)
+    }
+
+    /// Adds a member (owner or admin).
+    pub async fn add_member(
+        &self,
+        caller: &Caller,
+        org: Uuid,
+        user: Uuid,
+        member_role: MemberRole,
+    ) -> Result<Organization> {
+        let mut tx = self.pool.begin().await?;
+        let version = self.lock_for_members(&mut tx, caller, org).await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
+            .bind(user)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !exists {
+            return Err(Error::NotFound("user"));
+        }
+        sqlx::query("INSERT INTO organization_members (organization_id, user_id, member_role) VALUES ($1, $2, $3)")
+            .bind(org)
+            .bind(user)
+            .bind(member_role.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| Error::conflict_on_unique(e, "userId: already a member"))?;
+        outbox::append(
+            &mut tx,
+            org,
+            version,
+            &caller.correlation_id,
+            OrganizationData::OrganizationMemberAdded(ev::OrganizationMember {
+                organization_id: org.to_string(),
+                user_id: user.to_string(),
+                member_role: member_role.as_str().to_owned(),
+            }),
+        )
+        .await?;
+        let organization = self.organization_in(&mut tx, org).await?;
+        tx.commit().await?;
+        Ok(organization)
+    }
+
+    /// Removes a member (owner or admin); the owner cannot be removed.
+    pub async fn remove_member(
+        &self,
+        caller: &Caller,
+        org: Uuid,
+        user: Uuid,
+    ) -> Result<Organization> {
+        let mut tx = self.pool.begin().await?;
+        let version = self.lock_for_members(&mut tx, caller, org).await?;
+        let role: Option<String> = sqlx::query_scalar(
+            "DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2 RETURNING member_role",
+        )
+        .bind(org)
+        .bind(user)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match role.as_deref() {
+            None => return Err(Error::NotFound("member")),
+            Some("OWNER") => {
+                return Err(Error::Conflict(
+                    "userId: the owner cannot be removed".into(),
+                ));
+            }
+            Some(_) => {}
+        }
+        outbox::append(
+            &mut tx,
+            org,
+            version,
+            &caller.correlation_id,
+            OrganizationData::OrganizationMemberRemoved(ev::OrganizationMemberRemoved {
+                organization_id: org.to_string(),
+                user_id: user.to_string(),
+            }),
+        )
+        .await?;
+        let organization = self.organization_in(&mut tx, org).await?;
+        tx.commit().await?;
+        Ok(organization)
+    }
+
+    async fn organization_in(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        org: Uuid,
+    ) -> Result<Organization> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1"
+        ))
+        .bind(org)
+        .fetch_one(&mut *tx)
+        .await?)
+    }
+
+    /// An organization by id.
+    pub async fn organization(&self, org: Uuid) -> Result<Option<Organization>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1"
+        ))
+        .bind(org)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The members of an organization.
+    pub async fn members(&self, org: Uuid) -> Result<Vec<Member>> {
+        Ok(sqlx::query_as(
+            "SELECT user_id, member_role FROM organization_members WHERE organization_id = $1 ORDER BY created_at LIMIT 1000",
+        )
+        .bind(org)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

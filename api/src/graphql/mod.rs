@@ -1,0 +1,58 @@
+//! The GraphQL schema: [`query`] and [`mutation`] roots, the object types of [`types`],
+//! the inputs of [`inputs`], Relay-style pages in [`page`], and the document checks
+//! async-graphql does not have built in ([`limits`]). Resolvers stay thin: they parse ids,
+//! call the [`crate::domain::Domain`] and wrap its rows.
+//!
+//! It is an Apollo Federation v2 subgraph: `User`, `Anime` and `Episode` are entities
+//! keyed by `id` (`_service { sdl }`, `_entities`).
+
+pub mod inputs;
+pub mod limits;
+pub mod mutation;
+pub mod page;
+pub mod query;
+pub mod types;
+
+use async_graphql::{Context, EmptySubscription, Schema};
+
+use crate::domain::{Caller, Domain};
+
+/// The API's schema type.
+pub type ApiSchema = Schema<query::QueryRoot, mutation::MutationRoot, EmptySubscription>;
+
+/// Limits and switches of the schema.
+#[derive(Debug, Clone, Copy)]
+pub struct SchemaOptions {
+    /// Deepest query.
+    pub max_depth: usize,
+    /// Highest complexity.
+    pub max_complexity: usize,
+    /// Introspection and field suggestions (dev only).
+    pub introspection: bool,
+}
+
+/// Builds the schema over `domain`.
+pub fn build(domain: Domain, options: SchemaOptions) -> ApiSchema {
+    let mut builder = Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
+        .data(domain)
+        .enable_federation()
+        .limit_depth(options.max_depth)
+        .limit_complexity(options.max_complexity);
+    if !options.introspection {
+        builder = builder.disable_introspection().disable_suggestions();
+    }
+    builder.finish()
+}
+
+/// The domain and the caller of a resolver.
+pub(crate) fn parts<'a>(ctx: &Context<'a>) -> (&'a Domain, &'a Caller) {
+    (
+        ctx.data_unchecked::<Domain>(),
+        ctx.data_unchecked::<Caller>(),
+    )
+}
+
+/// The SDL of the schema (for docs and clients).
+pub fn sdl(schema: &ApiSchema) -> String {
+    schema.sdl()
+}

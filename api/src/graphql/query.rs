@@ -1,0 +1,182 @@
+//! The query root.
+
+use async_graphql::{Context, ErrorExtensions, ID, Object, Result, ResultExt};
+
+use super::inputs::AnimeFilterInput;
+use super::page::{AnimeConnection, CommentConnection, start_after};
+use super::parts;
+use super::types::{AnimeNode, EpisodeNode, OrganizationNode, UserNode};
+use crate::Error;
+use crate::domain::{AnimeFilter, CommentTarget};
+
+/// Reads.
+#[derive(Debug, Default)]
+pub struct QueryRoot;
+
+/// An id that is not a UUID names nothing: lookups answer null.
+fn lookup(id: &ID) -> Option<uuid::Uuid> {
+    uuid::Uuid::parse_str(id).ok()
+}
+
+#[Object]
+impl QueryRoot {
+    /// The signed-in user.
+    async fn me(&self, ctx: &Context<'_>) -> Result<UserNode> {
+        let (domain, caller) = parts(ctx);
+        let (id, _) = caller.viewer.require().extend()?;
+        domain
+            .user(id)
+            .await
+            .extend()?
+            .map(UserNode::of)
+            .ok_or(Error::Unauthenticated)
+            .extend()
+    }
+
+    /// A user by id.
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<UserNode>> {
+        let (domain, _) = parts(ctx);
+        let Some(id) = lookup(&id) else {
+            return Ok(None);
+        };
+        Ok(domain.user(id).await.extend()?.map(UserNode::of))
+    }
+
+    /// An anime by id.
+    async fn anime(&self, ctx: &Context<'_>, id: ID) -> Result<Option<AnimeNode>> {
+        let (domain, _) = parts(ctx);
+        let Some(id) = lookup(&id) else {
+            return Ok(None);
+        };
+        Ok(domain.anime(id).await.extend()?.map(AnimeNode))
+    }
+
+    /// Anime, newest first, filtered and paginated.
+    #[graphql(complexity = "first.unwrap_or(20).max(1) as usize * child_complexity")]
+    async fn animes(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<AnimeFilterInput>,
+    ) -> Result<AnimeConnection> {
+        let (domain, _) = parts(ctx);
+        let limit = domain.page_size(first).extend()?;
+        let offset = start_after(after.as_deref()).extend()?;
+        let filter = filter.unwrap_or_default();
+        let filter = AnimeFilter {
+            status: filter.status,
+            genre: filter.genre,
+            release_year: filter.release_year,
+        };
+        Ok(domain.animes(&filter, offset, limit).await.extend()?.into())
+    }
+
+    /// Anime matching a text query (title, synopsis), best first.
+    #[graphql(complexity = "first.unwrap_or(20).max(1) as usize * child_complexity")]
+    async fn search_anime(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<AnimeConnection> {
+        let (domain, _) = parts(ctx);
+        let limit = domain.page_size(first).extend()?;
+        let offset = start_after(after.as_deref()).extend()?;
+        Ok(domain
+            .search_anime(&query, offset, limit)
+            .await
+            .extend()?
+            .into())
+    }
+
+    /// An episode by id.
+    async fn episode(&self, ctx: &Context<'_>, id: ID) -> Result<Option<EpisodeNode>> {
+        let (domain, _) = parts(ctx);
+        let Some(id) = lookup(&id) else {
+            return Ok(None);
+        };
+        Ok(domain.episode(id).await.extend()?.map(EpisodeNode))
+    }
+
+    /// The episodes of an anime, by number.
+    async fn episodes(&self, ctx: &Context<'_>, anime_id: ID) -> Result<Vec<EpisodeNode>> {
+        let (domain, _) = parts(ctx);
+        let Some(id) = lookup(&anime_id) else {
+            return Ok(Vec::new());
+        };
+        Ok(domain
+            .episodes_of(id)
+            .await
+            .extend()?
+            .into_iter()
+            .map(EpisodeNode)
+            .collect())
+    }
+
+    /// Comments on an anime (`animeId`) or on an episode (`episodeId`): exactly one of both.
+    #[graphql(complexity = "first.unwrap_or(20).max(1) as usize * child_complexity")]
+    async fn comments(
+        &self,
+        ctx: &Context<'_>,
+        anime_id: Option<ID>,
+        episode_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<CommentConnection> {
+        let (domain, caller) = parts(ctx);
+        let target = match (anime_id, episode_id) {
+            (Some(a), None) => {
+                CommentTarget::Anime(crate::domain::validate::id("anime", &a).extend()?)
+            }
+            (None, Some(e)) => {
+                CommentTarget::Episode(crate::domain::validate::id("episode", &e).extend()?)
+            }
+            _ => {
+                return Err(Error::bad_input(
+                    "comments: give exactly one of animeId and episodeId",
+                )
+                .extend());
+            }
+        };
+        let limit = domain.page_size(first).extend()?;
+        let offset = start_after(after.as_deref()).extend()?;
+        Ok(domain
+            .comments(caller, target, offset, limit)
+            .await
+            .extend()?
+            .into())
+    }
+
+    /// An organization by id.
+    async fn organization(&self, ctx: &Context<'_>, id: ID) -> Result<Option<OrganizationNode>> {
+        let (domain, _) = parts(ctx);
+        let Some(id) = lookup(&id) else {
+            return Ok(None);
+        };
+        Ok(domain
+            .organization(id)
+            .await
+            .extend()?
+            .map(OrganizationNode))
+    }
+
+    /// Federation: a user by key.
+    #[graphql(entity)]
+    async fn find_user_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<UserNode>> {
+        self.user(ctx, id).await
+    }
+
+    /// Federation: an anime by key.
+    #[graphql(entity)]
+    async fn find_anime_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<AnimeNode>> {
+        self.anime(ctx, id).await
+    }
+
+    /// Federation: an episode by key.
+    #[graphql(entity)]
+    async fn find_episode_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<EpisodeNode>> {
+        self.episode(ctx, id).await
+    }
+}

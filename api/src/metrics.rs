@@ -1,0 +1,105 @@
+//! Prometheus metrics of the process, served at `/metrics`.
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+/// The API's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// GraphQL operations by root field.
+    pub requests: IntCounterVec,
+    /// Latency of GraphQL operations by root field.
+    pub latency: HistogramVec,
+    /// GraphQL errors by code.
+    pub errors: IntCounterVec,
+    /// Unpublished outbox rows (refreshed at scrape).
+    pub outbox_backlog: IntGauge,
+    /// Age of the oldest unpublished outbox row, seconds (refreshed at scrape).
+    pub outbox_oldest_age: Gauge,
+    /// Records the relay published.
+    pub relay_published: IntCounter,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "api_graphql_requests_total",
+                "GraphQL operations by root field",
+            ),
+            &["operation"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "api_graphql_request_duration_seconds",
+                "GraphQL operation latency",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["operation"],
+        )
+        .expect("valid metric");
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "api_graphql_errors_total",
+                "GraphQL errors by extensions.code",
+            ),
+            &["code"],
+        )
+        .expect("valid metric");
+        let outbox_backlog =
+            IntGauge::new("api_outbox_backlog", "Unpublished outbox rows").expect("valid metric");
+        let outbox_oldest_age = Gauge::new(
+            "api_outbox_oldest_age_seconds",
+            "Age of the oldest unpublished outbox row",
+        )
+        .expect("valid metric");
+        let relay_published = IntCounter::new(
+            "api_outbox_relay_published_total",
+            "Outbox records published to Kafka",
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(errors.clone()),
+            Box::new(outbox_backlog.clone()),
+            Box::new(outbox_oldest_age.clone()),
+            Box::new(relay_published.clone()),
+        ] {
+            registry.register(c).expect("unique metric");
+        }
+        for code in crate::error::ErrorCode::ALL {
+            errors.with_label_values(&[code.as_str()]);
+        }
+        Self {
+            registry,
+            requests,
+            latency,
+            errors,
+            outbox_backlog,
+            outbox_oldest_age,
+            relay_published,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,308 @@
+//! The outbox relay: publishes unpublished outbox rows to Kafka, in id order, and marks
+//! them published.
+//!
+//! - **One publisher at a time.** Several API instances may run; each relay tries to take
+//!   a session advisory lock (`pg_try_advisory_lock`) on a connection of its own. Only the
+//!   holder publishes, so rows leave in id order and per-aggregate order holds (the domain
+//!   appends an aggregate's rows in commit order). The others retry at the poll interval and
+//!   take over when the holder's session ends.
+//! - **Low latency.** It waits on `LISTEN/NOTIFY` (the domain notifies in each write's
+//!   transaction), with a slow fallback poll.
+//! - **Never loses, never blocks writers.** A row is marked only after the idempotent
+//!   producer confirmed its delivery; Kafka being down only delays publication: the relay
+//!   retries with exponential backoff and catches up. A retried batch may re-send records
+//!   whose acknowledgement was lost: delivery is at least once, and consumers are idempotent
+//!   on `aggregateVersion`.
+//! - **Drains on shutdown** for at most the configured time.
+
+use std::time::{Duration, Instant};
+
+use anineplus_schemas::events::{
+    AnimeData, CommentData, EpisodeData, OrganizationData, SubscriptionData, UserData,
+};
+use anineplus_schemas::{Codec, Envelope, Topic, TopicValue};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
+
+use super::store::{self, OutboxEvent};
+use crate::metrics::Metrics;
+use crate::{Error, Result};
+
+/// Advisory lock key of the relay's leadership ("outbox" in ASCII).
+const LEADER_LOCK: i64 = 0x6f7574626f78;
+/// How often published rows are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Settings of the relay.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    /// Topic name prefix.
+    pub topic_prefix: String,
+    /// Rows per batch.
+    pub batch: i64,
+    /// Fallback poll interval (and leadership retry interval).
+    pub poll: Duration,
+    /// Retention of published rows, seconds.
+    pub retention_secs: u64,
+    /// Longest drain at shutdown.
+    pub drain: Duration,
+}
+
+/// Publishes the outbox to Kafka.
+#[derive(Clone)]
+pub struct OutboxRelay {
+    pool: PgPool,
+    producer: FutureProducer,
+    codec: Codec,
+    settings: RelaySettings,
+    metrics: Metrics,
+}
+
+impl OutboxRelay {
+    /// A relay over `pool`, publishing with `producer`.
+    pub fn new(
+        pool: PgPool,
+        producer: FutureProducer,
+        codec: Codec,
+        settings: RelaySettings,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            pool,
+            producer,
+            codec,
+            settings,
+            metrics,
+        }
+    }
+
+    /// Runs until `shutdown`, then drains and returns.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = self.backoff();
+        while !shutdown.is_cancelled() {
+            match self.lead(&shutdown).await {
+                Ok(()) => backoff = self.backoff(),
+                Err(e) => {
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+                    tracing::warn!(error = %e, ?delay, "outbox relay failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn backoff(&self) -> impl Iterator<Item = Duration> {
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(10))
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+
+    /// Takes the leadership when free and publishes while holding it; returns when
+    /// shutdown is requested or when the leadership could not be taken (after a pause).
+    async fn lead(&self, shutdown: &CancellationToken) -> Result<()> {
+        let mut lock = self.pool.acquire().await?;
+        let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(LEADER_LOCK)
+            .fetch_one(&mut *lock)
+            .await?;
+        if !leader {
+            drop(lock);
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(self.settings.poll) => {}
+            }
+            return Ok(());
+        }
+        tracing::info!("outbox relay is the leader");
+        let result = self.publish_while_leader(&mut lock, shutdown).await;
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(LEADER_LOCK)
+            .execute(&mut *lock)
+            .await;
+        result
+    }
+
+    async fn publish_while_leader(
+        &self,
+        lock: &mut sqlx::pool::PoolConnection<sqlx::Postgres>,
+        shutdown: &CancellationToken,
+    ) -> Result<()> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(super::CHANNEL).await?;
+        let mut backoff = self.backoff();
+        let mut last_prune = Instant::now();
+        loop {
+            // Shutdown interrupts a batch stuck on an unreachable broker: nothing of it was
+            // marked, so the drain (or the next leader) sends it again.
+            let published = tokio::select! {
+                result = self.publish_pending() => result,
+                _ = shutdown.cancelled() => Ok(false),
+            };
+            match published {
+                Ok(full) => {
+                    backoff = self.backoff();
+                    if full && !shutdown.is_cancelled() {
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+                    tracing::warn!(error = %e, ?delay, "outbox publish failed; will retry");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+            if shutdown.is_cancelled() {
+                self.drain().await;
+                return Ok(());
+            }
+            if last_prune.elapsed() >= PRUNE_EVERY {
+                last_prune = Instant::now();
+                match store::prune(&self.pool, self.settings.retention_secs).await {
+                    Ok(n) if n > 0 => tracing::debug!(rows = n, "pruned published outbox rows"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "outbox prune failed"),
+                }
+            }
+            // Still the leader? A dead lock session means another relay may lead now.
+            sqlx::query("SELECT 1").execute(&mut **lock).await?;
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                n = listener.recv() => { n?; }
+                _ = tokio::time::sleep(self.settings.poll) => {}
+            }
+        }
+    }
+
+    /// Publishes what is left, for at most the drain time.
+    async fn drain(&self) {
+        let deadline = Instant::now() + self.settings.drain;
+        while Instant::now() < deadline {
+            match tokio::time::timeout_at(deadline.into(), self.publish_pending()).await {
+                Ok(Ok(true)) => continue,
+                Ok(Ok(false)) => {
+                    tracing::info!("outbox relay drained");
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "outbox drain failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(_) => break,
+            }
+        }
+        tracing::warn!(
+            "outbox relay stopped before the outbox was empty; the next start publishes the rest"
+        );
+    }
+
+    /// Publishes one batch; returns whether the batch was full (more may wait).
+    pub async fn publish_pending(&self) -> Result<bool> {
+        let rows = store::pending(&self.pool, self.settings.batch).await?;
+        if rows.is_empty() {
+            return Ok(false);
+        }
+        let full = rows.len() as i64 == self.settings.batch;
+        let mut deliveries = Vec::with_capacity(rows.len());
+        let mut first_error = None;
+        for row in &rows {
+            match self.send(row).await {
+                Ok(delivery) => deliveries.push((row.id, delivery)),
+                Err(e) => {
+                    first_error = Some(e);
+                    break;
+                }
+            }
+        }
+        // Mark the prefix that Kafka confirmed; stop at the first failure so nothing
+        // after it is marked ahead of it.
+        let mut delivered = Vec::with_capacity(deliveries.len());
+        for (id, delivery) in deliveries {
+            match delivery.await {
+                Ok(Ok(_)) if first_error.is_none() => delivered.push(id),
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => {
+                    first_error.get_or_insert(Error::Kafka(e));
+                }
+                Err(_) => {
+                    first_error.get_or_insert(Error::Internal("delivery cancelled".into()));
+                }
+            }
+        }
+        if !delivered.is_empty() {
+            store::mark_published(&self.pool, &delivered).await?;
+            self.metrics.relay_published.inc_by(delivered.len() as u64);
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(full),
+        }
+    }
+
+    async fn send(&self, row: &OutboxEvent) -> Result<rdkafka::producer::DeliveryFuture> {
+        let topic = row.topic()?;
+        let value = self.encode(topic, &row.payload).await?;
+        let topic_name = format!("{}{}", self.settings.topic_prefix, topic.name());
+        let mut headers = OwnedHeaders::new().insert(Header {
+            key: "event-type",
+            value: Some(row.event_type.as_bytes()),
+        });
+        if let Some(cid) = &row.correlation_id {
+            headers = headers.insert(Header {
+                key: "correlation-id",
+                value: Some(cid.as_bytes()),
+            });
+        }
+        let record = FutureRecord::to(&topic_name)
+            .key(row.aggregate_id.as_bytes())
+            .payload(&value)
+            .headers(headers);
+        self.producer
+            .send_result(record)
+            .map_err(|(e, _)| Error::Kafka(e))
+    }
+
+    /// The wire-format value of an outbox payload of `topic`.
+    async fn encode(&self, topic: Topic, payload: &serde_json::Value) -> Result<Vec<u8>> {
+        match topic {
+            Topic::User => self.encode_as::<UserData>(payload).await,
+            Topic::Organization => self.encode_as::<OrganizationData>(payload).await,
+            Topic::Anime => self.encode_as::<AnimeData>(payload).await,
+            Topic::Episode => self.encode_as::<EpisodeData>(payload).await,
+            Topic::Comment => self.encode_as::<CommentData>(payload).await,
+            Topic::Subscription => self.encode_as::<SubscriptionData>(payload).await,
+            Topic::Logs => Err(Error::Internal("the outbox carries no log records".into())),
+        }
+    }
+
+    async fn encode_as<D>(&self, payload: &serde_json::Value) -> Result<Vec<u8>>
+    where
+        Envelope<D>: TopicValue,
+    {
+        let envelope: Envelope<D> = serde_json::from_value(payload.clone())
+            .map_err(|e| Error::Internal(format!("outbox payload does not decode: {e}")))?;
+        Ok(self.codec.encode(&envelope).await?)
+    }
+}
+
+/// The aggregate topics the API writes: their schemas are registered at start.
+pub const TOPICS: [Topic; 6] = [
+    Topic::User,
+    Topic::Organization,
+    Topic::Anime,
+    Topic::Episode,
+    Topic::Comment,
+    Topic::Subscription,
+];

@@ -1,0 +1,124 @@
+//! Outbox rows: appended in the caller's transaction, read and marked by the relay.
+
+use anineplus_schemas::events::EventData;
+use anineplus_schemas::{Envelope, Topic, TopicValue};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::Result;
+
+/// The `source` of every envelope this process writes.
+pub const SOURCE: &str = "anineplus-api";
+
+/// Appends the event `data` of `aggregate_id` at `version` to the outbox, inside the
+/// caller's transaction, and notifies the relay (delivered at commit).
+pub async fn append<D>(
+    tx: &mut PgConnection,
+    aggregate_id: Uuid,
+    version: i64,
+    correlation_id: &str,
+    data: D,
+) -> Result<()>
+where
+    D: EventData,
+    Envelope<D>: TopicValue,
+{
+    let envelope = Envelope {
+        event_id: Uuid::new_v4().to_string(),
+        event_type: data.event_type().to_owned(),
+        timestamp: chrono::Utc::now().timestamp_millis(),
+        source: SOURCE.to_owned(),
+        version: 1,
+        correlation_id: Some(correlation_id.to_owned()),
+        causation_id: None,
+        aggregate_id: aggregate_id.to_string(),
+        aggregate_version: version,
+        data,
+    };
+    let payload = serde_json::to_value(&envelope)
+        .map_err(|e| crate::Error::Internal(format!("outbox payload: {e}")))?;
+    // One round trip: the row and the notification (delivered at commit).
+    sqlx::query(
+        "WITH appended AS (INSERT INTO outbox (topic, aggregate_id, aggregate_version, event_type, \
+         correlation_id, payload) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id) \
+         SELECT pg_notify($7, '') FROM appended",
+    )
+    .bind(<Envelope<D> as TopicValue>::TOPIC.name())
+    .bind(&envelope.aggregate_id)
+    .bind(version)
+    .bind(&envelope.event_type)
+    .bind(correlation_id)
+    .bind(payload)
+    .bind(super::CHANNEL)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// An unpublished outbox row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxEvent {
+    /// Row id: the publication order.
+    pub id: i64,
+    /// Topic name (without prefix).
+    pub topic: String,
+    /// Record key.
+    pub aggregate_id: String,
+    /// `event-type` header.
+    pub event_type: String,
+    /// `correlation-id` header.
+    pub correlation_id: Option<String>,
+    /// The envelope as JSON.
+    pub payload: serde_json::Value,
+}
+
+impl OutboxEvent {
+    /// The topic of this row.
+    pub fn topic(&self) -> Result<Topic> {
+        Topic::from_name(&self.topic)
+            .ok_or_else(|| crate::Error::Internal(format!("outbox: unknown topic {}", self.topic)))
+    }
+}
+
+/// The oldest unpublished rows, at most `limit`, in id order.
+pub async fn pending(pool: &PgPool, limit: i64) -> Result<Vec<OutboxEvent>> {
+    Ok(sqlx::query_as(
+        "SELECT id, topic, aggregate_id, event_type, correlation_id, payload FROM outbox \
+         WHERE published_at IS NULL ORDER BY id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Marks rows published.
+pub async fn mark_published(pool: &PgPool, ids: &[i64]) -> Result<()> {
+    sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Deletes rows published more than `retention_secs` ago; returns how many.
+pub async fn prune(pool: &PgPool, retention_secs: u64) -> Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM outbox WHERE published_at IS NOT NULL \
+         AND published_at < now() - make_interval(secs => $1)",
+    )
+    .bind(retention_secs as f64)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Unpublished rows and the age of the oldest, in seconds.
+pub async fn backlog(pool: &PgPool) -> Result<(i64, f64)> {
+    let (count, age): (i64, Option<f64>) = sqlx::query_as(
+        "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8 FROM outbox \
+         WHERE published_at IS NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((count, age.unwrap_or(0.0).max(0.0)))
+}

@@ -1,0 +1,86 @@
+//! Rate limiting: exact under concurrency, RATE_LIMITED with retry-after.
+
+mod common;
+
+use common::TestApi;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_requests_against_a_limit_of_100() {
+    let api = TestApi::start_with(&[
+        "--rate-limit-requests",
+        "100",
+        "--rate-limit-window-secs",
+        "120",
+        "--redis-timeout-ms",
+        "10000",
+    ])
+    .await;
+    let body = json!({"query": "{ __typename }"});
+    let url = format!("{}/graphql", api.url);
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let http = api.http.clone();
+            let url = url.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let response = http.post(&url).json(&body).send().await.expect("sent");
+                let status = response.status().as_u16();
+                let retry = response.headers().get("retry-after").is_some();
+                let body: serde_json::Value = response.json().await.unwrap();
+                (status, retry, body)
+            })
+        })
+        .collect();
+    let mut passed = 0;
+    let mut limited = 0;
+    for task in tasks {
+        let (status, retry, body) = task.await.unwrap();
+        match status {
+            200 => passed += 1,
+            429 => {
+                assert!(retry, "429 without retry-after");
+                assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+                limited += 1;
+            }
+            other => panic!("unexpected status {other}: {body}"),
+        }
+    }
+    assert_eq!((passed, limited), (100, 900));
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_fails_open_or_closed_as_configured() {
+    let stack = anineplus_testkit::Stack::from_env();
+    let target = stack
+        .redis_url
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
+    for (policy, expected) in [("open", 200), ("closed", 429)] {
+        let proxy = common::TcpProxy::reserve(&target);
+        proxy.up().await;
+        let redis_url = format!("redis://{}", proxy.addr);
+        let api =
+            TestApi::start_with(&["--redis-url", &redis_url, "--rate-limit-fail", policy]).await;
+        let admin = api.admin().await;
+        let anime = api.create_anime(&admin, "Cached").await;
+        let query = "query($id: ID!) { anime(id: $id) { title } }";
+        assert_eq!(
+            api.gql(query, json!({"id": anime}), None).await.data()["anime"]["title"],
+            "Cached"
+        );
+
+        proxy.down();
+        let reply = api.gql(query, json!({"id": anime}), None).await;
+        assert_eq!(reply.status, expected, "policy {policy}: {reply:?}");
+        if expected == 200 {
+            // The cache is bypassed, reads still work.
+            assert_eq!(reply.data()["anime"]["title"], "Cached");
+        } else {
+            reply.assert_code("RATE_LIMITED");
+        }
+        api.stop().await;
+    }
+}
