@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The project's own services, started by `make up` after the infrastructure:
-#   registry   anineplus-registry on 127.0.0.1:8081 (Confluent REST API), then every topic's
-#              value schema registered (`anineplus-schemas register`).
-# Services are built in debug mode (`cargo build`), run in the background with their logs in
-# .stack/logs/<service>.log, and reused when already running.
+# The project's own services, started by `make up` after the infrastructure, in order:
+#   registry  anineplus-registry on 127.0.0.1:8081 (Confluent REST API); then every topic's
+#             value schema is registered (`anineplus-schemas register`)
+#   api       anineplus-api on 127.0.0.1:3000 (GraphQL, outbox relay), API_ENV=dev
+#   indexer   anineplus-indexer (search indexer), metrics and health on 127.0.0.1:9464
+# They are built in debug mode (`cargo build`), run in the background with their logs in
+# .stack/logs/<service>.log, and reused when already running and healthy.
 #
 # Usage: services.sh start|stop|status
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -12,24 +14,38 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET_DIR/debug"
 REGISTRY_LISTEN="${REGISTRY_LISTEN:-127.0.0.1:8081}"
 SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://$REGISTRY_LISTEN}"
+API_LISTEN="${API_LISTEN:-127.0.0.1:3000}"
+METRICS_LISTEN="${METRICS_LISTEN:-127.0.0.1:9464}"
+
+# name  binary  health URL  (start order; stopped in reverse)
+SERVICES=(
+  "registry anineplus-registry http://$REGISTRY_LISTEN/schemas/types"
+  "api anineplus-api http://$API_LISTEN/health/ready"
+  "indexer anineplus-indexer http://$METRICS_LISTEN/health"
+)
 
 build() {
   say "building the services (cargo build, debug)"
-  (cd "$ROOT" && cargo build -q --bin anineplus-registry --bin anineplus-schemas) \
-    || die "cargo build failed"
+  (cd "$ROOT" && cargo build -q --bin anineplus-registry --bin anineplus-schemas \
+    --bin anineplus-api --bin anineplus-indexer --bin anineplus-dlq) || die "cargo build failed"
 }
 
-registry_ready() { curl -fsS "$SCHEMA_REGISTRY_URL/schemas/types" >/dev/null 2>&1; }
+healthy() { curl -fsS "$1" >/dev/null 2>&1; }
 
-start_registry() {
-  if pid_alive registry && registry_ready; then say "registry already running"; return 0; fi
-  stop_pid registry
-  if port_open "${REGISTRY_LISTEN##*:}"; then
-    die "port ${REGISTRY_LISTEN##*:} is taken by another process: $(ss -ltnp "sport = :${REGISTRY_LISTEN##*:}" 2>/dev/null | tail -n +2 | head -n 1)"
+# start_service NAME BINARY HEALTH_URL
+start_service() {
+  local name=$1 binary=$2 health=$3
+  if pid_alive "$name" && healthy "$health"; then say "$name already running"; return 0; fi
+  stop_pid "$name"
+  local port=${health#http://*:}; port=${port%%/*}
+  if port_open "$port"; then
+    die "port $port (for $name) is taken by another process: $(ss -ltnp "sport = :$port" 2>/dev/null | tail -n +2 | head -n 1)"
   fi
-  say "starting registry on $SCHEMA_REGISTRY_URL"
-  REGISTRY_LISTEN="$REGISTRY_LISTEN" start_bg registry "$BIN/anineplus-registry"
-  wait_for registry 60 "$LOG_DIR/registry.log" registry_ready
+  say "starting $name (health: $health)"
+  start_bg "$name" env API_ENV="${API_ENV:-dev}" REGISTRY_LISTEN="$REGISTRY_LISTEN" \
+    SCHEMA_REGISTRY_URL="$SCHEMA_REGISTRY_URL" API_LISTEN="$API_LISTEN" METRICS_LISTEN="$METRICS_LISTEN" \
+    RUST_LOG="${RUST_LOG:-info,rdkafka=warn}" "$BIN/$binary"
+  wait_for "$name" 90 "$LOG_DIR/$name.log" healthy "$health"
 }
 
 register_schemas() {
@@ -42,15 +58,29 @@ register_schemas() {
 
 start() {
   build
-  start_registry
-  register_schemas
+  local entry
+  for entry in "${SERVICES[@]}"; do
+    # shellcheck disable=SC2086  # entry is "name binary url"
+    start_service $entry
+    [[ ${entry%% *} == registry ]] && register_schemas
+  done
+  return 0
 }
 
-stop() { stop_pid registry; }
+stop() {
+  local i
+  for (( i = ${#SERVICES[@]} - 1; i >= 0; i-- )); do stop_pid "${SERVICES[$i]%% *}"; done
+}
 
 status() {
-  if pid_alive registry; then status_line registry running "$SCHEMA_REGISTRY_URL" "$(cat "$RUN_DIR/registry.pid")"
-  else status_line registry stopped "$SCHEMA_REGISTRY_URL"; fi
+  local entry name url
+  for entry in "${SERVICES[@]}"; do
+    name=${entry%% *}; url=${entry##* }
+    if pid_alive "$name"; then
+      if healthy "$url"; then status_line "$name" running "${url%%/[a-z]*}" "$(cat "$RUN_DIR/$name.pid")"
+      else status_line "$name" "running (unhealthy)" "${url%%/[a-z]*}" "$(cat "$RUN_DIR/$name.pid")"; fi
+    else status_line "$name" stopped "${url%%/[a-z]*}"; fi
+  done
 }
 
 case "${1:-}" in
