@@ -8,7 +8,8 @@ source scripts/stack/lib.sh
 cat <<TXT
 
   AnineePlus is up.
-    GraphQL API      http://127.0.0.1:3000/graphql   (once the api service exists)
+    GraphQL API      http://127.0.0.1:3000/graphql   (GraphiQL in a browser; health /health/ready)
+    Indexer metrics  http://127.0.0.1:9464/metrics
     Schema registry  http://127.0.0.1:8081           (try: curl 127.0.0.1:8081/subjects)
     Search engine    http://127.0.0.1:9200
     Kafka            127.0.0.1:9092
