@@ -29,6 +29,15 @@ pub enum FailPolicy {
     Closed,
 }
 
+/// Which engine answers `searchAnime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SearchBackendKind {
+    /// The search index kept by the indexer (`<INDEX_PREFIX>-anime`).
+    Index,
+    /// PostgreSQL `ILIKE` on the anime table (no indexer needed; read-your-writes).
+    Postgres,
+}
+
 /// Configuration of the `anineplus-api` process.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -145,6 +154,31 @@ pub struct Config {
     /// How long shutdown waits for the relay to drain, in seconds.
     #[arg(long, env = "OUTBOX_DRAIN_SECS", default_value_t = 10)]
     pub outbox_drain_secs: u64,
+    /// What serves `searchAnime`: `index` (the indexer's search index) or `postgres`.
+    #[arg(long, env = "SEARCH_BACKEND", value_enum, default_value = "index")]
+    pub search_backend: SearchBackendKind,
+    /// The Elasticsearch/OpenSearch URL of the `index` search backend.
+    #[arg(
+        long,
+        env = "ELASTICSEARCH_URL",
+        default_value = "http://127.0.0.1:9200"
+    )]
+    pub elasticsearch_url: String,
+    /// Prefix of the index aliases, as the indexer's: searches read `<prefix>-anime`.
+    #[arg(long, env = "INDEX_PREFIX", default_value = "anineplus")]
+    pub index_prefix: String,
+    /// Longest search request, in milliseconds.
+    #[arg(long, env = "SEARCH_TIMEOUT_MS", default_value_t = 3000)]
+    pub search_timeout_ms: u64,
+    /// With the `index` backend: answer from PostgreSQL when the engine is unreachable or
+    /// failing (off by default: see `docs/api.md`).
+    #[arg(
+        long,
+        env = "SEARCH_FALLBACK_POSTGRES",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub search_fallback_postgres: bool,
 }
 
 /// Every problem found in a configuration, listed at once.
@@ -200,6 +234,12 @@ impl Config {
         if self.outbox_batch <= 0 {
             problems.push("OUTBOX_BATCH must be positive".to_owned());
         }
+        if self.search_timeout_ms == 0 {
+            problems.push("SEARCH_TIMEOUT_MS must be positive".to_owned());
+        }
+        if self.search_backend == SearchBackendKind::Index && self.index_prefix.trim().is_empty() {
+            problems.push("INDEX_PREFIX must not be empty with SEARCH_BACKEND=index".to_owned());
+        }
         if self.jwt_ttl_secs == 0 {
             problems.push("JWT_TTL_SECS must be positive".to_owned());
         }
@@ -246,6 +286,11 @@ mod tests {
         let config = parse(&["--env", "dev"]).validate().unwrap();
         assert_eq!(config.jwt_secret(), DEV_JWT_SECRET);
         assert_eq!(config.admin_emails, vec![DEV_ADMIN_EMAIL.to_owned()]);
+        assert_eq!(config.search_backend, SearchBackendKind::Index);
+        assert_eq!(config.index_prefix, "anineplus");
+        assert!(!config.search_fallback_postgres);
+        let config = parse(&["--search-backend", "postgres"]);
+        assert_eq!(config.search_backend, SearchBackendKind::Postgres);
     }
 
     #[test]

@@ -86,6 +86,9 @@ pub enum Error {
     /// Avro encoding or registry failure.
     #[error("schema: {0}")]
     Encode(#[from] anineplus_schemas::EncodeError),
+    /// The search engine is unreachable or failed (clients see `INTERNAL`).
+    #[error("search engine: {0}")]
+    Search(String),
     /// Anything else that is our fault.
     #[error("{0}")]
     Internal(String),

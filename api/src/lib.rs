@@ -18,7 +18,8 @@
 //! - [`graphql`]: the schema: roots, object types, inputs, Relay pages, document limits.
 //! - [`http`]: router, GraphQL endpoint, correlation ids, health and metrics, security
 //!   headers and CORS.
-//! - [`search`]: the `searchAnime` seam ([`search::SearchBackend`]), PostgreSQL for now.
+//! - [`search`]: the `searchAnime` seam ([`search::SearchBackend`]): the indexer's search
+//!   index (default) or PostgreSQL.
 //! - [`cache`]: Redis cache-aside of hot reads; [`ratelimit`]: the Redis rate limiter;
 //!   [`metrics`]: Prometheus metrics.
 //!
@@ -55,6 +56,34 @@ use crate::outbox::relay::{RelaySettings, TOPICS};
 
 /// The embedded migrations (`api/migrations/`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The `searchAnime` backend `config` asks for.
+fn search_backend(config: &Config, pool: &sqlx::PgPool) -> Result<Arc<dyn search::SearchBackend>> {
+    Ok(match config.search_backend {
+        config::SearchBackendKind::Postgres => {
+            tracing::info!("searchAnime served from PostgreSQL");
+            Arc::new(search::PostgresSearch::new(pool.clone()))
+        }
+        config::SearchBackendKind::Index => {
+            let mut backend = search::ElasticsearchSearch::new(
+                &config.elasticsearch_url,
+                &config.index_prefix,
+                Duration::from_millis(config.search_timeout_ms),
+                pool.clone(),
+            )?;
+            if config.search_fallback_postgres {
+                backend = backend.with_postgres_fallback();
+            }
+            tracing::info!(
+                url = %config.elasticsearch_url,
+                alias = backend.alias(),
+                fallback = config.search_fallback_postgres,
+                "searchAnime served from the search index"
+            );
+            Arc::new(backend)
+        }
+    })
+}
 
 /// Binds `config.listen` and serves until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
@@ -126,7 +155,7 @@ pub async fn serve(
         tokens,
         config.admin_emails.clone(),
         cache,
-        Arc::new(search::PostgresSearch::new(pool.clone())),
+        search_backend(&config, &pool)?,
         config.max_page_size,
     );
     let schema = graphql::build(

@@ -157,6 +157,10 @@ pub fn base_args(
         ADMIN_EMAIL,
         "--outbox-poll-ms",
         "1000",
+        // Read-your-writes search without an indexer; the index backend is tested end to
+        // end in `pipelines/tests/end_to_end.rs` and in `search.rs`.
+        "--search-backend",
+        "postgres",
     ]
     .into_iter()
     .map(str::to_owned)
