@@ -13,7 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use anineplus_testkit::bench;
-use common::{TestDatabase, TestRegistry, anime};
+use common::{TestRegistry, anime};
 use serde_json::json;
 
 const CLIENTS: usize = 4;
@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let db = TestDatabase::create().await;
+    let db = common::database().await;
     let registry = TestRegistry::start(&db.url).await;
     let id = registry
         .register(

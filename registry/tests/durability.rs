@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use common::{TestDatabase, TestRegistry};
+use common::TestRegistry;
 use serde_json::{Value, json};
 
 const TASKS: usize = 8;
@@ -23,7 +23,7 @@ fn evolving(namespace: &str, j: usize) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_on_two_instances_get_distinct_ids_and_exact_versions() {
-    let db = TestDatabase::create().await;
+    let db = common::database().await;
     let instances = [
         TestRegistry::start(&db.url).await,
         TestRegistry::start(&db.url).await,
@@ -144,7 +144,7 @@ async fn concurrent_writers_on_two_instances_get_distinct_ids_and_exact_versions
 
 #[tokio::test]
 async fn a_restart_keeps_schemas_versions_settings_and_the_id_sequence() {
-    let db = TestDatabase::create().await;
+    let db = common::database().await;
     let first = TestRegistry::start(&db.url).await;
     let mut ids = BTreeMap::new();
     for j in 0..3 {

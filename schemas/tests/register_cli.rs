@@ -8,23 +8,15 @@ use std::process::Command;
 use anineplus_registry::Config;
 use anineplus_schemas::Topic;
 use anineplus_schemas::registry_client::RegistryClient;
-use anineplus_testkit::{Stack, unique};
+use anineplus_testkit::TestDatabase;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn register_fails_naming_the_subject_the_registry_refuses() {
-    let stack = Stack::from_env();
-    let admin = stack.postgres().await.unwrap_or_else(|e| panic!("{e}"));
-    let database = unique("schemas_cli").replace('-', "_");
-    sqlx::query(&format!("CREATE DATABASE \"{database}\""))
-        .execute(&admin)
+    let database = TestDatabase::create("schemas_cli").await;
+    let registry = anineplus_registry::connect(&Config::for_database(database.url.clone()))
         .await
         .unwrap();
-    let (server, _) = stack.database_url.rsplit_once('/').unwrap();
-    let registry =
-        anineplus_registry::connect(&Config::for_database(format!("{server}/{database}")))
-            .await
-            .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
@@ -91,10 +83,5 @@ async fn register_fails_naming_the_subject_the_registry_refuses() {
     shutdown.cancel();
     server_task.await.unwrap().unwrap();
     registry.store().pool().close().await;
-    sqlx::query(&format!(
-        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-    ))
-    .execute(&admin)
-    .await
-    .unwrap();
+    database.remove().await;
 }

@@ -145,6 +145,11 @@ async fn main() -> anyhow::Result<()> {
     let stack = Stack::from_env();
     let bulk = search_bulk(&stack).await?;
     let (produce, consume) = kafka_rates(&stack).await?;
+    println!(
+        "stack_baseline: raw _bulk of {} documents (1,000 per request): {bulk:.0} docs/s; idempotent producer of {} 300-byte records: {produce:.0}/s, bare consumer: {consume:.0}/s",
+        size("BENCH_DOCS", 50_000),
+        size("BENCH_RECORDS", 200_000),
+    );
     bench::record(&[
         ("baseline_search_bulk_docs_per_s", bulk),
         ("baseline_kafka_produce_per_s", produce),

@@ -6,11 +6,15 @@
 //!   There is no skipping: a test that needs Kafka fails when Kafka is missing.
 //! - [`unique`] gives per-test topic, group and index names, so tests can run in parallel
 //!   against one stack and never see each other's data.
+//! - [`TestDatabase`]: a PostgreSQL database of a test's own, dropped even when the test
+//!   panics.
 //! - [`bench`] collects benchmark figures into `target/bench/results.json`.
 
 pub mod bench;
+mod database;
 mod stack;
 
+pub use database::{TestDatabase, with_database};
 pub use stack::{
     DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, DEFAULT_REGISTRY_URL, ServiceDown, Stack,
 };

@@ -1,88 +1,22 @@
 //! The registry tests' harness: a fresh database per test on the stack's PostgreSQL, a
 //! registry server in-process on an ephemeral port, and a small JSON client.
 //!
-//! Nothing is skipped: when PostgreSQL is down, [`TestDatabase::create`] fails with the
+//! Nothing is skipped: when PostgreSQL is down, [`database`] fails with the
 //! testkit's message naming the service and `make up`.
 
 #![allow(dead_code, unreachable_pub)]
 
 use anineplus_registry::{Config, Registry};
-use anineplus_testkit::{Stack, unique};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// A database of its own, on the stack's PostgreSQL. [`TestDatabase::remove`] drops it;
-/// when a test panics first, `Drop` does (blocking, on a thread of its own).
-pub struct TestDatabase {
-    pub name: String,
-    pub url: String,
-    admin_url: String,
-    removed: bool,
-}
+pub use anineplus_testkit::TestDatabase;
 
-impl TestDatabase {
-    pub async fn create() -> Self {
-        let stack = Stack::from_env();
-        let admin = stack.postgres().await.unwrap_or_else(|e| panic!("{e}"));
-        let name = unique("registry_test").replace('-', "_");
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-        admin.close().await;
-        let url = with_database(&stack.database_url, &name);
-        Self {
-            name,
-            url,
-            admin_url: stack.database_url,
-            removed: false,
-        }
-    }
-
-    /// Drops the database, closing what still connects to it.
-    pub async fn remove(mut self) {
-        self.removed = true;
-        drop_database(&self.admin_url, &self.name).await;
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        if self.removed {
-            return;
-        }
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                runtime.block_on(drop_database(&admin_url, &name));
-            }
-        })
-        .join();
-    }
-}
-
-async fn drop_database(admin_url: &str, name: &str) {
-    if let Ok(admin) = sqlx::PgPool::connect(admin_url).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .execute(&admin)
-            .await;
-        admin.close().await;
-    }
-}
-
-/// `postgres://u:p@h:5432/db?x` with `db` replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let (server, _db) = base.rsplit_once('/').expect("a database URL with a path");
-    format!("{server}/{name}{query}")
+/// A database of its own on the stack's PostgreSQL, `registry_test_*`, dropped afterwards.
+pub async fn database() -> TestDatabase {
+    TestDatabase::create("registry_test").await
 }
 
 /// A registry server running in this process.
@@ -255,7 +189,7 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn start() -> Self {
-        let db = TestDatabase::create().await;
+        let db = database().await;
         let registry = TestRegistry::start(&db.url).await;
         Self { db, registry }
     }
