@@ -1,10 +1,29 @@
 #!/usr/bin/env bash
 # make bench: run every benchmark against the real stack and print all figures as a table.
-# Each benchmark merges its named figures into target/bench/results.json.
+# Each benchmark merges its named figures into target/bench/results.json (or $BENCH_RESULTS)
+# through anineplus_testkit::bench::record; the file is started afresh here, so after a
+# run it holds exactly this run's figures.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export BENCH_RESULTS="${BENCH_RESULTS:-$PWD/target/bench/results.json}"
+
+# Sizes (each overridable). These keep the whole run, release build included, within
+# about 15 minutes on the 2-core development machine.
+export BENCH_DOCS="${BENCH_DOCS:-50000}"                 # stack_baseline: raw _bulk docs
+export BENCH_RECORDS="${BENCH_RECORDS:-200000}"          # stack_baseline: Kafka records
+export BENCH_AVRO_RECORDS="${BENCH_AVRO_RECORDS:-50000}" # avro_decode: records per round
+export BENCH_SECONDS="${BENCH_SECONDS:-3}"               # registry_ids: seconds of load
+export BENCH_SECS="${BENCH_SECS:-10}"                    # api_vs_pgbench: seconds per arm
+export BENCH_CONCURRENCY="${BENCH_CONCURRENCY:-16}"      # api_vs_pgbench: clients
+export BENCH_EVENTS="${BENCH_EVENTS:-100000}"            # pipelines indexer: events
+export BENCH_FRESHNESS_MUTATIONS="${BENCH_FRESHNESS_MUTATIONS:-200}"  # freshness: mutations
+export BENCH_FRESHNESS_RATE="${BENCH_FRESHNESS_RATE:-20}"             # freshness: per second
+
 bash scripts/stack/up.sh
 rm -f "$BENCH_RESULTS"
-cargo bench --workspace
+started=$SECONDS
+# Bench targets only (`--bench '*'`): every `harness = false` binary of every crate, without
+# building the libraries' unit tests in release mode for nothing.
+cargo bench --workspace --bench '*'
+echo "bench: all benchmarks ran in $((SECONDS - started)) s (build included); figures in $BENCH_RESULTS"
 cargo run -q -p anineplus-testkit --bin bench-report

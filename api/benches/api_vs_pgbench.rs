@@ -71,11 +71,64 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let db_url = with_database(&stack.database_url, &db);
 
+    let result = run(&stack, &db_url, secs, concurrency).await;
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+        .execute(&admin_pool)
+        .await;
+    admin_pool.close().await;
+    let Figures {
+        api_rate,
+        pg_rate,
+        p50,
+        p99,
+        relay_rate,
+        rss_mb,
+    } = result?;
+    println!(
+        "api_vs_pgbench: postComment through the API binary vs pgbench's same two inserts, {concurrency} clients for {secs} s each: API {api_rate:.0}/s (p50 {p50:.1} ms, p99 {p99:.1} ms), pgbench {pg_rate:.0} tps, relay {relay_rate:.0} rows/s, API peak RSS {rss_mb:.1} MiB"
+    );
+    bench::record(&[
+        ("api_vs_pgbench_ratio", api_rate / pg_rate),
+        ("api_post_comment_per_s", api_rate),
+        ("pgbench_comment_tps", pg_rate),
+        ("api_post_comment_p50_ms", p50),
+        ("api_post_comment_p99_ms", p99),
+        ("api_relay_vs_mutation_rate_ratio", relay_rate / api_rate),
+        ("api_peak_rss_mb", rss_mb),
+    ])?;
+    Ok(())
+}
+
+struct Figures {
+    api_rate: f64,
+    pg_rate: f64,
+    p50: f64,
+    p99: f64,
+    relay_rate: f64,
+    rss_mb: f64,
+}
+
+/// Kills the API binary on every way out of [`run`].
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn run(
+    stack: &Stack,
+    db_url: &str,
+    secs: u64,
+    concurrency: usize,
+) -> anyhow::Result<Figures> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
     let url = format!("http://127.0.0.1:{port}");
-    let mut api = Command::new(env!("CARGO_BIN_EXE_anineplus-api"))
+    let api = Command::new(env!("CARGO_BIN_EXE_anineplus-api"))
         .env("RUST_LOG", "warn")
         .args([
             "--env",
@@ -83,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--database-url",
-            &db_url,
+            db_url,
             "--database-max-connections",
             &(concurrency + 4).to_string(),
             "--kafka-brokers",
@@ -101,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
         ])
         .stdout(Stdio::null())
         .spawn()?;
+    let mut api = Child(api);
     let http = reqwest::Client::builder().no_proxy().build()?;
     let mut live = false;
     for _ in 0..300 {
@@ -133,7 +187,7 @@ async fn main() -> anyhow::Result<()> {
     let anime = data["createAnime"]["id"].as_str().unwrap().to_owned();
 
     // Arm 1: the API.
-    let pool = sqlx::PgPool::connect(&db_url).await?;
+    let pool = sqlx::PgPool::connect(db_url).await?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(secs);
     let workers: Vec<_> = (0..concurrency)
@@ -185,7 +239,7 @@ async fn main() -> anyhow::Result<()> {
         .fetch_one(&pool)
         .await?;
     let relay_rate = published as f64 / started.elapsed().as_secs_f64();
-    let rss_mb = std::fs::read_to_string(format!("/proc/{}/status", api.id()))
+    let rss_mb = std::fs::read_to_string(format!("/proc/{}/status", api.0.id()))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -195,11 +249,17 @@ async fn main() -> anyhow::Result<()> {
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN);
-    api.kill()?;
-    api.wait()?;
+    api.0.kill()?;
+    api.0.wait()?;
 
     // Arm 2: pgbench, the same two inserts per transaction, same concurrency.
-    let script = std::env::temp_dir().join(format!("{}.sql", unique("api-pgbench")));
+    // The script sits next to the results (not in /tmp) and is removed once pgbench ran.
+    let dir = bench::results_path()
+        .parent()
+        .map(ToOwned::to_owned)
+        .unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&dir)?;
+    let script = dir.join(format!("{}.sql", unique("api-pgbench")));
     std::fs::write(
         &script,
         "BEGIN;\n\
@@ -225,8 +285,10 @@ async fn main() -> anyhow::Result<()> {
         ])
         .arg("-f")
         .arg(&script)
-        .arg(&db_url)
-        .output()?;
+        .arg(db_url)
+        .output();
+    let _ = std::fs::remove_file(&script);
+    let output = output?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     anyhow::ensure!(
         output.status.success(),
@@ -239,20 +301,13 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|l| l.split_whitespace().nth(2))
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {text}"))?;
-    let _ = std::fs::remove_file(&script);
     pool.close().await;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-        .execute(&admin_pool)
-        .await?;
-
-    bench::record(&[
-        ("api_vs_pgbench_ratio", api_rate / pg_rate),
-        ("api_post_comment_per_s", api_rate),
-        ("pgbench_comment_tps", pg_rate),
-        ("api_post_comment_p50_ms", p50),
-        ("api_post_comment_p99_ms", p99),
-        ("api_relay_vs_mutation_rate_ratio", relay_rate / api_rate),
-        ("api_peak_rss_mb", rss_mb),
-    ])?;
-    Ok(())
+    Ok(Figures {
+        api_rate,
+        pg_rate,
+        p50,
+        p99,
+        relay_rate,
+        rss_mb,
+    })
 }

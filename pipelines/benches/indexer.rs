@@ -9,6 +9,10 @@
 //!
 //! For context, `pipeline_decode_only_records_per_s` runs the runtime with decoding only (no
 //! documents built). `BENCH_EVENTS` sets the number of `anime.updated` events (default 100,000).
+//!
+//! `indexer_bench_process_peak_rss_mb`: peak resident memory (VmHWM) of this bench process,
+//! which runs the indexer in-process next to the producer, the raw-bulk arm and the consumer
+//! arms: an upper bound of the indexer's own peak, not the `anineplus-indexer` binary's.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +37,20 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 
 const BULK: usize = 1000;
+
+/// Peak resident memory of this process, in MiB.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
 
 fn events() -> usize {
     std::env::var("BENCH_EVENTS")
@@ -216,6 +234,9 @@ async fn main() -> anyhow::Result<()> {
     shutdown.cancel();
     task.await??;
 
+    println!(
+        "indexer: {n} anime.updated events: indexer {indexed:.0} docs/s vs raw _bulk {raw:.0} docs/s; null-sink runtime {decoded:.0}/s, decode only {decode_only:.0}/s vs bare consumer {bare:.0}/s"
+    );
     bench::record(&[
         ("indexer_vs_bulk_ratio", indexed / raw),
         ("indexer_docs_per_s", indexed),
@@ -224,6 +245,7 @@ async fn main() -> anyhow::Result<()> {
         ("pipeline_null_sink_records_per_s", decoded),
         ("pipeline_decode_only_records_per_s", decode_only),
         ("pipeline_bare_consumer_records_per_s", bare),
+        ("indexer_bench_process_peak_rss_mb", peak_rss_mb()),
     ])?;
     Ok(())
 }

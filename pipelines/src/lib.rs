@@ -15,6 +15,7 @@
 //! Pipelines on it:
 //! - [`indexer`]: the search indexer (topics → Elasticsearch/OpenSearch indices);
 //! - [`dlq`]: the operators' dead-letter tools (binary `anineplus-dlq`).
+//! - [`sync`]: PostgreSQL ↔ index verification, repair and reindex (binary `anineplus-search`).
 //!
 //! Topic and header names are documented in [`dead_letter`]; the index layout in
 //! [`indexer`].
@@ -30,6 +31,7 @@ pub mod offsets;
 pub mod record;
 pub mod runtime;
 pub mod sink;
+pub mod sync;
 pub mod topology;
 
 pub use runtime::{BatchConfig, Pipeline, PipelineConfig};

@@ -37,6 +37,7 @@ impl TestDatabase {
     pub async fn create() -> Self {
         let stack = Stack::from_env();
         let admin = stack.postgres().await.unwrap_or_else(|e| panic!("{e}"));
+        sweep_leftovers(&admin).await;
         let name = unique("api_test").replace('-', "_");
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(&admin)
@@ -53,6 +54,10 @@ impl TestDatabase {
 }
 
 impl Drop for TestDatabase {
+    /// Runs on every path out of a test, panics included: drops the database on a thread of
+    /// its own (the test's runtime may be shutting down). Servers of a test that panicked
+    /// may still be reconnecting while it runs, so the drop is retried until the database
+    /// is gone.
     fn drop(&mut self) {
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
         let _ = std::thread::spawn(move || {
@@ -60,20 +65,64 @@ impl Drop for TestDatabase {
                 .enable_all()
                 .build()
             {
-                runtime.block_on(async {
-                    if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
-                        let _ = sqlx::query(&format!(
-                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        ))
-                        .execute(&admin)
-                        .await;
-                        admin.close().await;
-                    }
-                });
+                runtime.block_on(drop_database(&admin_url, &name));
             }
         })
         .join();
     }
+}
+
+/// Once per test process: drops the `api_test_*` databases of test processes that were
+/// killed (a timeout, SIGKILL, Ctrl-C: no `Drop` runs then), i.e. those nobody is connected
+/// to that are older than 10 minutes. Best effort: reading a database's age needs
+/// `pg_stat_file` (a superuser, as on the local stack); without it nothing is swept.
+async fn sweep_leftovers(admin: &sqlx::PgPool) {
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let Ok(names) = sqlx::query_scalar::<_, String>(
+        "SELECT d.datname FROM pg_database d \
+         WHERE d.datname LIKE 'api\\_test\\_%' \
+           AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid) \
+           AND (pg_stat_file('base/' || d.oid || '/PG_VERSION')).modification \
+               < now() - interval '10 minutes'",
+    )
+    .fetch_all(admin)
+    .await
+    else {
+        return;
+    };
+    for name in names {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .execute(admin)
+            .await;
+    }
+}
+
+async fn drop_database(admin_url: &str, name: &str) {
+    let Ok(admin) = sqlx::PgPool::connect(admin_url).await else {
+        eprintln!("test database {name} left behind: PostgreSQL unreachable");
+        return;
+    };
+    let mut last = None;
+    for _ in 0..20 {
+        match sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .execute(&admin)
+            .await
+        {
+            Ok(_) => {
+                last = None;
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    if let Some(e) = last {
+        eprintln!("test database {name} left behind: {e}");
+    }
+    admin.close().await;
 }
 
 fn with_database(url: &str, name: &str) -> String {
@@ -125,6 +174,9 @@ pub struct TestApi {
     pub stack: Stack,
     shutdown: CancellationToken,
     task: JoinHandle<anineplus_api::Result<()>>,
+    /// Stops the server when a test ends without [`TestApi::stop`] (a panic), so that it
+    /// does not keep reconnecting to the database [`TestDatabase`]'s drop removes.
+    _stop_on_drop: tokio_util::sync::DropGuard,
 }
 
 /// The command-line flags of a test server (shared by in-process servers and the binary).
@@ -212,6 +264,7 @@ impl TestApi {
             redis_prefix,
             http,
             stack,
+            _stop_on_drop: shutdown.clone().drop_guard(),
             shutdown,
             task,
         };

@@ -1,0 +1,268 @@
+//! Freshness: how long from a mutation acknowledged by the API until its document is
+//! searchable, with the index's 1 s refresh interval.
+//!
+//! The API (`index` search backend) and the search indexer run in this process, on a
+//! database, topic prefix, consumer group and index prefix of their own (as
+//! `tests/end_to_end.rs`). `BENCH_FRESHNESS_MUTATIONS` (default 200) `createAnime`
+//! mutations are sent at `BENCH_FRESHNESS_RATE` per second (default 20), at most 4 in
+//! flight. For each one, t0 = its response received; one poller runs a `_search` (an `ids`
+//! query on the concrete index: searchable, not the realtime GET) for every pending id
+//! every 20 ms, and t1 = the first poll that returned it.
+//!
+//! - `freshness_p50_ms`, `freshness_p99_ms`: percentiles of t1 − t0 (goal p99 ≤ 1,500 ms).
+//!   The 20 ms polling period is included (it adds 0-20 ms).
+//! - `freshness_bench_process_peak_rss_mb`: peak resident memory (VmHWM) of this process,
+//!   which hosts the API, the indexer and the load generator: an upper bound for the two.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anineplus_api::Config;
+use anineplus_testkit::{bench, unique};
+use clap::Parser;
+use common::Harness;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Peak resident memory of this process, in MiB.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+async fn gql(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    query: &str,
+    vars: Value,
+) -> Value {
+    let mut request = http
+        .post(format!("{url}/graphql"))
+        .json(&json!({"query": query, "variables": vars}));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let body: Value = request
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        body.get("errors").is_none(),
+        "error in benchmark response: {body}"
+    );
+    body["data"].clone()
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let (server, _) = base.rsplit_once('/').expect("a database URL with a path");
+    format!("{server}/{name}{query}")
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let n = env_or("BENCH_FRESHNESS_MUTATIONS", 200) as usize;
+    let rate = env_or("BENCH_FRESHNESS_RATE", 20).max(1);
+    let t = Harness::new().await;
+
+    let admin_pool = sqlx::PgPool::connect(&t.stack.database_url).await?;
+    let db = unique("freshness").replace('-', "_");
+    sqlx::query(&format!("CREATE DATABASE \"{db}\""))
+        .execute(&admin_pool)
+        .await?;
+    let db_url = with_database(&t.stack.database_url, &db);
+    let result = run(&t, &db_url, n, rate).await;
+
+    // Clean up whatever happened.
+    t.cleanup().await;
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+        .execute(&admin_pool)
+        .await;
+    admin_pool.close().await;
+
+    let (p50, p99, max) = result?;
+    println!(
+        "freshness: {n} createAnime mutations at {rate}/s, mutation acknowledged -> searchable (_search ids, polled every 20 ms): p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms"
+    );
+    bench::record(&[
+        ("freshness_p50_ms", p50),
+        ("freshness_p99_ms", p99),
+        ("freshness_bench_process_peak_rss_mb", peak_rss_mb()),
+    ])?;
+    Ok(())
+}
+
+async fn run(t: &Harness, db_url: &str, n: usize, rate: u64) -> anyhow::Result<(f64, f64, f64)> {
+    let indexer = t.start_indexer().await;
+
+    let redis_prefix = format!("{}:", unique("freshness"));
+    let config = Config::parse_from([
+        "anineplus-api",
+        "--env",
+        "dev",
+        "--database-url",
+        db_url,
+        "--database-max-connections",
+        "8",
+        "--kafka-brokers",
+        &t.stack.kafka_brokers,
+        "--kafka-topic-prefix",
+        &t.topic_prefix,
+        "--schema-registry-url",
+        &t.stack.registry_url,
+        "--redis-url",
+        &t.stack.redis_url,
+        "--redis-key-prefix",
+        &redis_prefix,
+        "--admin-emails",
+        anineplus_api::config::DEV_ADMIN_EMAIL,
+        "--rate-limit-requests",
+        "1000000000",
+        "--search-backend",
+        "index",
+        "--elasticsearch-url",
+        &t.stack.search_url,
+        "--index-prefix",
+        &t.index_prefix,
+    ]);
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let api = tokio::spawn(anineplus_api::serve(config, listener, shutdown.clone()));
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let mut live = false;
+    for _ in 0..300 {
+        anyhow::ensure!(!api.is_finished(), "the API stopped during start-up");
+        if http
+            .get(format!("{url}/health/live"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            live = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::ensure!(live, "the API did not start");
+
+    let data = gql(
+        &http,
+        &url,
+        None,
+        "mutation($i: SignUpInput!) { signUp(input: $i) { token } }",
+        json!({"i": {"email": anineplus_api::config::DEV_ADMIN_EMAIL, "name": "Admin", "password": "correct horse battery"}}),
+    )
+    .await;
+    let token = Arc::new(data["signUp"]["token"].as_str().unwrap().to_owned());
+
+    // id -> t0, for the mutations acknowledged and not yet seen.
+    let pending: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let in_flight = Arc::new(Semaphore::new(4));
+    let started = Instant::now();
+    let period = Duration::from_secs_f64(1.0 / rate as f64);
+    let senders: Vec<_> = (0..n)
+        .map(|i| {
+            let (http, url, token, pending, in_flight) = (
+                http.clone(),
+                url.clone(),
+                token.clone(),
+                pending.clone(),
+                in_flight.clone(),
+            );
+            tokio::spawn(async move {
+                tokio::time::sleep_until((started + period * i as u32).into()).await;
+                let _permit = in_flight.acquire().await.expect("semaphore");
+                let data = gql(
+                    &http,
+                    &url,
+                    Some(&token),
+                    "mutation($i: CreateAnimeInput!) { createAnime(input: $i) { id } }",
+                    json!({"i": {"title": format!("Freshness {i}"), "status": "AIRING"}}),
+                )
+                .await;
+                let t0 = Instant::now();
+                let id = data["createAnime"]["id"].as_str().unwrap().to_owned();
+                pending.lock().await.insert(id, t0);
+            })
+        })
+        .collect();
+
+    // The poller: one `_search` for every pending id, every 20 ms.
+    let index = format!("{}-v1", t.alias("anime"));
+    let search_url = format!(
+        "{}/{index}/_search",
+        t.stack.search_url.trim_end_matches('/')
+    );
+    let mut latencies = Vec::with_capacity(n);
+    let deadline = Instant::now() + Duration::from_secs(n as u64 / rate + 120);
+    while latencies.len() < n {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {} of {n} documents became searchable",
+            latencies.len()
+        );
+        let ids: Vec<String> = pending.lock().await.keys().cloned().collect();
+        if !ids.is_empty() {
+            let response = http
+                .post(&search_url)
+                .json(&json!({
+                    "size": ids.len(),
+                    "_source": false,
+                    "query": {"ids": {"values": ids}},
+                }))
+                .send()
+                .await?;
+            let t1 = Instant::now();
+            if response.status().is_success() {
+                let body: Value = response.json().await?;
+                let mut pending = pending.lock().await;
+                for hit in body["hits"]["hits"].as_array().into_iter().flatten() {
+                    if let Some(t0) = hit["_id"].as_str().and_then(|id| pending.remove(id)) {
+                        latencies.push(t1.duration_since(t0).as_secs_f64() * 1000.0);
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for sender in senders {
+        sender.await?;
+    }
+
+    shutdown.cancel();
+    api.await??;
+    indexer.stop().await;
+
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    Ok((pct(0.50), pct(0.99), latencies[latencies.len() - 1]))
+}
