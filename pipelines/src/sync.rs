@@ -226,7 +226,9 @@ impl Sync {
             Index::Anime => "title, synopsis, genres, status, release_year",
             // Never the email: it is not indexed.
             Index::Users => {
-                "name, role, (extract(epoch FROM created_at) * 1000)::bigint AS created_ms"
+                // floor, not a cast (which rounds): the API puts `timestamp_millis()` (truncated) of
+                // the same column in its events, and repaired documents must equal indexed ones.
+                "name, role, floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms"
             }
             _ => {
                 "anime_id::text AS anime_id, number, title, duration_seconds, \
@@ -240,7 +242,7 @@ impl Sync {
         };
         format!(
             "SELECT id::text AS id, version, {deleted} AS deleted, \
-             (extract(epoch FROM updated_at) * 1000)::bigint AS updated_ms, {columns} \
+             floor(extract(epoch FROM updated_at) * 1000)::bigint AS updated_ms, {columns} \
              FROM {table} WHERE ($3::text[] IS NULL AND id::text > $1) OR id::text = ANY($3) \
              ORDER BY id::text LIMIT $2"
         )
