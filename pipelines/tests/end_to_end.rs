@@ -7,184 +7,28 @@ mod common;
 
 use std::time::Duration;
 
-use anineplus_api::Config;
 use anineplus_schemas::Topic;
-use anineplus_testkit::unique;
-use clap::Parser;
+use anineplus_testkit::TestDatabase;
+use common::api::Api;
 use common::{Harness, header};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 /// How long a change may take to become searchable.
 const VISIBLE_WITHIN: Duration = Duration::from_secs(30);
 
-const SEARCH: &str = "query($q: String!, $first: Int, $after: String) {
-  searchAnime(query: $q, first: $first, after: $after) {
-    totalCount
-    edges { cursor node { id title version } }
-    pageInfo { hasNextPage endCursor }
-  }
-}";
-
-/// A database of its own on the stack's PostgreSQL.
-struct Database {
-    name: String,
-    url: String,
-    admin_url: String,
-}
-
-impl Database {
-    async fn create(admin_url: &str) -> Self {
-        let name = unique("e2e").replace('-', "_");
-        let admin = sqlx::PgPool::connect(admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url}: {e}"));
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
-        let (base, query) = match admin_url.split_once('?') {
-            Some((base, query)) => (base, format!("?{query}")),
-            None => (admin_url, String::new()),
-        };
-        let (server, _) = base.rsplit_once('/').expect("a database URL with a path");
-        Database {
-            url: format!("{server}/{name}{query}"),
-            name,
-            admin_url: admin_url.to_owned(),
+/// Polls `searchAnime(query)` until `ok` holds, for up to [`VISIBLE_WITHIN`].
+async fn wait_search(api: &Api, query: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + VISIBLE_WITHIN;
+    loop {
+        let page = api.search(query, 10, None).await;
+        if ok(&page) {
+            return page;
         }
-    }
-
-    async fn drop(self) {
-        let admin = sqlx::PgPool::connect(&self.admin_url).await.unwrap();
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            self.name
-        ))
-        .execute(&admin)
-        .await
-        .unwrap();
-        admin.close().await;
-    }
-}
-
-/// The API served in this process, with the `index` search backend.
-struct Api {
-    url: String,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
-    task: JoinHandle<anineplus_api::Result<()>>,
-}
-
-impl Api {
-    async fn start(t: &Harness, db: &Database) -> Self {
-        let redis_prefix = format!("{}:", unique("e2e"));
-        let config = Config::parse_from([
-            "anineplus-api",
-            "--env",
-            "dev",
-            "--database-url",
-            &db.url,
-            "--database-max-connections",
-            "5",
-            "--kafka-brokers",
-            &t.stack.kafka_brokers,
-            "--kafka-topic-prefix",
-            &t.topic_prefix,
-            "--schema-registry-url",
-            &t.stack.registry_url,
-            "--redis-url",
-            &t.stack.redis_url,
-            "--redis-key-prefix",
-            &redis_prefix,
-            "--admin-emails",
-            anineplus_api::config::DEV_ADMIN_EMAIL,
-            "--outbox-poll-ms",
-            "1000",
-            "--search-backend",
-            "index",
-            "--elasticsearch-url",
-            &t.stack.search_url,
-            "--index-prefix",
-            &t.index_prefix,
-        ]);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(anineplus_api::serve(config, listener, shutdown.clone()));
-        let api = Api {
-            url,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
-            shutdown,
-            task,
-        };
-        for _ in 0..200 {
-            assert!(!api.task.is_finished(), "the API stopped during start-up");
-            let live = api
-                .http
-                .get(format!("{}/health/live", api.url))
-                .timeout(Duration::from_secs(1))
-                .send()
-                .await;
-            if live.is_ok_and(|r| r.status().is_success()) {
-                return api;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the API did not become live within 10 s");
-    }
-
-    async fn gql(&self, query: &str, variables: Value, token: Option<&str>, cid: &str) -> Value {
-        let mut request = self
-            .http
-            .post(format!("{}/graphql", self.url))
-            .header("x-correlation-id", cid)
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let body: Value = request.send().await.unwrap().json().await.unwrap();
-        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
-        body["data"].clone()
-    }
-
-    async fn search(&self, query: &str, first: i64, after: Option<&str>) -> Value {
-        let data = self
-            .gql(
-                SEARCH,
-                json!({ "q": query, "first": first, "after": after }),
-                None,
-                "e2e-search",
-            )
-            .await;
-        data["searchAnime"].clone()
-    }
-
-    /// Polls `searchAnime(query)` until `ok` holds, for up to [`VISIBLE_WITHIN`].
-    async fn wait_search(&self, query: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + VISIBLE_WITHIN;
-        loop {
-            let page = self.search(query, 10, None).await;
-            if ok(&page) {
-                return page;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "searchAnime({query:?}): {what} not seen within {VISIBLE_WITHIN:?}; last page: {page}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.task
-            .await
-            .expect("API task")
-            .expect("the API stopped cleanly");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "searchAnime({query:?}): {what} not seen within {VISIBLE_WITHIN:?}; last page: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -200,7 +44,7 @@ fn ids(page: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_mutation_becomes_searchable_through_the_indexer_and_leaves_with_its_delete() {
     let t = Harness::new().await;
-    let db = Database::create(&t.stack.database_url).await;
+    let db = TestDatabase::create("e2e").await;
     let indexer = t.start_indexer().await;
     let api = Api::start(&t, &db).await;
 
@@ -227,9 +71,10 @@ async fn a_mutation_becomes_searchable_through_the_indexer_and_leaves_with_its_d
         )
         .await;
     let id = created["createAnime"]["id"].as_str().unwrap().to_owned();
-    let page = api
-        .wait_search("zorblax", "the created anime", |p| ids(p) == [id.clone()])
-        .await;
+    let page = wait_search(&api, "zorblax", "the created anime", |p| {
+        ids(p) == [id.clone()]
+    })
+    .await;
     assert_eq!(page["totalCount"], json!(1), "{page}");
     assert_eq!(page["edges"][0]["node"]["title"], json!("Zorblax Journey"));
     assert_eq!(page["pageInfo"]["hasNextPage"], json!(false));
@@ -253,9 +98,10 @@ async fn a_mutation_becomes_searchable_through_the_indexer_and_leaves_with_its_d
         )
         .await;
     let other = other["createAnime"]["id"].as_str().unwrap().to_owned();
-    let page = api
-        .wait_search("zorblax", "both anime", |p| p["totalCount"] == json!(2))
-        .await;
+    let page = wait_search(&api, "zorblax", "both anime", |p| {
+        p["totalCount"] == json!(2)
+    })
+    .await;
     assert_eq!(
         ids(&page),
         [id.clone(), other.clone()],
@@ -279,19 +125,19 @@ async fn a_mutation_becomes_searchable_through_the_indexer_and_leaves_with_its_d
         "e2e-update",
     )
     .await;
-    let page = api
-        .wait_search("quovadel", "the renamed anime", |p| ids(p) == [id.clone()])
-        .await;
+    let page = wait_search(&api, "quovadel", "the renamed anime", |p| {
+        ids(p) == [id.clone()]
+    })
+    .await;
     assert_eq!(
         page["edges"][0]["node"]["title"],
         json!("Quovadel Frontier")
     );
     assert_eq!(page["edges"][0]["node"]["version"], json!(2));
-    let old = api
-        .wait_search("zorblax", "the old title gone", |p| {
-            ids(p) == [other.clone()]
-        })
-        .await;
+    let old = wait_search(&api, "zorblax", "the old title gone", |p| {
+        ids(p) == [other.clone()]
+    })
+    .await;
     assert_eq!(old["totalCount"], json!(1), "{old}");
 
     // Delete: no longer found (the index keeps a tombstone that `live` excludes).
@@ -302,9 +148,10 @@ async fn a_mutation_becomes_searchable_through_the_indexer_and_leaves_with_its_d
         "e2e-delete",
     )
     .await;
-    let page = api
-        .wait_search("quovadel", "the delete", |p| p["totalCount"] == json!(0))
-        .await;
+    let page = wait_search(&api, "quovadel", "the delete", |p| {
+        p["totalCount"] == json!(0)
+    })
+    .await;
     assert!(ids(&page).is_empty(), "{page}");
     let (_, tombstone) = t
         .wait_doc("anime", &id, |_, s| s["deleted"] == json!(true))
@@ -314,5 +161,5 @@ async fn a_mutation_becomes_searchable_through_the_indexer_and_leaves_with_its_d
     api.stop().await;
     indexer.stop().await;
     t.cleanup().await;
-    db.drop().await;
+    db.remove().await;
 }

@@ -11,116 +11,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anineplus_api::Config;
 use anineplus_pipelines::indexer::indices::Index;
 use anineplus_pipelines::sync::Sync;
 use anineplus_testkit::{TestDatabase, unique};
-use clap::Parser;
 use common::Harness;
+use common::api::{Api, SEARCH};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 /// Renames of one anime during the reindex.
 const UPDATES: i32 = 20;
-
-const SEARCH: &str = "query($q: String!, $first: Int, $after: String) {
-  searchAnime(query: $q, first: $first, after: $after) {
-    totalCount
-    edges { cursor node { id title version } }
-    pageInfo { hasNextPage endCursor }
-  }
-}";
-
-/// The API served in this process, with the `index` search backend.
-struct Api {
-    url: String,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
-    task: JoinHandle<anineplus_api::Result<()>>,
-}
-
-impl Api {
-    async fn start(t: &Harness, db: &TestDatabase) -> Self {
-        let redis_prefix = format!("{}:", unique("e2e"));
-        let config = Config::parse_from([
-            "anineplus-api",
-            "--env",
-            "dev",
-            "--database-url",
-            &db.url,
-            "--database-max-connections",
-            "5",
-            "--kafka-brokers",
-            &t.stack.kafka_brokers,
-            "--kafka-topic-prefix",
-            &t.topic_prefix,
-            "--schema-registry-url",
-            &t.stack.registry_url,
-            "--redis-url",
-            &t.stack.redis_url,
-            "--redis-key-prefix",
-            &redis_prefix,
-            "--admin-emails",
-            anineplus_api::config::DEV_ADMIN_EMAIL,
-            "--outbox-poll-ms",
-            "1000",
-            "--search-backend",
-            "index",
-            "--elasticsearch-url",
-            &t.stack.search_url,
-            "--index-prefix",
-            &t.index_prefix,
-        ]);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(anineplus_api::serve(config, listener, shutdown.clone()));
-        let api = Api {
-            url,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
-            shutdown,
-            task,
-        };
-        for _ in 0..200 {
-            assert!(!api.task.is_finished(), "the API stopped during start-up");
-            let live = api
-                .http
-                .get(format!("{}/health/live", api.url))
-                .timeout(Duration::from_secs(1))
-                .send()
-                .await;
-            if live.is_ok_and(|r| r.status().is_success()) {
-                return api;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the API did not become live within 10 s");
-    }
-
-    async fn gql(&self, query: &str, variables: Value, token: Option<&str>, cid: &str) -> Value {
-        let mut request = self
-            .http
-            .post(format!("{}/graphql", self.url))
-            .header("x-correlation-id", cid)
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let body: Value = request.send().await.unwrap().json().await.unwrap();
-        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
-        body["data"].clone()
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.task
-            .await
-            .expect("API task")
-            .expect("the API stopped cleanly");
-    }
-}
 
 /// Runs `anineplus-search <args>` against this test's database and indices.
 async fn cli(t: &Harness, db: &TestDatabase, args: &[&str]) -> (i32, String) {

@@ -4,6 +4,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod api;
+
 use std::time::Duration;
 
 use anineplus_connectors::kafka;
