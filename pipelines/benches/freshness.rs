@@ -21,14 +21,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anineplus_api::Config;
-use anineplus_testkit::{bench, unique};
-use clap::Parser;
+use anineplus_testkit::{TestDatabase, bench};
 use common::Harness;
+use common::api::Api;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore};
-use tokio_util::sync::CancellationToken;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -78,35 +75,18 @@ async fn gql(
     body["data"].clone()
 }
 
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let (server, _) = base.rsplit_once('/').expect("a database URL with a path");
-    format!("{server}/{name}{query}")
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let n = env_or("BENCH_FRESHNESS_MUTATIONS", 200) as usize;
     let rate = env_or("BENCH_FRESHNESS_RATE", 20).max(1);
     let t = Harness::new().await;
 
-    let admin_pool = sqlx::PgPool::connect(&t.stack.database_url).await?;
-    let db = unique("freshness").replace('-', "_");
-    sqlx::query(&format!("CREATE DATABASE \"{db}\""))
-        .execute(&admin_pool)
-        .await?;
-    let db_url = with_database(&t.stack.database_url, &db);
-    let result = run(&t, &db_url, n, rate).await;
+    let db = TestDatabase::create("freshness").await;
+    let result = run(&t, &db.url, n, rate).await;
 
     // Clean up whatever happened.
     t.cleanup().await;
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-        .execute(&admin_pool)
-        .await;
-    admin_pool.close().await;
+    db.remove().await;
 
     let (p50, p99, max) = result?;
     println!(
@@ -123,56 +103,17 @@ async fn main() -> anyhow::Result<()> {
 async fn run(t: &Harness, db_url: &str, n: usize, rate: u64) -> anyhow::Result<(f64, f64, f64)> {
     let indexer = t.start_indexer().await;
 
-    let redis_prefix = format!("{}:", unique("freshness"));
-    let config = Config::parse_from([
-        "anineplus-api",
-        "--env",
-        "dev",
-        "--database-url",
+    let api = Api::start_with(
+        t,
         db_url,
-        "--database-max-connections",
-        "8",
-        "--kafka-brokers",
-        &t.stack.kafka_brokers,
-        "--kafka-topic-prefix",
-        &t.topic_prefix,
-        "--schema-registry-url",
-        &t.stack.registry_url,
-        "--redis-url",
-        &t.stack.redis_url,
-        "--redis-key-prefix",
-        &redis_prefix,
-        "--admin-emails",
-        anineplus_api::config::DEV_ADMIN_EMAIL,
-        "--rate-limit-requests",
-        "1000000000",
-        "--search-backend",
-        "index",
-        "--elasticsearch-url",
-        &t.stack.search_url,
-        "--index-prefix",
-        &t.index_prefix,
-    ]);
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let shutdown = CancellationToken::new();
-    let api = tokio::spawn(anineplus_api::serve(config, listener, shutdown.clone()));
-    let http = reqwest::Client::builder().no_proxy().build()?;
-    let mut live = false;
-    for _ in 0..300 {
-        anyhow::ensure!(!api.is_finished(), "the API stopped during start-up");
-        if http
-            .get(format!("{url}/health/live"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            live = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::ensure!(live, "the API did not start");
+        &[
+            ("--database-max-connections", "8"),
+            ("--rate-limit-requests", "1000000000"),
+            ("--outbox-poll-ms", "5000"),
+        ],
+    )
+    .await;
+    let (http, url) = (api.http.clone(), api.url.clone());
 
     let data = gql(
         &http,
@@ -258,8 +199,7 @@ async fn run(t: &Harness, db_url: &str, n: usize, rate: u64) -> anyhow::Result<(
         sender.await?;
     }
 
-    shutdown.cancel();
-    api.await??;
+    api.stop().await;
     indexer.stop().await;
 
     latencies.sort_by(f64::total_cmp);

@@ -98,6 +98,25 @@ macro_rules! connection {
 connection!(AnimeConnection, AnimeEdge, AnimeNode, "anime");
 connection!(CommentConnection, CommentEdge, CommentNode, "comments");
 
+/// A page of the comments on `target` for the caller: the one resolver body behind
+/// `Query.comments`, `Anime.comments` and `Episode.comments`.
+pub(crate) async fn comment_page(
+    ctx: &async_graphql::Context<'_>,
+    target: crate::domain::CommentTarget,
+    first: Option<i32>,
+    after: Option<String>,
+) -> async_graphql::Result<CommentConnection> {
+    use async_graphql::ErrorExtensions;
+    let (domain, caller) = super::parts(ctx);
+    let limit = domain.page_size(first).map_err(|e| e.extend())?;
+    let offset = start_after(after.as_deref()).map_err(|e| e.extend())?;
+    Ok(domain
+        .comments(caller, target, offset, limit)
+        .await
+        .map_err(|e| e.extend())?
+        .into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,7 +125,6 @@ impl QueryRoot {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<CommentConnection> {
-        let (domain, caller) = parts(ctx);
         let target = match (anime_id, episode_id) {
             (Some(a), None) => {
                 CommentTarget::Anime(crate::domain::validate::id("anime", &a).extend()?)
@@ -140,13 +139,7 @@ impl QueryRoot {
                 .extend());
             }
         };
-        let limit = domain.page_size(first).extend()?;
-        let offset = start_after(after.as_deref()).extend()?;
-        Ok(domain
-            .comments(caller, target, offset, limit)
-            .await
-            .extend()?
-            .into())
+        super::page::comment_page(ctx, target, first, after).await
     }
 
     /// An organization by id.

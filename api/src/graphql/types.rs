@@ -148,14 +148,7 @@ impl AnimeNode {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<CommentConnection> {
-        let (domain, caller) = parts(ctx);
-        let limit = domain.page_size(first).extend()?;
-        let offset = super::page::start_after(after.as_deref()).extend()?;
-        Ok(domain
-            .comments(caller, CommentTarget::Anime(self.0.id), offset, limit)
-            .await
-            .extend()?
-            .into())
+        super::page::comment_page(ctx, CommentTarget::Anime(self.0.id), first, after).await
     }
 }
 
@@ -209,14 +202,7 @@ impl EpisodeNode {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<CommentConnection> {
-        let (domain, caller) = parts(ctx);
-        let limit = domain.page_size(first).extend()?;
-        let offset = super::page::start_after(after.as_deref()).extend()?;
-        Ok(domain
-            .comments(caller, CommentTarget::Episode(self.0.id), offset, limit)
-            .await
-            .extend()?
-            .into())
+        super::page::comment_page(ctx, CommentTarget::Episode(self.0.id), first, after).await
     }
 }
 

@@ -35,36 +35,37 @@ pub struct Api {
 impl Api {
     /// Starts the API on `db`, with the harness's topic and index prefixes; waits until live.
     pub async fn start(t: &Harness, db: &TestDatabase) -> Self {
-        let redis_prefix = format!("{}:", unique("e2e"));
-        let config = Config::parse_from([
-            "anineplus-api",
-            "--env",
-            "dev",
-            "--database-url",
-            &db.url,
-            "--database-max-connections",
-            "5",
-            "--kafka-brokers",
-            &t.stack.kafka_brokers,
-            "--kafka-topic-prefix",
-            &t.topic_prefix,
-            "--schema-registry-url",
-            &t.stack.registry_url,
-            "--redis-url",
-            &t.stack.redis_url,
-            "--redis-key-prefix",
-            &redis_prefix,
-            "--admin-emails",
-            anineplus_api::config::DEV_ADMIN_EMAIL,
-            "--outbox-poll-ms",
-            "1000",
-            "--search-backend",
-            "index",
-            "--elasticsearch-url",
-            &t.stack.search_url,
-            "--index-prefix",
-            &t.index_prefix,
-        ]);
+        Self::start_with(t, &db.url, &[]).await
+    }
+
+    /// [`Api::start`] on the database at `database_url`, with `overrides` (flag, value)
+    /// replacing or adding to the test settings (benchmarks lift the rate limit, say).
+    pub async fn start_with(t: &Harness, database_url: &str, overrides: &[(&str, &str)]) -> Self {
+        let redis_prefix = format!("{}:", unique("api"));
+        let mut settings: Vec<(&str, &str)> = vec![
+            ("--env", "dev"),
+            ("--database-url", database_url),
+            ("--database-max-connections", "5"),
+            ("--kafka-brokers", &t.stack.kafka_brokers),
+            ("--kafka-topic-prefix", &t.topic_prefix),
+            ("--schema-registry-url", &t.stack.registry_url),
+            ("--redis-url", &t.stack.redis_url),
+            ("--redis-key-prefix", &redis_prefix),
+            ("--admin-emails", anineplus_api::config::DEV_ADMIN_EMAIL),
+            ("--outbox-poll-ms", "1000"),
+            ("--search-backend", "index"),
+            ("--elasticsearch-url", &t.stack.search_url),
+            ("--index-prefix", &t.index_prefix),
+        ];
+        for &(flag, value) in overrides {
+            match settings.iter_mut().find(|(f, _)| *f == flag) {
+                Some(setting) => setting.1 = value,
+                None => settings.push((flag, value)),
+            }
+        }
+        let args =
+            std::iter::once("anineplus-api").chain(settings.iter().flat_map(|(f, v)| [*f, *v]));
+        let config = Config::parse_from(args);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
