@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local single-node OpenSearch (Elasticsearch-compatible REST API) on 127.0.0.1:9200, built from Maven Central jars:
 # scripts/stack/opensearch/pom.xml names them, OpenSearchNode.java starts an org.opensearch.node.Node with the
-# netty4 transport, analysis-common and painless modules. Nothing but Java 17, Maven and curl is needed.
+# netty4 transport, analysis-common, painless and reindex (update-by-query) modules. Nothing but Java 17, Maven and curl is needed.
 #
 #   opensearch.sh install   resolve the jars into .stack/cache/m2 and compile the launcher (idempotent)
 #   opensearch.sh start     install if needed, start in the background, wait until the cluster is yellow

@@ -23,6 +23,15 @@
 //! one, which equals the event's version when versions are contiguous, so later external
 //! writes and 409s for older ones keep working.
 //!
+//! Indices with *denormalised* fields (data of another entity, written by that entity's
+//! events) cannot use external versions at all: those writes bump `_version` without
+//! changing `aggregateVersion`. Their documents are written with [`Document::replace`]
+//! (an [`Action::Update`] that replaces the entity's own fields and keeps the named
+//! denormalised ones, guarded by `aggregateVersion`) and the denormalised fields with
+//! [`Action::Script`]s that carry their own guard (e.g. a per-source version). Scripts
+//! take every value from `params`, so each kind of write compiles once (the engine limits
+//! script compilations per minute).
+//!
 //! Only APIs common to OpenSearch 2.x and Elasticsearch 8 are used (`_bulk`,
 //! `_index_template`, index creation with aliases).
 
@@ -70,6 +79,16 @@ pub enum Action {
         /// Its parameters.
         params: Value,
     },
+    /// A change that guards itself: `script` (painless) runs with `params` plus
+    /// `params.documentId` on the stored document (an empty one when missing), with no
+    /// version check around it. For denormalised fields, whose versions are not the
+    /// document's own.
+    Script {
+        /// The painless statements; set `ctx.op = 'none'` to leave the document as is.
+        script: String,
+        /// Its parameters.
+        params: Value,
+    },
 }
 
 impl Document {
@@ -113,6 +132,34 @@ impl Document {
         }
     }
 }
+
+impl Document {
+    /// The whole document `source` at `version`, as a version-guarded scripted upsert that
+    /// keeps the stored values of the fields named in `keep` (denormalised fields written
+    /// by other entities' events). A tombstone is a `source` with `deleted: true`.
+    pub fn replace(
+        index: impl Into<String>,
+        id: impl Into<String>,
+        version: i64,
+        source: Value,
+        keep: &[&str],
+    ) -> Self {
+        Document {
+            index: index.into(),
+            id: id.into(),
+            version,
+            action: Action::Update {
+                script: REPLACE_KEEPING.into(),
+                params: json!({ "source": source, "keep": keep }),
+            },
+        }
+    }
+}
+
+/// Replaces `ctx._source` with `params.source`, keeping the fields listed in `params.keep`.
+const REPLACE_KEEPING: &str = "def kept = [:]; \
+     for (k in params.keep) { if (ctx._source.containsKey(k)) { kept[k] = ctx._source[k] } } \
+     ctx._source.clear(); ctx._source.putAll(params.source); ctx._source.putAll(kept)";
 
 /// Wraps `query` so that soft-deleted documents never match.
 pub fn live(query: Value) -> Value {

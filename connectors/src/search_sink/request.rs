@@ -1,5 +1,6 @@
 //! Pure bulk request building and response reading (no I/O).
 
+use std::borrow::Borrow;
 use std::ops::Range;
 
 use serde::Deserialize;
@@ -37,10 +38,6 @@ pub struct BulkRequest {
 
 /// Appends the action and source lines of `doc` to `out`.
 pub fn encode(doc: &Document, out: &mut Vec<u8>) {
-    let write = |out: &mut Vec<u8>, value: &Value| {
-        serde_json::to_writer(&mut *out, value).expect("JSON to a Vec never fails");
-        out.push(b'\n');
-    };
     match &doc.action {
         Action::Index(source) => {
             let action = serde_json::json!({ "index": {
@@ -49,36 +46,51 @@ pub fn encode(doc: &Document, out: &mut Vec<u8>) {
                 "version": doc.version,
                 "version_type": "external_gte",
             }});
-            write(out, &action);
-            write(out, source);
+            write_line(out, &action);
+            write_line(out, source);
         }
         Action::Update { script, params } => {
             let mut params = params.clone();
             params["version"] = doc.version.into();
+            params["documentId"] = doc.id.clone().into();
             let guarded = format!(
                 "if (ctx._source.{VERSION_FIELD} != null && ctx._source.{VERSION_FIELD} >= params.version) \
                  {{ ctx.op = 'none' }} else {{ {script}; ctx._source.{VERSION_FIELD} = params.version; \
-                 ctx._source.id = '{}' }}",
-                doc.id.replace('\\', "\\\\").replace('\'', "\\'")
+                 ctx._source.id = params.documentId }}"
             );
-            let action = serde_json::json!({ "update": {
-                "_index": doc.index,
-                "_id": doc.id,
-                "retry_on_conflict": 3,
-            }});
-            let body = serde_json::json!({
-                "scripted_upsert": true,
-                "upsert": {},
-                "script": { "lang": "painless", "source": guarded, "params": params },
-            });
-            write(out, &action);
-            write(out, &body);
+            write_upsert(out, doc, guarded, params);
+        }
+        Action::Script { script, params } => {
+            let mut params = params.clone();
+            params["documentId"] = doc.id.clone().into();
+            write_upsert(out, doc, script.clone(), params);
         }
     }
 }
 
+/// Appends a scripted upsert (the script also runs on a missing document, as `{}`).
+fn write_upsert(out: &mut Vec<u8>, doc: &Document, source: String, params: Value) {
+    let action = serde_json::json!({ "update": {
+        "_index": doc.index,
+        "_id": doc.id,
+        "retry_on_conflict": 3,
+    }});
+    let body = serde_json::json!({
+        "scripted_upsert": true,
+        "upsert": {},
+        "script": { "lang": "painless", "source": source, "params": params },
+    });
+    write_line(out, &action);
+    write_line(out, &body);
+}
+
+fn write_line(out: &mut Vec<u8>, value: &Value) {
+    serde_json::to_writer(&mut *out, value).expect("JSON to a Vec never fails");
+    out.push(b'\n');
+}
+
 /// Splits `docs` into bulk bodies bounded by `limits`, keeping their order.
-pub fn build(docs: &[Document], limits: BulkLimits) -> Vec<BulkRequest> {
+pub fn build<D: Borrow<Document>>(docs: &[D], limits: BulkLimits) -> Vec<BulkRequest> {
     let mut requests = Vec::new();
     let mut current = BulkRequest {
         body: Vec::new(),
@@ -87,7 +99,7 @@ pub fn build(docs: &[Document], limits: BulkLimits) -> Vec<BulkRequest> {
     let mut line = Vec::new();
     for (i, doc) in docs.iter().enumerate() {
         line.clear();
-        encode(doc, &mut line);
+        encode(doc.borrow(), &mut line);
         let full = current.docs.len() >= limits.max_docs
             || (!current.docs.is_empty() && current.body.len() + line.len() > limits.max_bytes);
         if full {
@@ -176,6 +188,58 @@ mod tests {
         assert!(source.contains("ctx.op = 'none'"), "{source}");
     }
 
+    fn lines(doc: &Document) -> Vec<Value> {
+        let mut out = Vec::new();
+        encode(doc, &mut out);
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn scripts_take_everything_from_params_so_each_kind_compiles_once() {
+        let a = lines(&Document::replace(
+            "a",
+            "a1",
+            2,
+            json!({"title": "x"}),
+            &["n"],
+        ));
+        let b = lines(&Document::replace(
+            "a",
+            "a'2",
+            5,
+            json!({"title": "y"}),
+            &["n"],
+        ));
+        assert_eq!(a[1]["script"]["source"], b[1]["script"]["source"]);
+        assert_eq!(b[1]["script"]["params"]["documentId"], json!("a'2"));
+        assert_eq!(b[1]["script"]["params"]["keep"], json!(["n"]));
+        assert_eq!(b[1]["script"]["params"]["source"]["title"], json!("y"));
+        let own = Document {
+            index: "a".into(),
+            id: "a1".into(),
+            version: 3,
+            action: Action::Script {
+                script: "ctx._source.n = params.n".into(),
+                params: json!({"n": 1}),
+            },
+        };
+        let own = lines(&own);
+        assert_eq!(own[0]["update"]["_id"], json!("a1"));
+        assert_eq!(own[1]["scripted_upsert"], json!(true));
+        assert_eq!(
+            own[1]["script"]["source"],
+            json!("ctx._source.n = params.n")
+        );
+        assert!(
+            own[1]["script"]["params"]["version"].is_null(),
+            "no outer guard"
+        );
+    }
+
     #[test]
     fn encodes_external_gte_versions_as_ndjson() {
         let mut out = Vec::new();
@@ -229,7 +293,7 @@ mod tests {
             },
         );
         assert_eq!(alone.len(), 1, "an oversized document still goes, alone");
-        assert!(build(&[], BulkLimits::default()).is_empty());
+        assert!(build::<Document>(&[], BulkLimits::default()).is_empty());
     }
 
     /// A bulk response captured from OpenSearch 2.19 with mixed item results: created,

@@ -1,6 +1,8 @@
 //! [`SearchSink`]: splits a batch into bounded bulk requests, sends them concurrently and
 //! returns one outcome per document, in input order.
 
+use std::borrow::Borrow;
+
 use futures::future::join_all;
 
 use super::request::{self, BulkLimits};
@@ -26,7 +28,8 @@ impl SearchSink {
     }
 
     /// Writes `docs`; the outcome of `docs[i]` is at `i`.
-    pub async fn write(&self, docs: &[Document]) -> Vec<Outcome> {
+    /// Takes documents or anything holding one (`&Document`, a pipeline's own item type).
+    pub async fn write<D: Borrow<Document>>(&self, docs: &[D]) -> Vec<Outcome> {
         let requests = request::build(docs, self.limits);
         let answers = join_all(requests.iter().map(|r| self.service.send(r))).await;
         let mut outcomes = Vec::with_capacity(docs.len());

@@ -57,7 +57,10 @@ impl IndexSpec {
     }
 
     /// Puts the template, then creates the first index with the alias unless the alias
-    /// exists. Idempotent and safe to race with another instance.
+    /// exists; when it exists, puts the mappings on it, so fields added since it was
+    /// created are mapped (a change the engine refuses, e.g. a field's type, is a permanent
+    /// error naming the field: reindex for those). Idempotent and safe to race with
+    /// another instance.
     pub async fn ensure(&self, client: &Elasticsearch) -> Result<(), SetupError> {
         let template = self.template();
         self.call(
@@ -84,6 +87,13 @@ impl IndexSpec {
                 }
             })?;
         if status == 200 {
+            self.call(
+                client,
+                Method::Put,
+                &format!("/{}/_mapping", self.alias),
+                Some(&self.mappings),
+            )
+            .await?;
             return Ok(());
         }
         let body = json!({ "aliases": { self.alias.clone(): { "is_write_index": true } } });

@@ -6,6 +6,11 @@
 //! `comment.moderated`, `organization.updated` and membership changes) are
 //! version-guarded partial updates, so nothing they do not carry is lost.
 //! Subscriptions have no index yet: their events produce no writes.
+//!
+//! Denormalised fields (see [`super::denormalise`]): an episode event also writes its
+//! anime's `episodes`/`episodeCount`; anime and comment documents are therefore written
+//! with [`Document::replace`] (guarded by `aggregateVersion`, keeping those fields) instead
+//! of external versions. Comments get `animeTitle` from the indexer's sink once written.
 
 use anineplus_connectors::search_sink::{Action, Document};
 use anineplus_schemas::events::{
@@ -13,6 +18,7 @@ use anineplus_schemas::events::{
 };
 use serde_json::{Value, json};
 
+use super::denormalise;
 use super::indices::Index;
 
 /// Builds documents for the indices under one prefix.
@@ -41,6 +47,36 @@ impl Documents {
             &e.aggregate_id,
             e.aggregate_version,
             source,
+        )
+    }
+
+    /// A whole-document write that keeps the index's denormalised fields.
+    fn replace<T>(&self, index: Index, e: &Envelope<T>, mut source: Value) -> Document {
+        source["id"] = e.aggregate_id.clone().into();
+        source["aggregateVersion"] = e.aggregate_version.into();
+        source["deleted"] = false.into();
+        source["updatedAt"] = e.timestamp.into();
+        Document::replace(
+            index.alias(&self.prefix),
+            &e.aggregate_id,
+            e.aggregate_version,
+            source,
+            denormalise::kept(index),
+        )
+    }
+
+    /// The tombstone of an index with denormalised fields.
+    fn replace_tombstone<T>(&self, index: Index, e: &Envelope<T>) -> Document {
+        let source = json!({
+            "id": e.aggregate_id, "deleted": true, "aggregateVersion": e.aggregate_version,
+            "updatedAt": e.timestamp,
+        });
+        Document::replace(
+            index.alias(&self.prefix),
+            &e.aggregate_id,
+            e.aggregate_version,
+            source,
+            denormalise::kept(index),
         )
     }
 
@@ -77,7 +113,7 @@ impl Documents {
     /// `anime` events.
     pub fn anime(&self, e: Envelope<AnimeData>) -> Vec<Document> {
         vec![match &e.data {
-            AnimeData::AnimeCreated(s) | AnimeData::AnimeUpdated(s) => self.whole(
+            AnimeData::AnimeCreated(s) | AnimeData::AnimeUpdated(s) => self.replace(
                 Index::Anime,
                 &e,
                 json!({
@@ -85,13 +121,24 @@ impl Documents {
                     "status": s.status, "releaseYear": s.release_year,
                 }),
             ),
-            AnimeData::AnimeDeleted(_) => self.tombstone(Index::Anime, &e),
+            AnimeData::AnimeDeleted(_) => self.replace_tombstone(Index::Anime, &e),
         }]
     }
 
-    /// `episode` events.
+    /// `episode` events: the episode's document, and its entry in its anime's episode count.
     pub fn episode(&self, e: Envelope<EpisodeData>) -> Vec<Document> {
-        vec![match &e.data {
+        let (anime_id, live) = match &e.data {
+            EpisodeData::EpisodeCreated(s) | EpisodeData::EpisodeUpdated(s) => (&s.anime_id, true),
+            EpisodeData::EpisodeDeleted(d) => (&d.anime_id, false),
+        };
+        let on_anime = denormalise::episode_on_anime(
+            Index::Anime.alias(&self.prefix),
+            anime_id,
+            &e.aggregate_id,
+            e.aggregate_version,
+            live,
+        );
+        let own = match &e.data {
             EpisodeData::EpisodeCreated(s) | EpisodeData::EpisodeUpdated(s) => self.whole(
                 Index::Episodes,
                 &e,
@@ -102,13 +149,14 @@ impl Documents {
                 }),
             ),
             EpisodeData::EpisodeDeleted(_) => self.tombstone(Index::Episodes, &e),
-        }]
+        };
+        vec![own, on_anime]
     }
 
     /// `comment` events.
     pub fn comment(&self, e: Envelope<CommentData>) -> Vec<Document> {
         vec![match &e.data {
-            CommentData::CommentCreated(c) => self.whole(
+            CommentData::CommentCreated(c) => self.replace(
                 Index::Comments,
                 &e,
                 json!({
@@ -125,7 +173,7 @@ impl Documents {
                     "moderatedAt": m.moderated_at,
                 }),
             ),
-            CommentData::CommentDeleted(_) => self.tombstone(Index::Comments, &e),
+            CommentData::CommentDeleted(_) => self.replace_tombstone(Index::Comments, &e),
         }]
     }
 
@@ -230,5 +278,31 @@ mod tests {
             panic!()
         };
         assert_eq!(tomb["deleted"], json!(true));
+    }
+
+    #[test]
+    fn episodes_count_on_their_anime_and_denormalised_indices_keep_those_fields() {
+        let docs = Documents::new("p");
+        let all = samples::one_of_each();
+        let episode = all.episodes[0].clone();
+        let out = docs.episode(episode.clone());
+        assert_eq!(out.len(), 2, "the episode and its entry on the anime");
+        assert_eq!(out[0].index, "p-episodes");
+        assert_eq!(out[1].index, "p-anime");
+        let Action::Script { params, .. } = &out[1].action else {
+            panic!("{:?}", out[1])
+        };
+        assert_eq!(params["episodeId"], json!(episode.aggregate_id));
+        assert_eq!(params["live"], json!(true));
+        let anime = docs.anime(all.anime[0].clone());
+        let Action::Update { params, .. } = &anime[0].action else {
+            panic!("anime documents are replaced, not external versions")
+        };
+        assert_eq!(params["keep"], json!(["episodes", "episodeCount"]));
+        let comment = docs.comment(all.comments[0].clone());
+        let Action::Update { params, .. } = &comment[0].action else {
+            panic!()
+        };
+        assert_eq!(params["keep"], json!(["animeTitle", "animeTitleVersion"]));
     }
 }

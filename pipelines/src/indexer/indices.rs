@@ -76,6 +76,10 @@ impl Index {
                 "status": keyword,
                 // `short`: years fit; a value out of range is a mapping error (dead letter).
                 "releaseYear": { "type": "short" },
+                // Denormalised from episode events (see `denormalise`): the count of live
+                // episodes, and the episode id → signed version map it is derived from.
+                "episodeCount": { "type": "integer" },
+                "episodes": { "type": "object", "enabled": false },
             }),
             Index::Episodes => json!({
                 "animeId": keyword,
@@ -94,6 +98,9 @@ impl Index {
                 "moderatedBy": keyword,
                 "moderationReason": { "type": "text" },
                 "moderatedAt": date,
+                // Denormalised from the anime (see `denormalise`).
+                "animeTitle": text,
+                "animeTitleVersion": { "type": "long" },
             }),
             Index::Users => json!({
                 "name": text,

@@ -3,11 +3,16 @@
 //! - [`IndexerConfig`]: its configuration (clap, environment variables).
 //! - [`indices`]: the indices, aliases and mappings.
 //! - [`documents`]: events → versioned documents.
+//! - [`denormalise`]: the fields one entity's document carries of another's, and
+//!   [`IndexerSink`], the search sink followed by their follow-up writes.
+//! - [`topology`]: the topology below with its sink, no consumer started (also used by
+//!   `anineplus-dlq replay --to sink`);
 //! - [`run`]: puts the index templates, then runs the topology
-//!   `user|organization|anime|episode|comment|subscription → documents → SearchSink` as the
+//!   `user|organization|anime|episode|comment|subscription → documents → IndexerSink` as the
 //!   pipeline `indexer` (retry topics `indexer.retry.{1,2,3}`, dead letters `indexer.dlq`,
 //!   all behind `TOPIC_PREFIX`), serving `/metrics` and `/health` on `METRICS_LISTEN`.
 
+pub mod denormalise;
 pub mod documents;
 pub mod indices;
 
@@ -25,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dead_letter::RetryPolicy;
 use crate::metrics::{self, Metrics};
-use crate::{BatchConfig, Pipeline, PipelineConfig, Result, Stream};
+use crate::{BatchConfig, Pipeline, PipelineConfig, Result, Stream, Topology};
+use denormalise::IndexerSink;
 use documents::Documents;
 use indices::Index;
 
@@ -88,14 +94,17 @@ pub struct Running {
     pub metrics_addr: SocketAddr,
 }
 
-/// Sets up the indices and builds the pipeline; returns it with its metrics address.
-pub async fn prepare(
-    config: &IndexerConfig,
-    shutdown: &CancellationToken,
-) -> Result<(Pipeline<SearchSink>, Running)> {
+/// The indexer's topology (`user|organization|anime|episode|comment|subscription →
+/// documents → IndexerSink`), built without starting any consumer: the one definition used
+/// by [`prepare`] and by `anineplus-dlq replay --to sink`. With `setup`, the index templates
+/// and first indices are put first (idempotent, as at start); without, nothing is sent to the
+/// engine.
+pub async fn topology(config: &IndexerConfig, setup: bool) -> Result<Topology<IndexerSink>> {
     let client = search::client(&config.elasticsearch_url, Duration::from_secs(30))?;
-    for index in Index::ALL {
-        index.spec(&config.index_prefix).ensure(&client).await?;
+    if setup {
+        for index in Index::ALL {
+            index.spec(&config.index_prefix).ensure(&client).await?;
+        }
     }
     let docs = Documents::new(&config.index_prefix);
     let t = |topic: Topic| format!("{}{}", config.topic_prefix, topic.name());
@@ -133,13 +142,23 @@ pub async fn prepare(
         Stream::<Envelope<SubscriptionData>>::topic(t(Topic::Subscription))
             .flat_map(move |e| docs.subscription(e)),
     );
-    let sink = SearchSink::new(
+    let search = SearchSink::new(
         BulkService::new(client),
         BulkLimits {
             max_docs: config.bulk_docs,
             max_bytes: config.bulk_bytes,
         },
     );
+    let sink = IndexerSink::new(search, &config.index_prefix);
+    Ok(stream.to(sink))
+}
+
+/// Sets up the indices and builds the pipeline; returns it with its metrics address.
+pub async fn prepare(
+    config: &IndexerConfig,
+    shutdown: &CancellationToken,
+) -> Result<(Pipeline<IndexerSink>, Running)> {
+    let topology = topology(config, true).await?;
     let mut pipeline_config = PipelineConfig::new(PIPELINE, &config.kafka_brokers, &config.group);
     pipeline_config.topic_prefix = config.topic_prefix.clone();
     pipeline_config.retry = config.retry.clone();
@@ -149,7 +168,7 @@ pub async fn prepare(
     };
     let pipeline = Pipeline::new(
         pipeline_config,
-        stream.to(sink),
+        topology,
         Codec::new(&config.schema_registry_url),
     );
     let metrics = pipeline.metrics();

@@ -172,7 +172,8 @@ impl Harness {
             .unwrap_or_else(|(e, _)| panic!("produce: {e}"));
     }
 
-    /// `GET <alias>/_doc/<id>`: `(_version, _source)` or `None`.
+    /// `GET <alias>/_doc/<id>`: `(aggregateVersion, _source)` or `None`. The field, not
+    /// `_version`: documents with denormalised fields are written without external versions.
     pub async fn doc(&self, index: &str, id: &str) -> Option<(i64, Value)> {
         let response = self
             .search
@@ -181,8 +182,10 @@ impl Harness {
             .await
             .ok()?;
         let body: Value = response.json().await.ok()?;
-        (body["found"] == json!(true))
-            .then(|| (body["_version"].as_i64().unwrap(), body["_source"].clone()))
+        (body["found"] == json!(true)).then(|| {
+            let source = body["_source"].clone();
+            (source["aggregateVersion"].as_i64().unwrap_or(-1), source)
+        })
     }
 
     /// Polls until `doc(index, id)` satisfies `ok`, for up to 60 s.

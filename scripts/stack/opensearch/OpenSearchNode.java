@@ -23,6 +23,7 @@ import org.opensearch.common.unit.TimeValue;
 import org.opensearch.env.Environment;
 import org.opensearch.node.InternalSettingsPreparer;
 import org.opensearch.node.Node;
+import org.opensearch.index.reindex.ReindexPlugin;
 import org.opensearch.painless.PainlessPlugin;
 import org.opensearch.plugins.Plugin;
 import org.opensearch.transport.Netty4Plugin;
@@ -31,7 +32,7 @@ public final class OpenSearchNode {
 
     /** The modules a distribution loads from modules/ that the stack needs, loaded from the classpath instead. */
     static final List<Class<? extends Plugin>> PLUGINS =
-        Arrays.asList(Netty4Plugin.class, CommonAnalysisPlugin.class, PainlessPlugin.class);
+        Arrays.asList(Netty4Plugin.class, CommonAnalysisPlugin.class, PainlessPlugin.class, ReindexPlugin.class);
 
     static final class StackNode extends Node {
         StackNode(Environment env, Collection<Class<? extends Plugin>> plugins) {
