@@ -1,14 +1,18 @@
 //! `anineplus-dlq`: the operators' dead-letter tool. Lists, counts, inspects, replays and
-//! purges the records of a pipeline's `<pipeline>.dlq` topic. The work lives in
+//! purges the records of a pipeline's `<pipeline>.dlq` topic; replays either to the original
+//! topic or, for the indexer, straight into its search sink. The work lives in
 //! `anineplus_pipelines::dlq`; this binary parses flags and prints.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use anineplus_pipelines::dlq::{self, DeadLetterRecord, Filter};
+use anineplus_connectors::search_sink::Document;
+use anineplus_pipelines::dead_letter::RetryPolicy;
+use anineplus_pipelines::dlq::{self, DeadLetterRecord, Filter, SinkReplay, SinkVerdict};
+use anineplus_pipelines::indexer::{self, IndexerConfig};
 use anineplus_schemas::Codec;
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Inspect and reprocess the dead letters of a pipeline.
 ///
@@ -20,6 +24,8 @@ use clap::{Args, Parser, Subcommand};
 ///   anineplus-dlq inspect --partition 0 --offset 12
 ///   anineplus-dlq replay --original-topic anime --dry-run
 ///   anineplus-dlq replay --original-topic anime
+///   anineplus-dlq replay --to sink --key a1 --dry-run
+///   anineplus-dlq replay --to sink --key a1
 ///   anineplus-dlq purge --yes
 #[derive(Debug, Parser)]
 #[command(name = "anineplus-dlq", verbatim_doc_comment)]
@@ -32,7 +38,7 @@ struct Cli {
         global = true
     )]
     brokers: String,
-    /// The schema registry, to decode values in `inspect`.
+    /// The schema registry, to decode values in `inspect` and `replay --to sink`.
     #[arg(
         long,
         env = "SCHEMA_REGISTRY_URL",
@@ -71,14 +77,41 @@ enum Command {
         #[arg(long)]
         offset: i64,
     },
-    /// Produce the selected dead letters to their original topic, to be processed again.
-    /// One that fails again returns to the dead-letter topic; nothing is deleted.
+    /// Replay the selected dead letters: to their original topic (default), or straight into
+    /// the indexer's search sink. One that fails again returns to the dead-letter topic;
+    /// nothing is deleted.
+    ///
+    /// --to topic: produces each record to its original topic (key, value, headers, plus
+    /// `replayed-from`); the running pipeline processes it again.
+    ///
+    /// --to sink (pipeline `indexer` only): decodes each value through the registry with the
+    /// step the indexer binds to its original topic, and writes the resulting documents
+    /// through the indexer's search sink (versioned writes: replaying an event older than
+    /// what is indexed is "already applied"), without touching the original topic or
+    /// needing the indexer to run. Retryable write failures are retried a few times with
+    /// backoff; a record that still fails (does not decode, mapping rejection, ...) is
+    /// produced back to the dead-letter topic with `attempts` incremented, a new
+    /// `last-failure-at`, `error-class` and `error-message`, and `replayed-from`. A search
+    /// engine that stays unreachable stops the run with an error.
+    ///
+    /// Both work on a snapshot of the dead-letter topic taken at the start: records that
+    /// fail again land after it and are not replayed twice in one run. Replay, check
+    /// (`list`), then `purge`.
+    #[command(verbatim_doc_comment)]
     Replay {
         #[command(flatten)]
         select: Select,
-        /// Show what would be replayed, send nothing.
+        /// Where to replay: `topic` (the original topic) or `sink` (the indexer's search
+        /// sink, directly).
+        #[arg(long, value_enum, default_value_t = ReplayTo::Topic)]
+        to: ReplayTo,
+        /// Show what would be replayed, send nothing. With `--to sink`: decode and build
+        /// the documents, list them, write nothing (what the engine would refuse, e.g. a
+        /// mapping rejection, only shows when writing).
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        sink: SinkArgs,
     },
     /// Delete every dead letter present now (Kafka deletes whole prefixes: no filters).
     Purge {
@@ -89,6 +122,33 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+}
+
+/// Where `replay` sends the dead letters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReplayTo {
+    /// Back to their original topic, for the running pipeline to process again.
+    Topic,
+    /// Straight into the pipeline's sink (the indexer's search indices).
+    Sink,
+}
+
+/// The indexer's sink, for `replay --to sink` (same variables as `anineplus-indexer`).
+#[derive(Debug, Args)]
+struct SinkArgs {
+    /// The Elasticsearch/OpenSearch URL (`--to sink`).
+    #[arg(
+        long,
+        env = "ELASTICSEARCH_URL",
+        default_value = "http://127.0.0.1:9200"
+    )]
+    elasticsearch_url: String,
+    /// Prefix of the index aliases, as the indexer's (`--to sink`).
+    #[arg(long, env = "INDEX_PREFIX", default_value = "anineplus")]
+    index_prefix: String,
+    /// Dead letters per bulk write (`--to sink`).
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
 }
 
 /// Which dead letters.
@@ -139,6 +199,93 @@ async fn scan(cli: &Cli, topic: &str, filter: Filter) -> anyhow::Result<Vec<Dead
         .with_context(|| "scanning the dead-letter topic")
 }
 
+fn describe(doc: &Document) -> String {
+    format!("{}/{}@{}", doc.index, doc.id, doc.version)
+}
+
+/// `replay --to sink`: the indexer's topology (no consumer) decodes, its sink writes.
+async fn replay_to_sink(
+    cli: &Cli,
+    args: &SinkArgs,
+    letters: &[DeadLetterRecord],
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let config = IndexerConfig {
+        kafka_brokers: cli.brokers.clone(),
+        elasticsearch_url: args.elasticsearch_url.clone(),
+        schema_registry_url: cli.registry.clone(),
+        group: String::new(),
+        index_prefix: args.index_prefix.clone(),
+        topic_prefix: cli.topic_prefix.clone(),
+        metrics_listen: ([127, 0, 0, 1], 0).into(),
+        bulk_docs: args.batch.max(1),
+        bulk_bytes: 5 * 1024 * 1024,
+        retry: RetryPolicy::default(),
+    };
+    // A dry run sends nothing to the engine; a real one puts the templates first, as the
+    // indexer does at start (idempotent).
+    let topology = indexer::topology(&config, !dry_run)
+        .await
+        .context("building the indexer's topology")?;
+    let codec = Codec::new(&cli.registry);
+    let replay = SinkReplay {
+        topology: &topology,
+        codec: &codec,
+        brokers: &cli.brokers,
+        pipeline: indexer::PIPELINE,
+        policy: RetryPolicy::default(),
+        batch: args.batch,
+        dry_run,
+        describe,
+    };
+    let report = replay
+        .run(
+            letters,
+            |letter, verdict| match verdict {
+                SinkVerdict::WouldWrite(docs) => println!(
+                    "would write {}: {}",
+                    if docs.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        docs.join(" ")
+                    },
+                    letter.summary()
+                ),
+                SinkVerdict::Replayed(_) => {}
+                SinkVerdict::Returned(failure) => println!(
+                    "{} to the dead-letter topic ({}: {}): {}",
+                    if dry_run { "would return" } else { "returned" },
+                    failure.class.as_str(),
+                    failure.message,
+                    letter.summary()
+                ),
+            },
+            |done, total| {
+                let verb = if dry_run { "decoded" } else { "replayed" };
+                eprint!("\r{verb} {done}/{total}");
+                let _ = std::io::stderr().flush();
+                if done == total {
+                    eprintln!();
+                }
+            },
+        )
+        .await?;
+    if dry_run {
+        println!(
+            "dry run: {} dead letter(s) would be replayed into the sink ({} document(s)), {} \
+             do not decode and would return to the dead-letter topic",
+            report.replayed, report.items, report.returned
+        );
+    } else {
+        println!(
+            "replayed {} dead letter(s) into the sink ({} document(s) written or already \
+             applied); {} failed again and returned to the dead-letter topic",
+            report.replayed, report.items, report.returned
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -182,7 +329,27 @@ async fn main() -> anyhow::Result<()> {
                     .await
             );
         }
-        Command::Replay { select, dry_run } => {
+        Command::Replay {
+            select,
+            to: ReplayTo::Sink,
+            dry_run,
+            sink,
+        } => {
+            anyhow::ensure!(
+                cli.pipeline == indexer::PIPELINE,
+                "replay --to sink is built for the `{}` pipeline only, not `{}`",
+                indexer::PIPELINE,
+                cli.pipeline
+            );
+            let letters = scan(&cli, &topic, select.filter(&cli.topic_prefix)).await?;
+            replay_to_sink(&cli, sink, &letters, *dry_run).await?;
+        }
+        Command::Replay {
+            select,
+            to: ReplayTo::Topic,
+            dry_run,
+            sink: _,
+        } => {
             let letters = scan(&cli, &topic, select.filter(&cli.topic_prefix)).await?;
             if *dry_run {
                 for l in &letters {

@@ -8,6 +8,11 @@
 //! - [`replay`]: produces the selected records to their original topic with their original
 //!   key, value and headers (plus `replayed-from`), so the pipeline processes them again; a
 //!   record that fails again goes back to the dead-letter topic. Nothing is deleted.
+//! - [`SinkReplay`]: replays the selected records straight into a pipeline's sink (the
+//!   indexer's: `anineplus-dlq replay --to sink`), decoding each value with the step the
+//!   topology binds to its original topic and writing the results through the topology's
+//!   sink, without the original topic; a record that fails again is produced back to the
+//!   dead-letter topic with updated headers. Nothing is deleted either.
 //! - [`purge`]: deletes the records of the topic up to the snapshot's end offsets (Kafka
 //!   can only delete a prefix of a partition, so purge ignores filters).
 
@@ -18,7 +23,8 @@ use anineplus_schemas::events::LogRecord;
 use anineplus_schemas::events::{
     AnimeData, CommentData, Envelope, EpisodeData, OrganizationData, SubscriptionData, UserData,
 };
-use anineplus_schemas::{Codec, Topic};
+use anineplus_schemas::{Codec, Topic, wire};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -26,8 +32,11 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use crate::dead_letter::header;
+use crate::dead_letter::{self, DeadLetter, RetryPolicy, header};
+use crate::failure::{ErrorClass, Failure};
 use crate::record::RawRecord;
+use crate::sink::{Outcome, Sink};
+use crate::topology::Topology;
 use crate::{Error, Result};
 
 /// Header added to replayed records: `<dlq topic>/<partition>/<offset>`.
@@ -315,6 +324,338 @@ pub async fn replay(
     Ok(total)
 }
 
+/// What became of one dead letter replayed into the sink.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SinkVerdict {
+    /// Every item it became was written or already applied (items described; a record the
+    /// topology maps to nothing is replayed with none).
+    Replayed(Vec<String>),
+    /// Dry run: it decodes into these items, which would be written.
+    WouldWrite(Vec<String>),
+    /// It failed again and was produced back to the dead-letter topic with this failure
+    /// (dry run: it does not decode and would be).
+    Returned(Failure),
+}
+
+/// Totals of a [`SinkReplay::run`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SinkReplayReport {
+    /// Dead letters replayed (written or already applied); dry run: that would be written.
+    pub replayed: u64,
+    /// Items (documents) written; dry run: that would be written.
+    pub items: u64,
+    /// Dead letters produced back to the dead-letter topic; dry run: that do not decode.
+    pub returned: u64,
+}
+
+/// Replays dead letters straight into a topology's sink, without their original topic.
+///
+/// For each dead letter: the binding of its `original-topic` in `topology` decodes the value
+/// (preparing the writer schema through the registry first, a registry outage retried with
+/// backoff, exactly as a pipeline lane does), then the items are written through the
+/// topology's sink in batches. `Done`/`AlreadyApplied` items count as replayed; `Retry` and
+/// `Unavailable` items are retried in place with the backoff of `policy`. A record that
+/// still fails (decode error, mapping rejection, retries exhausted) is produced back to the
+/// dead-letter topic it was read from, its headers updated as a pipeline would: `attempts`
+/// plus the writes tried now, `last-failure-at`, the new `error-class` and `error-message`,
+/// and `replayed-from`. When the whole sink stays unavailable the run stops with an error
+/// (nothing of the current batch is settled or produced back; as with every replay, the
+/// dead letters themselves stay where they are).
+///
+/// Like [`replay`], it works on a snapshot taken by [`scan`] and deletes or marks nothing:
+/// records it produces back land after the snapshot's end, so one run never replays a
+/// record twice; a second run replays the same dead letters again (harmless for a versioned,
+/// idempotent sink). Replay, check, then purge.
+pub struct SinkReplay<'a, S: Sink> {
+    /// The pipeline's topology: its bindings decode, its sink writes.
+    pub topology: &'a Topology<S>,
+    /// The registry codec.
+    pub codec: &'a Codec,
+    /// Kafka bootstrap servers, to produce records back to the dead-letter topic.
+    pub brokers: &'a str,
+    /// The pipeline's name (the `pipeline` header of records produced back).
+    pub pipeline: &'a str,
+    /// In-place retries: attempts and backoff (registry and sink).
+    pub policy: RetryPolicy,
+    /// Dead letters per sink write.
+    pub batch: usize,
+    /// Decode and build the items, report, write and produce nothing.
+    pub dry_run: bool,
+    /// One item as text for reports (e.g. `index/id@version`).
+    pub describe: fn(&S::Item) -> String,
+}
+
+impl<S: Sink> SinkReplay<'_, S> {
+    /// Replays `letters`, calling `on_letter` with each one's verdict (in order) and
+    /// `progress(done, total)` after each batch.
+    pub async fn run(
+        &self,
+        letters: &[DeadLetterRecord],
+        mut on_letter: impl FnMut(&DeadLetterRecord, &SinkVerdict),
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<SinkReplayReport> {
+        let producer: Option<FutureProducer> = if self.dry_run {
+            None
+        } else {
+            Some(kafka::producer_config(self.brokers).create()?)
+        };
+        let total = letters.len() as u64;
+        let mut report = SinkReplayReport::default();
+        let mut done = 0u64;
+        for chunk in letters.chunks(self.batch.max(1)) {
+            let mut decoded = Vec::with_capacity(chunk.len());
+            for letter in chunk {
+                decoded.push(self.decode(letter).await);
+            }
+            if self.dry_run {
+                for (letter, items) in chunk.iter().zip(decoded) {
+                    let verdict = match items {
+                        Ok(items) => {
+                            report.replayed += 1;
+                            report.items += items.len() as u64;
+                            SinkVerdict::WouldWrite(items.iter().map(self.describe).collect())
+                        }
+                        Err(failure) => {
+                            report.returned += 1;
+                            SinkVerdict::Returned(failure)
+                        }
+                    };
+                    on_letter(letter, &verdict);
+                }
+            } else if let Some(producer) = &producer {
+                self.settle(chunk, decoded, producer, &mut report, &mut on_letter)
+                    .await?;
+            }
+            done += chunk.len() as u64;
+            progress(done, total);
+        }
+        if total == 0 {
+            progress(0, 0);
+        }
+        Ok(report)
+    }
+
+    /// The items of one dead letter, through the binding of its original topic.
+    async fn decode(
+        &self,
+        letter: &DeadLetterRecord,
+    ) -> std::result::Result<Vec<S::Item>, Failure> {
+        let topic = letter.original_topic();
+        let Some(binding) = self.topology.bindings.get(topic) else {
+            return Err(Failure::permanent(format!(
+                "no source of this pipeline reads topic {topic}"
+            )));
+        };
+        let bytes = letter.raw.value();
+        if let Ok((id, _)) = wire::split(bytes)
+            && !self.codec.has_decoder(id, binding.schema)
+        {
+            let mut backoff = self.backoff();
+            loop {
+                match self.codec.prepare(id, binding.schema).await {
+                    Ok(()) => break,
+                    Err(e) if !e.is_retryable() => return Err(Failure::decode(&e)),
+                    Err(e) => match backoff.next() {
+                        Some(delay) => {
+                            tracing::warn!(error = %e, "registry unavailable, retrying");
+                            tokio::time::sleep(delay).await;
+                        }
+                        None => return Err(Failure::decode(&e)),
+                    },
+                }
+            }
+        }
+        (binding.step)(self.codec, bytes).map_err(|e| Failure::decode(&e))
+    }
+
+    fn backoff(&self) -> impl Iterator<Item = Duration> + use<S> {
+        ExponentialBuilder::default()
+            .with_min_delay(self.policy.in_place_min_delay)
+            .with_max_delay(self.policy.in_place_max_delay)
+            .with_max_times(self.policy.in_place_attempts)
+            .with_jitter()
+            .build()
+    }
+
+    /// Writes the items of one batch, retrying in place, then reports each dead letter and
+    /// produces back those that failed.
+    async fn settle(
+        &self,
+        chunk: &[DeadLetterRecord],
+        decoded: Vec<std::result::Result<Vec<S::Item>, Failure>>,
+        producer: &FutureProducer,
+        report: &mut SinkReplayReport,
+        on_letter: &mut impl FnMut(&DeadLetterRecord, &SinkVerdict),
+    ) -> Result<()> {
+        let mut owners = Vec::new();
+        let mut items = Vec::new();
+        let mut failures: Vec<Option<Failure>> = Vec::with_capacity(chunk.len());
+        for (i, result) in decoded.into_iter().enumerate() {
+            match result {
+                Ok(produced) => {
+                    owners.extend(std::iter::repeat_n(i, produced.len()));
+                    items.extend(produced);
+                    failures.push(None);
+                }
+                Err(failure) => failures.push(Some(failure)),
+            }
+        }
+        let mut attempts = vec![1u32; chunk.len()];
+        let outcomes = self.write(&items, &owners, &mut attempts).await;
+        if !outcomes.is_empty() && outcomes.iter().all(Outcome::is_unavailable) {
+            return Err(Error::Setup(format!(
+                "the sink stays unavailable ({:?}); {} dead letter(s) replayed before this \
+                 batch; the rest were not replayed (they are still in the dead-letter topic)",
+                outcomes[0], report.replayed
+            )));
+        }
+        for (outcome, owner) in outcomes.iter().zip(&owners) {
+            if let Some(failure) = Failure::from_outcome(outcome) {
+                let worse = failures[*owner]
+                    .as_ref()
+                    .is_none_or(|f| f.class == ErrorClass::Retryable);
+                if worse {
+                    failures[*owner] = Some(failure);
+                }
+            }
+        }
+        for (i, (letter, failure)) in chunk.iter().zip(failures).enumerate() {
+            let verdict = match failure {
+                None => {
+                    let written: Vec<String> = items
+                        .iter()
+                        .zip(&owners)
+                        .filter(|(_, o)| **o == i)
+                        .map(|(item, _)| (self.describe)(item))
+                        .collect();
+                    report.replayed += 1;
+                    report.items += written.len() as u64;
+                    SinkVerdict::Replayed(written)
+                }
+                Some(failure) => {
+                    self.produce_back(producer, letter, failure.clone(), attempts[i])
+                        .await?;
+                    report.returned += 1;
+                    SinkVerdict::Returned(failure)
+                }
+            };
+            on_letter(letter, &verdict);
+        }
+        Ok(())
+    }
+
+    /// Writes `items`, retrying the retryable ones in place; `attempts[owner]` counts the
+    /// writes tried per dead letter.
+    async fn write(
+        &self,
+        items: &[S::Item],
+        owners: &[usize],
+        attempts: &mut [u32],
+    ) -> Vec<Outcome> {
+        if items.is_empty() {
+            return Vec::new();
+        }
+        let sink = &self.topology.sink;
+        let mut outcomes = sink.write(items).await;
+        for delay in self.backoff() {
+            let retry: Vec<usize> = (0..items.len())
+                .filter(|i| outcomes[*i].is_retryable())
+                .collect();
+            if retry.is_empty() {
+                break;
+            }
+            tracing::warn!(
+                items = retry.len(),
+                reason = ?outcomes[retry[0]],
+                "sink refused items for now; retrying"
+            );
+            tokio::time::sleep(delay).await;
+            let subset: Vec<S::Item> = retry.iter().map(|i| items[*i].clone()).collect();
+            let again = sink.write(&subset).await;
+            for (i, outcome) in retry.into_iter().zip(again) {
+                attempts[owners[i]] += 1;
+                outcomes[i] = outcome;
+            }
+        }
+        outcomes
+    }
+
+    /// Produces `letter` back to the dead-letter topic it was read from, with its context
+    /// updated as a pipeline lane would.
+    async fn produce_back(
+        &self,
+        producer: &FutureProducer,
+        letter: &DeadLetterRecord,
+        failure: Failure,
+        attempts: u32,
+    ) -> Result<()> {
+        tracing::warn!(
+            dead_letter = %format!("{}/{}/{}", letter.raw.topic, letter.raw.partition, letter.raw.offset),
+            class = failure.class.as_str(), reason = %failure.message,
+            "replayed record failed again; back to the dead-letter topic"
+        );
+        let returned = returned_letter(letter, self.pipeline, failure, attempts);
+        let headers = returned.headers(None);
+        let mut record = FutureRecord::to(&letter.raw.topic).headers(headers);
+        if let Some(key) = &returned.record.key {
+            record = record.key(key);
+        }
+        if let Some(payload) = &returned.record.payload {
+            record = record.payload(payload);
+        }
+        producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| Error::Kafka(e))?;
+        Ok(())
+    }
+}
+
+/// `letter` on its way back to the dead-letter topic after failing again: the original
+/// coordinates kept, `attempts` added to the ones it had, `replayed-from` set.
+fn returned_letter(
+    letter: &DeadLetterRecord,
+    pipeline: &str,
+    failure: Failure,
+    attempts: u32,
+) -> DeadLetter {
+    let from = format!(
+        "{}/{}/{}",
+        letter.raw.topic, letter.raw.partition, letter.raw.offset
+    );
+    let mut headers: Vec<(String, Vec<u8>)> = letter
+        .raw
+        .headers
+        .iter()
+        .filter(|(k, _)| k != REPLAYED_FROM)
+        .cloned()
+        .collect();
+    headers.push((REPLAYED_FROM.to_owned(), from.into_bytes()));
+    let number = |name: &str| letter.raw.header(name).and_then(|v| v.parse::<i64>().ok());
+    let previous = letter
+        .raw
+        .header(header::ATTEMPTS)
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or_default();
+    // The record as the pipeline first saw it; its headers still carry the context, which
+    // `DeadLetter::headers` prefers when complete.
+    let record = RawRecord {
+        topic: letter.original_topic().to_owned(),
+        partition: number(header::ORIGINAL_PARTITION).unwrap_or(-1) as i32,
+        offset: number(header::ORIGINAL_OFFSET).unwrap_or(-1),
+        key: letter.raw.key.clone(),
+        payload: letter.raw.payload.clone(),
+        headers,
+    };
+    DeadLetter {
+        record,
+        pipeline: pipeline.to_owned(),
+        failure,
+        attempts: previous + attempts,
+        now_ms: dead_letter::now_ms(),
+    }
+}
+
 /// Deletes every record of `topic` below the end offsets taken now; returns how many.
 pub async fn purge(brokers: &str, topic: &str) -> Result<u64> {
     let ends = end_offsets(brokers, topic)?;
@@ -387,5 +728,54 @@ mod tests {
             .matches(&l)
         );
         assert!(l.summary().contains("key=a1\tpermanent"), "{}", l.summary());
+    }
+
+    fn header_of(headers: &OwnedHeaders, name: &str) -> Vec<String> {
+        use rdkafka::message::Headers;
+        headers
+            .iter()
+            .filter(|h| h.key == name)
+            .map(|h| String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_letter_failing_again_keeps_its_origin_and_counts_the_attempt() {
+        let mut l = letter("retryable", "a1", 1000);
+        l.raw.headers.extend([
+            (header::ORIGINAL_PARTITION.into(), b"2".to_vec()),
+            (header::ORIGINAL_OFFSET.into(), b"41".to_vec()),
+            (header::ATTEMPTS.into(), b"3".to_vec()),
+            (header::FIRST_FAILURE.into(), b"900".to_vec()),
+            (header::ERROR_MESSAGE.into(), b"sink: 503".to_vec()),
+            (REPLAYED_FROM.into(), b"indexer.dlq/0/1".to_vec()),
+            ("correlation-id".into(), b"c-1".to_vec()),
+        ]);
+        let back = returned_letter(&l, "indexer", Failure::permanent("sink: status 400"), 1);
+        let headers = back.headers(None);
+        let one = |name: &str| {
+            let values = header_of(&headers, name);
+            assert_eq!(values.len(), 1, "{name}: {values:?}");
+            values[0].clone()
+        };
+        assert_eq!(one(header::ORIGINAL_TOPIC), "anime");
+        assert_eq!(one(header::ORIGINAL_PARTITION), "2");
+        assert_eq!(one(header::ORIGINAL_OFFSET), "41");
+        assert_eq!(one(header::ATTEMPTS), "4");
+        assert_eq!(one(header::FIRST_FAILURE), "900");
+        assert_eq!(one(header::ERROR_CLASS), "permanent");
+        assert_eq!(one(header::ERROR_MESSAGE), "sink: status 400");
+        assert_eq!(one(header::PIPELINE), "indexer");
+        assert_eq!(one(REPLAYED_FROM), "indexer.dlq/1/7");
+        assert_eq!(one("correlation-id"), "c-1");
+        assert!(one(header::LAST_FAILURE).parse::<i64>().unwrap() > 1000);
+        assert_eq!(back.record.key.as_deref(), Some(&b"a1"[..]));
+
+        // A hand-written dead letter with only some headers still names its original topic.
+        let sparse = letter("retryable", "a1", 1);
+        let back = returned_letter(&sparse, "indexer", Failure::retryable("x"), 2);
+        let headers = back.headers(None);
+        assert_eq!(header_of(&headers, header::ORIGINAL_TOPIC), vec!["anime"]);
+        assert_eq!(header_of(&headers, header::ATTEMPTS), vec!["2"]);
     }
 }
