@@ -303,9 +303,15 @@ impl Harness {
         (sum, end)
     }
 
-    /// Polls until the group committed every record of `topic`.
+    /// Polls until the group committed every record of `topic` (30 s at most).
     pub async fn wait_committed(&self, topic: &str) -> i64 {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        self.wait_committed_within(topic, Duration::from_secs(30))
+            .await
+    }
+
+    /// Polls until the group committed every record of `topic`, for up to `limit`.
+    pub async fn wait_committed_within(&self, topic: &str, limit: Duration) -> i64 {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
             let (committed, end) = self.committed(topic);
             if committed == end {
