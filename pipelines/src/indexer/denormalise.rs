@@ -29,7 +29,7 @@ use anineplus_connectors::Outcome;
 use anineplus_connectors::search_sink::{Action, Document, SearchSink};
 use elasticsearch::Elasticsearch;
 use elasticsearch::http::Method;
-use elasticsearch::http::headers::HeaderMap;
+use elasticsearch::http::headers::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
 use super::indices::Index;
@@ -163,37 +163,46 @@ impl IndexerSink {
         }
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+    /// One request; an engine that does not answer (or answers 429/5xx) is
+    /// [`Outcome::Unavailable`], so the runtime pauses as it does for the bulk itself.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Outcome> {
         let body = body.map(|b| serde_json::to_vec(&b).expect("JSON to a Vec never fails"));
         let mut headers = HeaderMap::new();
-        headers.insert(
-            elasticsearch::http::headers::CONTENT_TYPE,
-            elasticsearch::http::headers::HeaderValue::from_static("application/json"),
-        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let response = self
             .client
             .send(method, path, headers, None::<&()>, body, None)
             .await
-            .map_err(|e| format!("search engine unreachable: {e}"))?;
+            .map_err(|e| Outcome::Unavailable(format!("search engine unreachable: {e}")))?;
         let status = response.status_code().as_u16();
         let text = response
             .text()
             .await
-            .map_err(|e| format!("reading the response: {e}"))?;
+            .map_err(|e| Outcome::Unavailable(format!("reading the response: {e}")))?;
         if !(200..300).contains(&status) {
-            return Err(format!(
+            let reason = format!(
                 "{method:?} {path}: status {status}: {}",
                 text.chars().take(300).collect::<String>()
-            ));
+            );
+            return Err(match status {
+                429 | 500..=599 => Outcome::Unavailable(reason),
+                _ => Outcome::Retry(reason),
+            });
         }
-        serde_json::from_str(&text).map_err(|e| format!("{path}: unreadable response: {e}"))
+        serde_json::from_str(&text)
+            .map_err(|e| Outcome::Retry(format!("{path}: unreadable response: {e}")))
     }
 
     /// Sets the titles (anime id → (title, version)) on every comment of those anime.
     async fn titles_to_comments(
         &self,
         titles: &BTreeMap<String, (String, i64)>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Outcome> {
         let ids: Vec<&String> = titles.keys().collect();
         let params: HashMap<&String, Value> = titles
             .iter()
@@ -213,24 +222,26 @@ impl IndexerSink {
             );
             let answer = self.call(Method::Post, &path, Some(body.clone())).await?;
             if let Some(failures) = answer["failures"].as_array().filter(|f| !f.is_empty()) {
-                return Err(format!(
+                return Err(Outcome::Retry(format!(
                     "update by query failed: {}",
                     Value::from(failures.clone())
-                ));
+                )));
             }
             // A conflict is a comment written meanwhile: go over it again.
             if answer["version_conflicts"].as_u64().unwrap_or(0) == 0 {
                 return Ok(());
             }
         }
-        Err("comments kept changing while their anime title was set".into())
+        Err(Outcome::Retry(
+            "comments kept changing while their anime title was set".into(),
+        ))
     }
 
     /// The comment writes of the titles of their anime, as the anime index has them now.
     async fn titles_from_anime(
         &self,
         comments: &[(String, String)],
-    ) -> Result<Vec<Document>, String> {
+    ) -> Result<Vec<Document>, Outcome> {
         let mut ids: Vec<&String> = comments.iter().map(|(_, anime)| anime).collect();
         ids.sort();
         ids.dedup();
@@ -265,6 +276,16 @@ impl IndexerSink {
                 ))
             })
             .collect())
+    }
+}
+
+/// `failure` with `context` before its reason; a permanent failure of a follow-up is
+/// retried (the document itself was applied; the follow-up is what must happen again).
+fn explained(failure: Outcome, context: &str) -> Outcome {
+    match failure {
+        Outcome::Unavailable(r) => Outcome::Unavailable(format!("{context}: {r}")),
+        Outcome::Retry(r) | Outcome::Permanent(r) => Outcome::Retry(format!("{context}: {r}")),
+        Outcome::Done | Outcome::AlreadyApplied => Outcome::Retry(context.to_owned()),
     }
 }
 
@@ -303,27 +324,26 @@ impl Sink for IndexerSink {
         if !titles.is_empty()
             && let Err(e) = self.titles_to_comments(&titles).await
         {
-            let reason = format!("anime title not yet on its comments: {e}");
+            let failed = explained(e, "anime title not yet on its comments");
             for i in propagating {
-                outcomes[i] = Outcome::Retry(reason.clone());
+                outcomes[i] = failed.clone();
             }
         }
         if !comments.is_empty() {
             let failed = match self.titles_from_anime(&comments).await {
                 Ok(writes) if writes.is_empty() => None,
-                Ok(writes) => {
-                    let answers = self.search.write(&writes).await;
-                    answers
-                        .into_iter()
-                        .find(|o| !applied(o))
-                        .map(|o| format!("{o:?}"))
-                }
+                Ok(writes) => self
+                    .search
+                    .write(&writes)
+                    .await
+                    .into_iter()
+                    .find(|o| !applied(o)),
                 Err(e) => Some(e),
             };
             if let Some(e) = failed {
-                let reason = format!("comment not yet given its anime title: {e}");
+                let failed = explained(e, "comment not yet given its anime title");
                 for i in looking_up {
-                    outcomes[i] = Outcome::Retry(reason.clone());
+                    outcomes[i] = failed.clone();
                 }
             }
         }
