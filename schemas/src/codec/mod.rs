@@ -216,6 +216,16 @@ impl Codec {
         Ok(())
     }
 
+    /// Prepares writer id `id` as this build's own schema of `topic` (writer = reader),
+    /// without asking the registry: for tests and tools that frame records themselves.
+    pub fn prepare_local(&self, id: u32, topic: Topic) {
+        let decoder = Decoder::identity(reader_schema(topic)).expect("a schema reads itself");
+        self.decoders
+            .write()
+            .expect("decoder cache poisoned")
+            .insert((id, topic), decoder);
+    }
+
     /// Decodes a framed record whose decoder is already prepared (no I/O, no await): the
     /// hot path of the pipelines. An unprepared id fails with [`DecodeError::UnknownSchemaId`];
     /// call [`Codec::prepare`] first.
