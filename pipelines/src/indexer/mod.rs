@@ -80,8 +80,8 @@ pub struct IndexerConfig {
     /// Most bytes per bulk request.
     #[arg(long, env = "INDEXER_BULK_BYTES", default_value_t = 5 * 1024 * 1024)]
     pub bulk_bytes: usize,
-    /// Retry policy (not configurable from the command line yet; tests shorten it).
-    #[arg(skip)]
+    /// Retry policy.
+    #[command(flatten)]
     pub retry: RetryPolicy,
 }
 
