@@ -4,18 +4,31 @@
 //! - [`Sync::verify`]: reads every row (ids, versions, deleted flags) in id order with keyset
 //!   pagination and every document of the index (`id`, `aggregateVersion`, `deleted`) with
 //!   `search_after` on `id`, and reports the [`Drift`].
-//! - [`Sync::repair`]: writes the drifted documents from their rows with the indexer's own mapping
-//!   ([`Documents`], fed the row as an `*.updated` event at the row's version), with
-//!   `external_gte`: a concurrent indexer writing a newer event still wins. Deleted rows
-//!   become tombstones; documents without a row become tombstones at their own version.
+//! - [`Sync::repair`]: writes the drifted documents from their rows, built with the
+//!   indexer's own mapping ([`Documents`], fed row-derived events) and written the way the
+//!   indexer writes them (external versions, or version-guarded scripted upserts for the
+//!   indices with denormalised fields), at the row's version: a concurrent indexer writing
+//!   a newer event still wins, a document at the same version is overwritten
+//!   ([`Document::overwriting_equal`]). Each row also gives its denormalised entries: an
+//!   anime its episodes (`episodes`/`episodeCount`), an episode its entry on its anime, a
+//!   comment its anime's title (from the `anime` row). Deleted rows become tombstones;
+//!   documents without a row become tombstones at their own version. Verify compares
+//!   versions and deleted flags, not the denormalised values.
 //! - [`Sync::reindex`]: builds `<alias>-v<N+1>` from PostgreSQL, switches the alias in one
 //!   `_aliases` request, then runs verify + repair against the alias (the indexer writes
 //!   through the alias, so whatever it wrote to the old generation during the copy is in
 //!   PostgreSQL and is repaired from there), then deletes the old generation.
 //!
-//! Supported indices: `anime`, `episodes` and `users` (whole-state documents; a user row
-//! maps as its `user.created` at the row's version). `comments` and `organizations` are not
-//! covered yet: their documents are partly built by scripts (moderation, members).
+//! Supported indices: all of them ([`SUPPORTED`]). How a row becomes a document:
+//! - `anime`, `episodes`: the row as its `*.updated` (or `*.deleted`) event;
+//! - `users`: the row as its `user.created` (no email);
+//! - `comments` ([`Sync::comment_document`]): `comment.created`, then, if the row was
+//!   moderated, the fields of its `comment.moderated` merged in, as the indexer's partial
+//!   update does (rows are never deleted: the table has no delete flag);
+//! - `organizations` ([`Sync::organization_document`]): `organization.created` with
+//!   `members` replaced by the `organization_members` rows (owner first, then by joining
+//!   time, as the indexer's membership scripts append them).
+//!
 //! Progress goes to stderr.
 
 use std::collections::BTreeMap;
@@ -23,10 +36,11 @@ use std::time::Duration;
 
 use anineplus_connectors::Outcome;
 use anineplus_connectors::search;
-use anineplus_connectors::search_sink::{BulkLimits, BulkService, Document, SearchSink};
+use anineplus_connectors::search_sink::{Action, BulkLimits, BulkService, Document, SearchSink};
 use anineplus_schemas::events::{
-    AnimeData, AnimeState, AnimeStatus, Envelope, EpisodeData, EpisodeState, UserData, UserRole,
-    UserState,
+    AnimeData, AnimeState, AnimeStatus, CommentData, CommentDeleted, CommentModerated,
+    CommentPosted, CommentStatus, Envelope, EpisodeData, EpisodeState, OrganizationCreated,
+    OrganizationData, UserData, UserRole, UserState,
 };
 use anyhow::{Context, Result, bail};
 use elasticsearch::Elasticsearch;
@@ -35,11 +49,18 @@ use elasticsearch::http::headers::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use sqlx::{PgPool, Row};
 
+use crate::indexer::denormalise;
 use crate::indexer::documents::Documents;
 use crate::indexer::indices::Index;
 
 /// Indices the sync commands handle.
-pub const SUPPORTED: [Index; 3] = [Index::Anime, Index::Episodes, Index::Users];
+pub const SUPPORTED: [Index; 5] = [
+    Index::Anime,
+    Index::Episodes,
+    Index::Comments,
+    Index::Users,
+    Index::Organizations,
+];
 
 /// Progress is printed every this many rows or documents.
 const PROGRESS_EVERY: usize = 5_000;
@@ -147,6 +168,25 @@ fn status_of(s: &str) -> Result<AnimeStatus> {
     })
 }
 
+fn comment_status_of(s: &str) -> Result<CommentStatus> {
+    Ok(match s {
+        "VISIBLE" => CommentStatus::Visible,
+        "HIDDEN" => CommentStatus::Hidden,
+        other => bail!("unknown comment status {other:?}"),
+    })
+}
+
+/// The document source a whole-document write sets: an `index` action's, or that of a
+/// scripted replacement (`params.source`).
+fn source_mut(doc: &mut Document) -> Result<&mut serde_json::Map<String, Value>> {
+    let source = match &mut doc.action {
+        Action::Index(source) => source,
+        Action::Update { params, .. } if params["source"].is_object() => &mut params["source"],
+        _ => bail!("{}: expected a whole-document write", doc.id),
+    };
+    source.as_object_mut().context("a JSON object")
+}
+
 fn role_of(s: &str) -> Result<UserRole> {
     Ok(match s {
         "USER" => UserRole::User,
@@ -203,7 +243,7 @@ impl Sync {
     fn check(index: Index) -> Result<()> {
         if !SUPPORTED.contains(&index) {
             bail!(
-                "index {} is not supported by the sync commands yet (only anime, episodes, users)",
+                "index {} is not supported by the sync commands",
                 index.name()
             );
         }
@@ -214,8 +254,10 @@ impl Sync {
     fn table(index: Index) -> &'static str {
         match index {
             Index::Anime => "anime",
+            Index::Episodes => "episodes",
+            Index::Comments => "comments",
             Index::Users => "users",
-            _ => "episodes",
+            Index::Organizations => "organizations",
         }
     }
 
@@ -223,22 +265,48 @@ impl Sync {
     /// `$2` rows after id `$1` (the empty string starts).
     fn select(index: Index) -> String {
         let columns = match index {
-            Index::Anime => "title, synopsis, genres, status, release_year",
+            // With its episodes (id, version, deleted) for the denormalised `episodes` map.
+            Index::Anime => {
+                "title, synopsis, genres, status, release_year, coalesce((SELECT json_agg( \
+                 json_build_object('id', e.id::text, 'version', e.version, \
+                 'deleted', e.deleted_at IS NOT NULL)) \
+                 FROM episodes e WHERE e.anime_id = anime.id), '[]'::json) AS episodes"
+            }
             // Never the email: it is not indexed.
             Index::Users => {
                 // floor, not a cast (which rounds): the API puts `timestamp_millis()` (truncated) of
                 // the same column in its events, and repaired documents must equal indexed ones.
                 "name, role, floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms"
             }
-            _ => {
+            Index::Episodes => {
                 "anime_id::text AS anime_id, number, title, duration_seconds, \
                  (air_date - DATE '1970-01-01') AS air_days"
             }
+            Index::Comments => {
+                "anime_id::text AS anime_id, episode_id::text AS episode_id, \
+                 author_id::text AS author_id, body, status, moderation_reason, \
+                 moderated_by::text AS moderated_by, \
+                 floor(extract(epoch FROM moderated_at) * 1000)::bigint AS moderated_ms, \
+                 floor(extract(epoch FROM created_at) * 1000)::bigint AS created_ms, \
+                 (SELECT a.title FROM anime a WHERE a.id = comments.anime_id \
+                  AND a.deleted_at IS NULL) AS anime_title, \
+                 (SELECT a.version FROM anime a WHERE a.id = comments.anime_id) AS anime_version"
+            }
+            // Owner first (the created document starts with it), then in joining order
+            // (membership scripts append).
+            Index::Organizations => {
+                "name, slug, owner_id::text AS owner_id, coalesce((SELECT json_agg( \
+                 json_build_object('userId', m.user_id::text, 'role', m.member_role) \
+                 ORDER BY m.user_id <> organizations.owner_id, m.created_at, m.user_id) \
+                 FROM organization_members m WHERE m.organization_id = organizations.id), \
+                 '[]'::json) AS members"
+            }
         };
         let table = Self::table(index);
+        // Users, comments and organizations are never deleted (no delete flag).
         let deleted = match index {
-            Index::Users => "false",
-            _ => "deleted_at IS NOT NULL",
+            Index::Anime | Index::Episodes => "deleted_at IS NOT NULL",
+            Index::Comments | Index::Users | Index::Organizations => "false",
         };
         format!(
             "SELECT id::text AS id, version, {deleted} AS deleted, \
@@ -255,7 +323,7 @@ impl Sync {
         index: Index,
         after: &str,
         ids: Option<&[String]>,
-    ) -> Result<Vec<(String, Entry, Document)>> {
+    ) -> Result<Vec<(String, Entry, Vec<Document>)>> {
         let rows = sqlx::query(&Self::select(index))
             .bind(after)
             .bind(i64::try_from(self.batch).unwrap_or(i64::MAX))
@@ -291,12 +359,14 @@ impl Sync {
         }
     }
 
-    /// The row as the indexer would have indexed its latest event.
+    /// The writes that give the row's documents as the indexer holds them after every
+    /// event of the row: the entity's own document first, then its denormalised entries
+    /// (an anime's episodes; an episode's entry on its anime; a comment's anime title).
     fn map_row(
         &self,
         index: Index,
         row: &sqlx::postgres::PgRow,
-    ) -> Result<(String, Entry, Document)> {
+    ) -> Result<(String, Entry, Vec<Document>)> {
         let id: String = row.try_get("id")?;
         let version: i64 = row.try_get("version")?;
         let deleted: bool = row.try_get("deleted")?;
@@ -323,8 +393,20 @@ impl Sync {
                 } else {
                     "anime.updated"
                 };
-                self.docs
-                    .anime(envelope(id.clone(), version, ts, event_type, data))
+                let mut docs = self
+                    .docs
+                    .anime(envelope(id.clone(), version, ts, event_type, data));
+                let episodes: Value = row.try_get("episodes")?;
+                for e in episodes.as_array().into_iter().flatten() {
+                    docs.push(denormalise::episode_on_anime(
+                        Index::Anime.alias(&self.prefix),
+                        &id,
+                        e["id"].as_str().context("episode id")?,
+                        e["version"].as_i64().context("episode version")?,
+                        e["deleted"] != Value::Bool(true),
+                    ));
+                }
+                return Ok((id, entry, docs));
             }
             Index::Users => {
                 let data = UserData::UserCreated(UserState {
@@ -337,7 +419,28 @@ impl Sync {
                 self.docs
                     .user(envelope(id.clone(), version, ts, "user.created", data))
             }
-            _ => {
+            Index::Comments => {
+                let mut docs = vec![self.comment_document(&id, entry, ts, row)?];
+                let title: Option<String> = row.try_get("anime_title")?;
+                let anime_version: Option<i64> = row.try_get("anime_version")?;
+                if let (Some(title), Some(anime_version), false) = (title, anime_version, deleted) {
+                    docs.push(denormalise::title_on_comment(
+                        Index::Comments.alias(&self.prefix),
+                        &id,
+                        &title,
+                        anime_version,
+                    ));
+                }
+                return Ok((id, entry, docs));
+            }
+            Index::Organizations => {
+                return Ok((
+                    id.clone(),
+                    entry,
+                    vec![self.organization_document(&id, entry, ts, row)?],
+                ));
+            }
+            Index::Episodes => {
                 let anime_id: String = row.try_get("anime_id")?;
                 let data = if deleted {
                     EpisodeData::EpisodeDeleted(anineplus_schemas::events::EpisodeDeleted {
@@ -359,13 +462,107 @@ impl Sync {
                 } else {
                     "episode.updated"
                 };
+                // The episode's document, then its entry on its anime.
                 self.docs
                     .episode(envelope(id.clone(), version, ts, event_type, data))
             }
-        }
-        .pop()
-        .context("the mapping gives one document")?;
+        };
         Ok((id, entry, doc))
+    }
+
+    /// The comment document the indexer holds once it has applied every event of the row:
+    /// `comment.created` (whole), then, if the row was moderated, the fields of its
+    /// `comment.moderated` merged in (status, `moderationReason` (null when none given),
+    /// `moderatedBy`, `moderatedAt`), as one whole document at the row's version;
+    /// `updatedAt` is the row's `updated_at`. Fields added to comment documents (say
+    /// denormalised ones) belong here.
+    fn comment_document(
+        &self,
+        id: &str,
+        entry: Entry,
+        ts: i64,
+        row: &sqlx::postgres::PgRow,
+    ) -> Result<Document> {
+        let anime_id: String = row.try_get("anime_id")?;
+        let episode_id: Option<String> = row.try_get("episode_id")?;
+        let at =
+            |event_type: &str, data| envelope(id.to_owned(), entry.version, ts, event_type, data);
+        let one = |docs: Vec<Document>| docs.into_iter().next().context("one document");
+        if entry.deleted {
+            let data = CommentData::CommentDeleted(CommentDeleted {
+                comment_id: id.to_owned(),
+                anime_id,
+                episode_id,
+            });
+            return one(self.docs.comment(at("comment.deleted", data)));
+        }
+        let status = comment_status_of(row.try_get("status")?)?;
+        let created = CommentData::CommentCreated(CommentPosted {
+            comment_id: id.to_owned(),
+            anime_id: anime_id.clone(),
+            episode_id: episode_id.clone(),
+            author_id: row.try_get("author_id")?,
+            body: row.try_get("body")?,
+            status,
+            created_at: row.try_get("created_ms")?,
+        });
+        // Written the way the indexer writes `comment.created` (a whole document at the
+        // row's version), its source completed with the moderation.
+        let mut doc = one(self.docs.comment(at("comment.created", created)))?;
+        let moderated_by: Option<String> = row.try_get("moderated_by")?;
+        if let Some(moderated_by) = moderated_by {
+            let moderated_at: Option<i64> = row.try_get("moderated_ms")?;
+            let moderated = CommentData::CommentModerated(CommentModerated {
+                comment_id: id.to_owned(),
+                anime_id,
+                episode_id,
+                status,
+                reason: row.try_get("moderation_reason")?,
+                moderated_by,
+                moderated_at: moderated_at.unwrap_or_default(),
+            });
+            match one(self.docs.comment(at("comment.moderated", moderated)))?.action {
+                Action::Update { params, .. } if params["fields"].is_object() => {
+                    let fields = params["fields"].as_object().cloned().unwrap_or_default();
+                    source_mut(&mut doc)?.extend(fields);
+                }
+                _ => bail!("{id}: expected comment.moderated to map to a merge"),
+            }
+        }
+        Ok(doc)
+    }
+
+    /// The organization document the indexer holds once it has applied every event of the
+    /// row: `organization.created` at the row's version with `members` replaced by the
+    /// membership rows (`userId`, `role`: owner first, then in joining order, as the
+    /// `member_added` scripts append them).
+    fn organization_document(
+        &self,
+        id: &str,
+        entry: Entry,
+        ts: i64,
+        row: &sqlx::postgres::PgRow,
+    ) -> Result<Document> {
+        let data = OrganizationData::OrganizationCreated(OrganizationCreated {
+            organization_id: id.to_owned(),
+            name: row.try_get("name")?,
+            slug: row.try_get("slug")?,
+            owner_id: row.try_get("owner_id")?,
+        });
+        let mut doc = self
+            .docs
+            .organization(envelope(
+                id.to_owned(),
+                entry.version,
+                ts,
+                "organization.created",
+                data,
+            ))
+            .pop()
+            .context("the mapping gives one document")?;
+        let members: Value = row.try_get("members")?;
+        source_mut(&mut doc)?.insert("members".to_owned(), members);
+        Ok(doc)
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
@@ -448,18 +645,19 @@ impl Sync {
         let mut docs = Vec::new();
         for ids in drift.to_write().chunks(self.batch.max(1)) {
             let page = self.page(index, "", Some(ids)).await?;
-            docs.extend(page.into_iter().map(|(_, _, d)| d));
+            docs.extend(page.into_iter().flat_map(|(_, _, d)| d));
         }
         let orphans = self.documents_of(&drift.target, &drift.orphaned).await?;
         docs.extend(
             orphans
                 .into_iter()
-                .map(|(id, version)| Document::soft_delete(drift.target.clone(), id, version)),
+                .map(|(id, version)| self.docs.tombstone_of(index, &id, version)),
         );
-        for doc in &mut docs {
-            doc.index = drift.target.clone();
-        }
-        let repaired = self.write(&docs).await?;
+        self.retarget(index, &mut docs, &drift.target);
+        // The row's state wins over a document at the same version too (e.g. a wrong
+        // tombstone); a newer document (a concurrent event) still wins.
+        let docs: Vec<Document> = docs.into_iter().map(Document::overwriting_equal).collect();
+        let repaired = self.write(&drift.target, &docs).await?;
         self.note(format_args!(
             "{}: repaired {} documents, {} failed",
             drift.target,
@@ -467,6 +665,15 @@ impl Sync {
             repaired.failed.len()
         ));
         Ok(repaired)
+    }
+
+    /// Points the writes meant for `index`'s alias at `target` (a generation being built,
+    /// or the alias itself); writes to other indices (an episode's entry on its anime) stay.
+    fn retarget(&self, index: Index, docs: &mut [Document], target: &str) {
+        let alias = index.alias(&self.prefix);
+        for doc in docs.iter_mut().filter(|d| d.index == alias) {
+            doc.index = target.to_owned();
+        }
     }
 
     /// The `aggregateVersion` of each of `ids` in `target`.
@@ -489,7 +696,9 @@ impl Sync {
         Ok(out)
     }
 
-    async fn write(&self, docs: &[Document]) -> Result<Repaired> {
+    /// Writes `docs`; counts the documents of `target` written (an entity and its
+    /// denormalised entries count once), and lists every refused write.
+    async fn write(&self, target: &str, docs: &[Document]) -> Result<Repaired> {
         let sink = SearchSink::new(
             BulkService::new(self.search.clone()),
             BulkLimits {
@@ -498,15 +707,23 @@ impl Sync {
             },
         );
         let mut repaired = Repaired::default();
+        let mut written = std::collections::BTreeSet::new();
         for (doc, outcome) in docs.iter().zip(sink.write(docs).await) {
             match outcome {
-                Outcome::Done | Outcome::AlreadyApplied => repaired.written += 1,
+                Outcome::Done | Outcome::AlreadyApplied => {
+                    if doc.index == target {
+                        written.insert(doc.id.as_str());
+                    }
+                }
                 Outcome::Unavailable(e) => bail!("search engine unavailable: {e}"),
                 Outcome::Retry(e) | Outcome::Permanent(e) => {
-                    repaired.failed.push(format!("{}: {e}", doc.id));
+                    repaired
+                        .failed
+                        .push(format!("{}/{}: {e}", doc.index, doc.id));
                 }
             }
         }
+        repaired.written = written.len();
         Ok(repaired)
     }
 
@@ -543,11 +760,9 @@ impl Sync {
             if let Some((id, _, _)) = page.last() {
                 after = id.clone();
             }
-            let mut docs: Vec<Document> = page.into_iter().map(|(_, _, d)| d).collect();
-            for doc in &mut docs {
-                doc.index = new.to_owned();
-            }
-            let r = self.write(&docs).await?;
+            let mut docs: Vec<Document> = page.into_iter().flat_map(|(_, _, d)| d).collect();
+            self.retarget(index, &mut docs, new);
+            let r = self.write(new, &docs).await?;
             let before = loaded / PROGRESS_EVERY;
             loaded += r.written;
             failed.extend(r.failed);

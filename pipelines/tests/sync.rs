@@ -2,7 +2,10 @@
 //! in this process (unique database, topic prefix, group and index prefix) index a few
 //! anime; then drift is made by hand (a lost document, a row changed without an event, a
 //! document without a row), `verify` reports exactly those, `repair` fixes them, and
-//! `reindex` moves the alias to the next generation while searches keep answering.
+//! `reindex` moves the alias to the next generation while searches keep answering. The same
+//! for comments (a lost document, a moderation never indexed, a tombstone over a live row, a
+//! row deleted) and organizations (members added without their events reaching the index),
+//! whose repaired documents must equal the ones the indexer built from the events.
 
 mod common;
 
@@ -387,4 +390,447 @@ fn uuid_like() -> String {
         &hex[16..20],
         &hex[20..]
     )
+}
+
+/// Signs up `email`; returns `(token, user id)`.
+async fn sign_up(api: &Api, email: &str, name: &str) -> (String, String) {
+    let signed = api
+        .gql(
+            "mutation($i: SignUpInput!) { signUp(input: $i) { token user { id } } }",
+            json!({"i": {"email": email, "name": name, "password": "correct horse battery"}}),
+            None,
+            "sync-signup",
+        )
+        .await;
+    (
+        signed["signUp"]["token"].as_str().unwrap().to_owned(),
+        signed["signUp"]["user"]["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// `source` without `updatedAt` (the event's time in the indexer's documents, the row's
+/// `updated_at` in repaired ones).
+fn without_time(mut v: Value) -> Value {
+    v.as_object_mut().unwrap().remove("updatedAt");
+    v
+}
+
+/// Overwrites document `id` of `index`'s alias with `source`, at its current `_version`
+/// (which a versioned write may replace).
+async fn put_doc(t: &Harness, index: &str, id: &str, source: &Value) {
+    let alias = t.alias(index);
+    let (_, current) = engine(
+        t,
+        reqwest::Method::GET,
+        &format!("/{alias}/_doc/{id}"),
+        None,
+    )
+    .await;
+    let version = current["_version"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{current}"));
+    let (status, body) = engine(
+        t,
+        reqwest::Method::PUT,
+        &format!("/{alias}/_doc/{id}?version={version}&version_type=external_gte&refresh=true"),
+        Some(source.clone()),
+    )
+    .await;
+    assert!(status < 300, "{status} {body}");
+}
+
+/// Live documents of `index`'s alias, through a search (what clients see).
+async fn live_count(http: &reqwest::Client, search_url: &str, alias: &str) -> Result<u64, String> {
+    let query = anineplus_connectors::search_sink::live(json!({"match_all": {}}));
+    let response = http
+        .post(format!("{search_url}/{alias}/_search"))
+        .json(&json!({"size": 0, "track_total_hits": true, "query": query}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body: Value = response.json().await.map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("{status}: {body}"));
+    }
+    body["hits"]["total"]["value"]
+        .as_u64()
+        .ok_or_else(|| body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn comments_and_organizations_are_verified_repaired_to_the_indexer_documents_and_reindexed() {
+    let t = Harness::new().await;
+    let db = TestDatabase::create("sync_co").await;
+    let indexer = t.start_indexer().await;
+    let api = Api::start(&t, &db).await;
+    let (admin, admin_id) = sign_up(&api, anineplus_api::config::DEV_ADMIN_EMAIL, "Admin").await;
+    let (_, member_id) = sign_up(&api, &format!("{}@example.com", unique("m")), "Member").await;
+    let (_, third_id) = sign_up(&api, &format!("{}@example.com", unique("m")), "Third").await;
+    let anime = api
+        .gql(
+            "mutation($i: CreateAnimeInput!) { createAnime(input: $i) { id } }",
+            json!({"i": {"title": "Wren Comments", "genres": [], "status": "AIRING"}}),
+            Some(&admin),
+            "sync-anime",
+        )
+        .await;
+    let anime = anime["createAnime"]["id"].as_str().unwrap().to_owned();
+    let episode = api
+        .gql(
+            "mutation($i: CreateEpisodeInput!) { createEpisode(input: $i) { id } }",
+            json!({"i": {"animeId": anime, "number": 1, "title": "Wren Pilot"}}),
+            Some(&admin),
+            "sync-episode",
+        )
+        .await;
+    let episode = episode["createEpisode"]["id"].as_str().unwrap().to_owned();
+
+    // Comments: `moderated` (hidden with a reason), `lost` (on the episode), `tombed`
+    // (shown again without a reason), `gone` (its row will be deleted).
+    let post = async |body: &str, episode: Option<&str>| {
+        let posted = api
+            .gql(
+                "mutation($i: PostCommentInput!) { postComment(input: $i) { id } }",
+                json!({"i": {"animeId": anime, "episodeId": episode, "body": body}}),
+                Some(&admin),
+                "sync-comment",
+            )
+            .await;
+        posted["postComment"]["id"].as_str().unwrap().to_owned()
+    };
+    let moderate = async |id: &str, status: &str, reason: Option<&str>| {
+        api.gql(
+            "mutation($id: ID!, $s: CommentStatus!, $r: String) { moderateComment(id: $id, status: $s, reason: $r) { id } }",
+            json!({"id": id, "s": status, "r": reason}),
+            Some(&admin),
+            "sync-moderate",
+        )
+        .await;
+    };
+    let moderated = post("Wren spoils the ending", None).await;
+    let lost = post("Wren pilot was great", Some(&episode)).await;
+    let tombed = post("Wren is fine", None).await;
+    let gone = post("Wren gone", None).await;
+    let (_, created_moderated) = t.wait_doc("comments", &moderated, |v, _| v == 1).await;
+    assert_eq!(created_moderated["status"], json!("VISIBLE"));
+    moderate(&moderated, "HIDDEN", Some("spoilers")).await;
+    moderate(&tombed, "VISIBLE", None).await;
+    let version_2 = |_: i64, s: &Value| s["aggregateVersion"] == json!(2);
+    let (_, indexed_moderated) = t.wait_doc("comments", &moderated, version_2).await;
+    assert_eq!(indexed_moderated["status"], json!("HIDDEN"));
+    assert_eq!(indexed_moderated["moderationReason"], json!("spoilers"));
+    assert_eq!(indexed_moderated["moderatedBy"], json!(admin_id));
+    let (_, indexed_tombed) = t.wait_doc("comments", &tombed, version_2).await;
+    let (_, indexed_lost) = t
+        .wait_doc("comments", &lost, |v, s| {
+            v == 1 && s["episodeId"] == json!(episode)
+        })
+        .await;
+    t.wait_doc("comments", &gone, |v, _| v == 1).await;
+
+    // Organizations: `grown` gets two members through the API, `quiet` one behind the
+    // index's back (in PostgreSQL only, as the API writes it, but no event).
+    let create_org = async |name: &str| {
+        let created = api
+            .gql(
+                "mutation($i: CreateOrganizationInput!) { createOrganization(input: $i) { id } }",
+                json!({"i": {"name": name, "slug": unique("wren")}}),
+                Some(&admin),
+                "sync-org",
+            )
+            .await;
+        created["createOrganization"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let grown = create_org("Wren Studio").await;
+    let quiet = create_org("Wren Guild").await;
+    let (_, created_grown) = t.wait_doc("organizations", &grown, |v, _| v == 1).await;
+    let (_, indexed_quiet) = t.wait_doc("organizations", &quiet, |v, _| v == 1).await;
+    for user in [&member_id, &third_id] {
+        api.gql(
+            "mutation($i: AddMemberInput!) { addMember(input: $i) { id } }",
+            json!({"i": {"organizationId": grown, "userId": user, "role": "MEMBER"}}),
+            Some(&admin),
+            "sync-member",
+        )
+        .await;
+    }
+    let (_, indexed_grown) = t
+        .wait_doc("organizations", &grown, |_, s| {
+            s["aggregateVersion"] == json!(3)
+        })
+        .await;
+    assert_eq!(
+        indexed_grown["members"],
+        json!([
+            {"userId": admin_id, "role": "OWNER"},
+            {"userId": member_id, "role": "MEMBER"},
+            {"userId": third_id, "role": "MEMBER"},
+        ])
+    );
+
+    // Everything else indexed too, so that `verify` of every index starts in sync.
+    for user in [&admin_id, &member_id, &third_id] {
+        t.wait_doc("users", user, |v, _| v == 1).await;
+    }
+    t.wait_doc("anime", &anime, |v, _| v == 1).await;
+    t.wait_doc("episodes", &episode, |v, _| v == 1).await;
+
+    let sync = Sync::connect(&db.url, &t.stack.search_url, &t.index_prefix)
+        .await
+        .unwrap();
+    for index in [Index::Comments, Index::Organizations] {
+        let drift = sync.verify(index).await.unwrap();
+        assert!(drift.in_sync(), "{drift:?}");
+    }
+    let drift = sync.verify(Index::Comments).await.unwrap();
+    assert_eq!((drift.rows, drift.documents), (4, 4), "{drift:?}");
+    let drift = sync.verify(Index::Organizations).await.unwrap();
+    assert_eq!((drift.rows, drift.documents), (2, 2), "{drift:?}");
+    let (code, _) = cli(&t, &db, &["verify"]).await;
+    assert_eq!(code, 0);
+
+    // Drift. The moderation never indexed (the created document back, at the `_version`
+    // the moderation's update left); a lost document; a tombstone over a live row; a row
+    // deleted; two members that never reached the index; one added in PostgreSQL only.
+    put_doc(&t, "comments", &moderated, &created_moderated).await;
+    let (_, current) = engine(
+        &t,
+        reqwest::Method::GET,
+        &format!("/{}/_doc/{lost}", t.alias("comments")),
+        None,
+    )
+    .await;
+    let (status, _) = engine(
+        &t,
+        reqwest::Method::DELETE,
+        &format!(
+            "/{}-v1/_doc/{lost}?version={}&version_type=external_gte&refresh=true",
+            t.alias("comments"),
+            current["_version"]
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    put_doc(
+        &t,
+        "comments",
+        &tombed,
+        &json!({"id": tombed, "deleted": true, "aggregateVersion": 2}),
+    )
+    .await;
+    put_doc(&t, "organizations", &grown, &created_grown).await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    sqlx::query("DELETE FROM comments WHERE id = $1::uuid")
+        .bind(&gone)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO organization_members (organization_id, user_id, member_role) \
+         VALUES ($1::uuid, $2::uuid, 'MEMBER')",
+    )
+    .bind(&quiet)
+    .bind(&third_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE organizations SET version = version + 1, updated_at = now() WHERE id = $1::uuid",
+    )
+    .bind(&quiet)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let drift = sync.verify(Index::Comments).await.unwrap();
+    assert_eq!(
+        set(&drift.missing),
+        BTreeSet::from([lost.as_str()]),
+        "{drift:?}"
+    );
+    assert_eq!(
+        set(&drift.stale),
+        BTreeSet::from([moderated.as_str(), tombed.as_str()]),
+        "{drift:?}"
+    );
+    assert_eq!(
+        set(&drift.orphaned),
+        BTreeSet::from([gone.as_str()]),
+        "{drift:?}"
+    );
+    assert!(drift.ahead.is_empty(), "{drift:?}");
+    let drift = sync.verify(Index::Organizations).await.unwrap();
+    assert_eq!(
+        set(&drift.stale),
+        BTreeSet::from([grown.as_str(), quiet.as_str()]),
+        "{drift:?}"
+    );
+    assert_eq!(
+        (drift.missing.len(), drift.orphaned.len(), drift.ahead.len()),
+        (0, 0, 0),
+        "{drift:?}"
+    );
+    let (code, out) = cli(&t, &db, &["verify", "--index", "comments"]).await;
+    assert_eq!(code, 1, "{out}");
+    for (kind, id) in [
+        ("missing", &lost),
+        ("stale", &moderated),
+        ("stale", &tombed),
+        ("orphaned", &gone),
+    ] {
+        assert!(out.contains(&format!("{kind} {id}")), "{out}");
+    }
+    let (code, out) = cli(&t, &db, &["verify", "--index", "organizations"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("stale {quiet}")), "{out}");
+    let (code, _) = cli(
+        &t,
+        &db,
+        &["repair", "--index", "organizations", "--dry-run"],
+    )
+    .await;
+    assert_eq!(code, 1, "a dry run repairs nothing");
+    let (_, still) = t.doc("organizations", &grown).await.unwrap();
+    assert_eq!(still["aggregateVersion"], json!(1));
+
+    // Repair: comments through the library, organizations through the binary.
+    let drift = sync.verify(Index::Comments).await.unwrap();
+    let repaired = sync.repair(Index::Comments, &drift).await.unwrap();
+    assert_eq!(repaired.written, 4, "{repaired:?}");
+    assert!(repaired.failed.is_empty(), "{repaired:?}");
+    let (code, out) = cli(&t, &db, &["repair", "--index", "organizations"]).await;
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cli(&t, &db, &["verify"]).await;
+    assert_eq!(code, 0, "{out}");
+
+    // Repaired documents are what the indexer built from the events (but `updatedAt`).
+    for (id, indexed) in [
+        (&moderated, &indexed_moderated),
+        (&lost, &indexed_lost),
+        (&tombed, &indexed_tombed),
+    ] {
+        let (_, repaired) = t.doc("comments", id).await.unwrap();
+        assert_eq!(
+            without_time(repaired),
+            without_time(indexed.clone()),
+            "{id}"
+        );
+    }
+    let (_, tomb) = t.doc("comments", &gone).await.unwrap();
+    assert_eq!(tomb["deleted"], json!(true));
+    assert_eq!(tomb["aggregateVersion"], json!(1));
+    let (_, repaired_grown) = t.doc("organizations", &grown).await.unwrap();
+    assert_eq!(
+        without_time(repaired_grown),
+        without_time(indexed_grown.clone())
+    );
+    let (_, repaired_quiet) = t.doc("organizations", &quiet).await.unwrap();
+    let mut expected_quiet = without_time(indexed_quiet);
+    expected_quiet["aggregateVersion"] = json!(2);
+    expected_quiet["members"] = json!([
+        {"userId": admin_id, "role": "OWNER"},
+        {"userId": third_id, "role": "MEMBER"},
+    ]);
+    assert_eq!(without_time(repaired_quiet), expected_quiet);
+
+    // Reindex both while searches of their aliases keep answering with every live document
+    // (three comments, two organizations).
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let searcher = {
+        let (stop, answered) = (stop.clone(), answered.clone());
+        let search_url = t.stack.search_url.clone();
+        let aliases = [(t.alias("comments"), 3), (t.alias("organizations"), 2)];
+        tokio::spawn(async move {
+            let http = reqwest::Client::builder().no_proxy().build().unwrap();
+            let mut bad = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                for (alias, expected) in &aliases {
+                    match live_count(&http, &search_url, alias).await {
+                        Ok(n) if n == *expected => {}
+                        other => bad.push(format!("{alias}: {other:?}")),
+                    }
+                }
+                answered.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            bad
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let comments = t.alias("comments");
+    let organizations = t.alias("organizations");
+    let new_comments = sync.reindex(Index::Comments, false).await.unwrap();
+    assert_eq!(new_comments, format!("{comments}-v2"));
+    let (code, out) = cli(
+        &t,
+        &db,
+        &["reindex", "--index", "organizations", "--batch", "1"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("{organizations}-v2")), "{out}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let bad = searcher.await.unwrap();
+    assert!(
+        bad.is_empty(),
+        "searches failed during the reindex: {bad:?}"
+    );
+    assert!(answered.load(Ordering::Relaxed) > 5);
+    for (index, alias) in [
+        (Index::Comments, &comments),
+        (Index::Organizations, &organizations),
+    ] {
+        assert_eq!(
+            sync.generations(index).await.unwrap(),
+            [format!("{alias}-v2")]
+        );
+        let (status, _) = engine(&t, reqwest::Method::HEAD, &format!("/{alias}-v1"), None).await;
+        assert_eq!(status, 404, "the old generation of {alias} is deleted");
+        let drift = sync.verify(index).await.unwrap();
+        assert!(drift.in_sync(), "{drift:?}");
+    }
+    // The rebuilt documents are the indexer's too (`gone` has no row: its tombstone is not
+    // carried over).
+    let (_, rebuilt) = t.doc("comments", &moderated).await.unwrap();
+    assert_eq!(without_time(rebuilt), without_time(indexed_moderated));
+    assert!(t.doc("comments", &gone).await.is_none());
+    let (_, rebuilt) = t.doc("organizations", &grown).await.unwrap();
+    assert_eq!(without_time(rebuilt), without_time(indexed_grown));
+
+    // The indexer goes on through the aliases into the new generations.
+    let after = post("Wren after the reindex", None).await;
+    moderate(&after, "HIDDEN", Some("late")).await;
+    t.wait_doc("comments", &after, |_, s| s["status"] == json!("HIDDEN"))
+        .await;
+    api.gql(
+        "mutation($i: AddMemberInput!) { addMember(input: $i) { id } }",
+        json!({"i": {"organizationId": quiet, "userId": member_id}}),
+        Some(&admin),
+        "sync-member-after",
+    )
+    .await;
+    let (_, grew) = t
+        .wait_doc("organizations", &quiet, |_, s| {
+            s["aggregateVersion"] == json!(3)
+        })
+        .await;
+    assert_eq!(grew["members"].as_array().unwrap().len(), 3, "{grew}");
+    let (code, out) = cli(&t, &db, &["verify"]).await;
+    assert_eq!(code, 0, "{out}");
+
+    api.stop().await;
+    indexer.stop().await;
+    for alias in [&comments, &organizations] {
+        engine(&t, reqwest::Method::DELETE, &format!("/{alias}-v2"), None).await;
+    }
+    t.cleanup().await;
+    db.remove().await;
 }

@@ -156,6 +156,38 @@ impl Document {
     }
 }
 
+impl Document {
+    /// The same write, applied over a stored document at the *same* version too (not only
+    /// an older one): what a repair from the source of truth needs, e.g. to turn a wrong
+    /// tombstone back into the live document at its version. External versions
+    /// (`external_gte`) already accept an equal version.
+    pub fn overwriting_equal(self) -> Document {
+        let action = match self.action {
+            Action::Update { script, mut params } => {
+                params["version"] = self.version.into();
+                Action::Script {
+                    script: version_guarded(&script, true),
+                    params,
+                }
+            }
+            other => other,
+        };
+        Document { action, ..self }
+    }
+}
+
+/// `script` guarded by the stored `aggregateVersion`: it runs when the stored version is
+/// older than `params.version` (or also equal, with `overwrite_equal`), then sets the
+/// version and `id` (`params.documentId`).
+pub(crate) fn version_guarded(script: &str, overwrite_equal: bool) -> String {
+    let newer = if overwrite_equal { ">" } else { ">=" };
+    format!(
+        "if (ctx._source.{VERSION_FIELD} != null && ctx._source.{VERSION_FIELD} {newer} params.version) \
+         {{ ctx.op = 'none' }} else {{ {script}; ctx._source.{VERSION_FIELD} = params.version; \
+         ctx._source.id = params.documentId }}"
+    )
+}
+
 /// Replaces `ctx._source` with `params.source`, keeping the fields listed in `params.keep`.
 const REPLACE_KEEPING: &str = "def kept = [:]; \
      for (k in params.keep) { if (ctx._source.containsKey(k)) { kept[k] = ctx._source[k] } } \

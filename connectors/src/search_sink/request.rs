@@ -6,7 +6,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Action, Document, VERSION_FIELD, retry};
+use super::{Action, Document, retry};
 use crate::Outcome;
 
 /// Bounds of one bulk request.
@@ -53,12 +53,7 @@ pub fn encode(doc: &Document, out: &mut Vec<u8>) {
             let mut params = params.clone();
             params["version"] = doc.version.into();
             params["documentId"] = doc.id.clone().into();
-            let guarded = format!(
-                "if (ctx._source.{VERSION_FIELD} != null && ctx._source.{VERSION_FIELD} >= params.version) \
-                 {{ ctx.op = 'none' }} else {{ {script}; ctx._source.{VERSION_FIELD} = params.version; \
-                 ctx._source.id = params.documentId }}"
-            );
-            write_upsert(out, doc, guarded, params);
+            write_upsert(out, doc, super::version_guarded(script, false), params);
         }
         Action::Script { script, params } => {
             let mut params = params.clone();
@@ -238,6 +233,29 @@ mod tests {
             own[1]["script"]["params"]["version"].is_null(),
             "no outer guard"
         );
+    }
+
+    #[test]
+    fn a_repair_write_also_replaces_an_equal_version() {
+        let doc = Document::replace("a", "a1", 4, json!({"deleted": false}), &[]);
+        let normal = lines(&doc);
+        let repair = lines(&doc.clone().overwriting_equal());
+        let guard = |l: &[Value]| l[1]["script"]["source"].as_str().unwrap().to_owned();
+        assert!(
+            guard(&normal).contains(">= params.version"),
+            "{}",
+            guard(&normal)
+        );
+        assert!(
+            guard(&repair).contains("> params.version"),
+            "{}",
+            guard(&repair)
+        );
+        assert!(!guard(&repair).contains(">= params.version"));
+        assert_eq!(repair[1]["script"]["params"]["version"], json!(4));
+        assert_eq!(repair[1]["script"]["params"]["documentId"], json!("a1"));
+        let external = Document::index("a", "a1", 4, json!({}));
+        assert_eq!(external.clone().overwriting_equal(), external);
     }
 
     #[test]

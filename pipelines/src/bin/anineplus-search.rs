@@ -14,13 +14,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// (`aggregateVersion`, `deleted`), repairs drift with the indexer's own document mapping
 /// (versioned writes: a concurrent indexer never loses), and rebuilds an index into its
 /// next generation `<alias>-v<N+1>` before switching the alias atomically. Progress goes to
-/// stderr, results to stdout. Supported: `anime`, `episodes`, `users`
-/// (not yet `comments`, `organizations`).
+/// stderr, results to stdout. Supported: `anime`, `episodes`, `comments` (moderation
+/// included), `users`, `organizations` (with their `members` from PostgreSQL).
 ///
 ///   anineplus-search verify                       # exit 0 in sync, 1 on drift
 ///   anineplus-search repair --index anime --dry-run
 ///   anineplus-search repair
 ///   anineplus-search reindex --index anime --batch 1000 [--keep-old]
+///   anineplus-search reindex --index organizations
 #[derive(Debug, Parser)]
 #[command(name = "anineplus-search", verbatim_doc_comment)]
 struct Cli {
@@ -57,7 +58,9 @@ struct Cli {
 enum Which {
     Anime,
     Episodes,
+    Comments,
     Users,
+    Organizations,
     /// Every supported index.
     All,
 }
@@ -67,7 +70,9 @@ impl Which {
         match self {
             Which::Anime => vec![Index::Anime],
             Which::Episodes => vec![Index::Episodes],
+            Which::Comments => vec![Index::Comments],
             Which::Users => vec![Index::Users],
+            Which::Organizations => vec![Index::Organizations],
             Which::All => sync::SUPPORTED.to_vec(),
         }
     }

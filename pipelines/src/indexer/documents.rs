@@ -110,6 +110,22 @@ impl Documents {
         )
     }
 
+    /// The tombstone of document `id` of `index` at `version`, written the way the
+    /// indexer writes that index's deletes (for repairs of documents without a row).
+    pub fn tombstone_of(&self, index: Index, id: &str, version: i64) -> Document {
+        if denormalise::kept(index).is_empty() {
+            return Document::soft_delete(index.alias(&self.prefix), id, version);
+        }
+        let source = json!({ "id": id, "deleted": true, "aggregateVersion": version });
+        Document::replace(
+            index.alias(&self.prefix),
+            id,
+            version,
+            source,
+            denormalise::kept(index),
+        )
+    }
+
     /// `anime` events.
     pub fn anime(&self, e: Envelope<AnimeData>) -> Vec<Document> {
         vec![match &e.data {
