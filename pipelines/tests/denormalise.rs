@@ -4,21 +4,10 @@
 
 mod common;
 
-use anineplus_schemas::events::samples::{self, envelope};
+use anineplus_schemas::events::samples::envelope;
 use anineplus_schemas::events::*;
-use common::Harness;
+use common::{Harness, anime};
 use serde_json::json;
-
-fn anime(id: &str, version: i64, title: &str) -> Envelope<AnimeData> {
-    let mut e = samples::anime_updated(0);
-    e.aggregate_id = id.into();
-    e.aggregate_version = version;
-    if let AnimeData::AnimeUpdated(s) = &mut e.data {
-        s.anime_id = id.into();
-        s.title = title.into();
-    }
-    e
-}
 
 fn episode(id: &str, anime: &str, version: i64) -> Envelope<EpisodeData> {
     let state = EpisodeState {
@@ -113,8 +102,10 @@ async fn episode_counts_and_anime_titles_follow_their_sources_in_any_order() {
     ] {
         t.send(&e.aggregate_id.clone(), &e).await;
     }
-    t.wait_doc("episodes", "e3", |v, s| v == 2 && s["deleted"] == json!(true))
-        .await;
+    t.wait_doc("episodes", "e3", |v, s| {
+        v == 2 && s["deleted"] == json!(true)
+    })
+    .await;
     // A comment after its anime gets the title at once; a moderation keeps it.
     t.send("c1", &comment("c1", "a1")).await;
     t.send("c1", &moderated("c1", "a1")).await;
@@ -141,7 +132,11 @@ async fn episode_counts_and_anime_titles_follow_their_sources_in_any_order() {
     t.send("a1", &anime("a1", 3, "Frieren: Beyond Journey's End"))
         .await;
     let (_, a) = t.wait_doc("anime", "a1", |v, _| v == 3).await;
-    assert_eq!(a["episodeCount"], json!(2), "e1 and e2 live, e3 deleted: {a}");
+    assert_eq!(
+        a["episodeCount"],
+        json!(2),
+        "e1 and e2 live, e3 deleted: {a}"
+    );
     assert_eq!(a["title"], json!("Frieren: Beyond Journey's End"));
     for c in ["c0", "c1"] {
         let (_, s) = t.doc("comments", c).await.unwrap();

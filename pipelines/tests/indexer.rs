@@ -7,32 +7,10 @@ mod common;
 
 use anineplus_pipelines::dead_letter::header as h;
 use anineplus_schemas::Topic;
-use anineplus_schemas::events::samples::{self, envelope};
+use anineplus_schemas::events::samples;
 use anineplus_schemas::events::*;
-use common::{Harness, header};
+use common::{Harness, anime, anime_deleted, header};
 use serde_json::json;
-
-fn anime(id: &str, version: i64, title: &str) -> Envelope<AnimeData> {
-    let mut e = samples::anime_updated(0);
-    e.aggregate_id = id.into();
-    e.aggregate_version = version;
-    if let AnimeData::AnimeUpdated(s) = &mut e.data {
-        s.anime_id = id.into();
-        s.title = title.into();
-    }
-    e
-}
-
-fn anime_deleted(id: &str, version: i64) -> Envelope<AnimeData> {
-    envelope(
-        "anime.deleted",
-        id,
-        version,
-        AnimeData::AnimeDeleted(AnimeDeleted {
-            anime_id: id.into(),
-        }),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_aggregate_is_indexed_at_its_latest_version_and_stale_or_duplicate_events_are_harmless()

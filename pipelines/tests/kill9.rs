@@ -15,32 +15,13 @@ use std::time::{Duration, Instant};
 use anineplus_pipelines::indexer::indices::Index;
 use anineplus_pipelines::sync::Sync;
 use anineplus_schemas::Topic;
-use anineplus_schemas::events::samples::{self, envelope};
-use anineplus_schemas::events::{AnimeData, AnimeDeleted, Envelope};
 use anineplus_testkit::TestDatabase;
-use common::Harness;
+use common::{Harness, anime, anime_deleted};
 use futures::StreamExt;
 
 const ANIME: i64 = 10_000;
 const VERSIONS: i64 = 10;
 const KILLS: usize = 10;
-
-fn anime(id: &str, version: i64, deleted: bool) -> Envelope<AnimeData> {
-    if deleted {
-        let data = AnimeData::AnimeDeleted(AnimeDeleted {
-            anime_id: id.into(),
-        });
-        return envelope("anime.deleted", id, version, data);
-    }
-    let mut e = samples::anime_updated(0);
-    e.aggregate_id = id.into();
-    e.aggregate_version = version;
-    if let AnimeData::AnimeUpdated(s) = &mut e.data {
-        s.anime_id = id.into();
-        s.title = format!("{id} v{version}");
-    }
-    e
-}
 
 fn spawn(t: &Harness) -> Child {
     Command::new(env!("CARGO_BIN_EXE_anineplus-indexer"))
@@ -100,7 +81,11 @@ async fn killed_with_sigkill_ten_times_while_100k_events_flow_the_index_equals_p
         for v in 1..=VERSIONS {
             futures::stream::iter(&rows)
                 .for_each_concurrent(256, |(id, deleted)| {
-                    let e = anime(id, v, *deleted && v == VERSIONS);
+                    let e = if *deleted && v == VERSIONS {
+                        anime_deleted(id, v)
+                    } else {
+                        anime(id, v, &format!("{id} v{v}"))
+                    };
                     async move { t.send(id, &e).await }
                 })
                 .await;

@@ -14,25 +14,14 @@ use std::time::{Duration, Instant};
 use anineplus_connectors::kafka;
 use anineplus_pipelines::metrics::Metrics;
 use anineplus_schemas::Topic;
-use anineplus_schemas::events::{AnimeData, Envelope, samples};
-use common::Harness;
+use common::{Harness, anime};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::json;
 
 /// The tests of this file stop shared services: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const KEYS: usize = 1_000;
-
-fn anime(id: &str, version: i64) -> Envelope<AnimeData> {
-    let mut e = samples::anime_updated(0);
-    e.aggregate_id = id.into();
-    e.aggregate_version = version;
-    if let AnimeData::AnimeUpdated(s) = &mut e.data {
-        s.anime_id = id.into();
-        s.title = format!("{id} v{version}");
-    }
-    e
-}
 
 /// A stack service stopped by this test; started again when dropped.
 struct Stopped {
@@ -91,7 +80,8 @@ async fn send_all(t: &Harness, producer: &FutureProducer, version: i64) {
     let topic = t.topic(Topic::Anime);
     for k in 0..KEYS {
         let id = format!("k{k}");
-        let bytes = t.codec.encode(&anime(&id, version)).await.expect("encode");
+        let event = anime(&id, version, &format!("{id} v{version}"));
+        let bytes = t.codec.encode(&event).await.expect("encode");
         loop {
             let record = FutureRecord::to(&topic).key(&id).payload(&bytes);
             match producer.send(record, Duration::from_secs(60)).await {
@@ -109,7 +99,9 @@ async fn send_all(t: &Harness, producer: &FutureProducer, version: i64) {
 async fn wait_all_at(t: &Harness, version: i64, limit: Duration) {
     let deadline = Instant::now() + limit;
     loop {
-        let count = count_at(t, version).await;
+        let count = t
+            .count("anime", json!({"term": {"aggregateVersion": version}}))
+            .await;
         if count == KEYS {
             return;
         }
@@ -121,23 +113,14 @@ async fn wait_all_at(t: &Harness, version: i64, limit: Duration) {
     }
 }
 
-async fn count_at(t: &Harness, version: i64) -> usize {
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let alias = t.alias("anime");
-    let _ = http
-        .post(format!("{}/{alias}/_refresh", t.stack.search_url))
-        .send()
-        .await;
-    let body: serde_json::Value = http
-        .post(format!("{}/{alias}/_count", t.stack.search_url))
-        .json(&serde_json::json!({"query": {"term": {"aggregateVersion": version}}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
+/// A test's world, its in-process indexer and a producer.
+async fn start() -> (Harness, common::Indexer, FutureProducer) {
+    let t = Harness::new().await;
+    let indexer = t.start_indexer().await;
+    let producer = kafka::producer_config(&t.stack.kafka_brokers)
+        .create()
         .unwrap();
-    body["count"].as_u64().unwrap_or(0) as usize
+    (t, indexer, producer)
 }
 
 /// Records in the pipeline's retry and dead-letter topics.
@@ -151,11 +134,7 @@ fn parked(t: &Harness) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn opensearch_stopped_mid_stream_nothing_is_dead_lettered_or_lost_and_indexing_resumes() {
     let _serial = SERIAL.lock().await;
-    let t = Harness::new().await;
-    let indexer = t.start_indexer().await;
-    let producer: FutureProducer = kafka::producer_config(&t.stack.kafka_brokers)
-        .create()
-        .unwrap();
+    let (t, indexer, producer) = start().await;
 
     send_all(&t, &producer, 1).await;
     wait_all_at(&t, 1, Duration::from_secs(60)).await;
@@ -200,11 +179,7 @@ async fn opensearch_stopped_mid_stream_nothing_is_dead_lettered_or_lost_and_inde
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_broker_restarted_mid_stream_loses_nothing() {
     let _serial = SERIAL.lock().await;
-    let t = Harness::new().await;
-    let indexer = t.start_indexer().await;
-    let producer: FutureProducer = kafka::producer_config(&t.stack.kafka_brokers)
-        .create()
-        .unwrap();
+    let (t, indexer, producer) = start().await;
 
     send_all(&t, &producer, 1).await;
     let restart = async {

@@ -37,11 +37,17 @@ impl Documents {
         }
     }
 
-    fn whole<T>(&self, index: Index, e: &Envelope<T>, mut source: Value) -> Document {
+    /// `source` with the fields every live document has.
+    fn stamped<T>(e: &Envelope<T>, mut source: Value) -> Value {
         source["id"] = e.aggregate_id.clone().into();
         source["aggregateVersion"] = e.aggregate_version.into();
         source["deleted"] = false.into();
         source["updatedAt"] = e.timestamp.into();
+        source
+    }
+
+    fn whole<T>(&self, index: Index, e: &Envelope<T>, source: Value) -> Document {
+        let source = Self::stamped(e, source);
         Document::index(
             index.alias(&self.prefix),
             &e.aggregate_id,
@@ -51,11 +57,8 @@ impl Documents {
     }
 
     /// A whole-document write that keeps the index's denormalised fields.
-    fn replace<T>(&self, index: Index, e: &Envelope<T>, mut source: Value) -> Document {
-        source["id"] = e.aggregate_id.clone().into();
-        source["aggregateVersion"] = e.aggregate_version.into();
-        source["deleted"] = false.into();
-        source["updatedAt"] = e.timestamp.into();
+    fn replace<T>(&self, index: Index, e: &Envelope<T>, source: Value) -> Document {
+        let source = Self::stamped(e, source);
         Document::replace(
             index.alias(&self.prefix),
             &e.aggregate_id,

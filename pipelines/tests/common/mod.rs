@@ -11,6 +11,7 @@ use std::time::Duration;
 use anineplus_connectors::kafka;
 use anineplus_pipelines::dead_letter::RetryPolicy;
 use anineplus_pipelines::indexer::{self, IndexerConfig, Running};
+use anineplus_schemas::events::{AnimeData, AnimeDeleted, Envelope, samples};
 use anineplus_schemas::{Codec, Topic, TopicValue};
 use anineplus_testkit::{Stack, unique};
 use elasticsearch::Elasticsearch;
@@ -25,6 +26,26 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub const PARTITIONS: i32 = 3;
+
+/// `anime.updated` of `id` at `version`, titled `title`.
+pub fn anime(id: &str, version: i64, title: &str) -> Envelope<AnimeData> {
+    let mut e = samples::anime_updated(0);
+    e.aggregate_id = id.into();
+    e.aggregate_version = version;
+    if let AnimeData::AnimeUpdated(s) = &mut e.data {
+        s.anime_id = id.into();
+        s.title = title.into();
+    }
+    e
+}
+
+/// `anime.deleted` of `id` at `version`.
+pub fn anime_deleted(id: &str, version: i64) -> Envelope<AnimeData> {
+    let data = AnimeData::AnimeDeleted(AnimeDeleted {
+        anime_id: id.into(),
+    });
+    samples::envelope("anime.deleted", id, version, data)
+}
 
 /// One test's world: its topics, group and indices.
 pub struct Harness {
@@ -231,6 +252,30 @@ impl Harness {
             .await
             .unwrap();
         body["hits"]["hits"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Documents (live and tombstones) of `index` matching `query`, after a refresh.
+    pub async fn count(&self, index: &str, query: Value) -> usize {
+        let alias = self.alias(index);
+        self.search
+            .indices()
+            .refresh(elasticsearch::indices::IndicesRefreshParts::Index(&[
+                &alias,
+            ]))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = self
+            .search
+            .count(elasticsearch::CountParts::Index(&[&alias]))
+            .body(json!({ "query": query }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["count"].as_u64().unwrap_or(0) as usize
     }
 
     /// Reads `n` records of `topic` from the start: `(key, value, headers)`.
