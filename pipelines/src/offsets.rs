@@ -5,16 +5,65 @@
 //! settled) or, when nothing is pending, the last registered offset + 1. It never passes
 //! an unconfirmed record.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, VecDeque};
 
 /// A topic partition.
 pub type Partition = (String, i32);
 
 #[derive(Debug, Default)]
 struct PartitionState {
-    pending: BTreeSet<i64>,
+    /// Registered offsets not yet popped, ascending, with whether each is settled. The
+    /// front is always unsettled (settled ones are popped from the front), so it is the
+    /// lowest pending offset. Consumption registers ascending offsets: a push at the back.
+    window: VecDeque<(i64, bool)>,
+    /// Unsettled entries in `window`.
+    pending: usize,
     next: i64,
     stored: i64,
+}
+
+impl PartitionState {
+    fn register(&mut self, offset: i64) {
+        match self.window.back() {
+            Some(&(last, _)) if last >= offset => {
+                // Out of order (a re-registration): keep the window sorted, no duplicates.
+                match self.window.binary_search_by_key(&offset, |e| e.0) {
+                    Ok(i) => {
+                        if self.window[i].1 {
+                            self.window[i].1 = false;
+                            self.pending += 1;
+                        }
+                    }
+                    Err(i) => {
+                        self.window.insert(i, (offset, false));
+                        self.pending += 1;
+                    }
+                }
+            }
+            _ => {
+                self.window.push_back((offset, false));
+                self.pending += 1;
+            }
+        }
+        self.next = self.next.max(offset + 1);
+    }
+
+    fn complete(&mut self, offset: i64) -> Option<i64> {
+        let i = self.window.binary_search_by_key(&offset, |e| e.0).ok()?;
+        if self.window[i].1 {
+            return None;
+        }
+        self.window[i].1 = true;
+        self.pending -= 1;
+        while self.window.front().is_some_and(|e| e.1) {
+            self.window.pop_front();
+        }
+        let watermark = self.window.front().map_or(self.next, |e| e.0);
+        (watermark > self.stored).then(|| {
+            self.stored = watermark;
+            watermark
+        })
+    }
 }
 
 /// Per-partition contiguous completion.
@@ -30,35 +79,67 @@ impl OffsetTracker {
         Self::default()
     }
 
-    /// A record was consumed and is now in flight.
-    pub fn register(&mut self, topic: &str, partition: i32, offset: i64) {
+    fn state(&mut self, topic: &str, partition: i32, first: i64) -> &mut PartitionState {
         if !self.partitions.contains_key(topic) {
             self.partitions.insert(topic.to_owned(), HashMap::new());
         }
-        let state = self
-            .partitions
+        self.partitions
             .get_mut(topic)
             .expect("inserted above")
             .entry(partition)
             .or_insert_with(|| PartitionState {
-                stored: offset,
+                stored: first,
                 ..Default::default()
-            });
-        state.pending.insert(offset);
-        state.next = state.next.max(offset + 1);
+            })
+    }
+
+    /// A record was consumed and is now in flight.
+    pub fn register(&mut self, topic: &str, partition: i32, offset: i64) {
+        self.state(topic, partition, offset).register(offset);
+    }
+
+    /// Registers records in consumption order, as [`OffsetTracker::register`] one by one
+    /// (one lookup per run of records of the same partition).
+    pub fn register_all<'a>(&mut self, records: impl IntoIterator<Item = (&'a str, i32, i64)>) {
+        let mut records = records.into_iter().peekable();
+        while let Some((topic, partition, offset)) = records.next() {
+            let state = self.state(topic, partition, offset);
+            state.register(offset);
+            while let Some((_, _, offset)) =
+                records.next_if(|(t, p, _)| *p == partition && *t == topic)
+            {
+                state.register(offset);
+            }
+        }
     }
 
     /// The record is settled. Returns the offset to store when it moved forward.
     pub fn complete(&mut self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
-        let state = self.partitions.get_mut(topic)?.get_mut(&partition)?;
-        if !state.pending.remove(&offset) {
-            return None;
+        self.partitions
+            .get_mut(topic)?
+            .get_mut(&partition)?
+            .complete(offset)
+    }
+
+    /// Settles records, as [`OffsetTracker::complete`] one by one; returns, per partition
+    /// that moved forward, the furthest offset to store.
+    pub fn complete_all<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = (&'a str, i32, i64)>,
+    ) -> Vec<(&'a str, i32, i64)> {
+        let mut stores: Vec<(&'a str, i32, i64)> = Vec::new();
+        for (topic, partition, offset) in records {
+            if let Some(next) = self.complete(topic, partition, offset) {
+                match stores
+                    .iter_mut()
+                    .find(|(t, p, _)| *p == partition && *t == topic)
+                {
+                    Some(entry) => entry.2 = next,
+                    None => stores.push((topic, partition, next)),
+                }
+            }
         }
-        let watermark = state.pending.first().copied().unwrap_or(state.next);
-        (watermark > state.stored).then(|| {
-            state.stored = watermark;
-            watermark
-        })
+        stores
     }
 
     /// Forgets revoked partitions: their in-flight records will be redelivered elsewhere,
@@ -76,7 +157,7 @@ impl OffsetTracker {
         self.partitions
             .values()
             .flat_map(HashMap::values)
-            .map(|s| s.pending.len())
+            .map(|s| s.pending)
             .sum()
     }
 }
@@ -108,6 +189,33 @@ mod tests {
         t.forget([("a".to_owned(), 0)]);
         assert_eq!(t.complete("a", 0, 0), None, "revoked: nothing to store");
         assert_eq!(t.complete("a", 1, 5), None, "twice: nothing new");
+    }
+
+    #[test]
+    fn batches_match_one_by_one() {
+        let mut t = OffsetTracker::new();
+        t.register_all([
+            ("a", 0, 1),
+            ("a", 0, 2),
+            ("a", 1, 7),
+            ("b", 0, 3),
+            ("a", 0, 3),
+        ]);
+        assert_eq!(t.in_flight(), 5);
+        let stores = t.complete_all([("a", 0, 2), ("a", 1, 7), ("a", 0, 1), ("b", 0, 3)]);
+        assert_eq!(stores, vec![("a", 1, 8), ("a", 0, 3), ("b", 0, 4)]);
+        assert_eq!(
+            t.complete_all([("a", 0, 3), ("a", 0, 3)]),
+            vec![("a", 0, 4)]
+        );
+        assert_eq!(t.in_flight(), 0);
+        // Re-registered and out-of-order offsets stay pending until settled.
+        t.register("a", 0, 9);
+        t.register("a", 0, 5);
+        t.register("a", 0, 9);
+        assert_eq!(t.in_flight(), 2);
+        assert_eq!(t.complete("a", 0, 9), Some(5), "5 still pending, 4 settled");
+        assert_eq!(t.complete("a", 0, 5), Some(10));
     }
 
     #[test]

@@ -1,33 +1,70 @@
-//! One consumer of a pipeline: reader and writer tasks joined by a one-batch channel.
+//! One consumer of a pipeline: three tasks joined by channels of one batch each, so a slow
+//! sink slows consumption.
+//!
+//! - The reader polls the consumer through one long-lived message stream, copies each
+//!   record ([`InFlight`]: the topic name shared, key and value in one allocation), drains
+//!   whatever librdkafka already holds without going back to the scheduler, and cuts a
+//!   batch at its count, bytes or linger, or as soon as the consumer has nothing more and
+//!   no earlier batch is still unsettled, or when the last unsettled batch settles (so a
+//!   lone record does not wait for the linger, only for the batch ahead of it; under load
+//!   batches fill up). Retry lanes keep the plain linger. A batch's offsets are registered in the tracker with one
+//!   lock when it is cut (revocations are handled first, see [`Revocations`]).
+//! - The transformer decodes and applies the topology's step. The decoders a batch needs
+//!   are prepared first (the only async part: the registry, retried in place during an
+//!   outage); a large batch is then split into contiguous chunks decoded on blocking
+//!   threads in parallel, and put back together in order, so the batch, and each
+//!   partition within it, keeps its consumption order.
+//! - The writer writes the batch to the sink, retries, routes failures, settles the
+//!   batch's offsets with one lock and stores the new watermarks.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anineplus_connectors::{Outcome, kafka};
-use anineplus_schemas::{Codec, wire};
+use anineplus_schemas::{Codec, Topic, wire};
 use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::mpsc;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::PipelineConfig;
-use super::context::LaneContext;
+use super::context::{LaneContext, Revocations};
 use crate::Result;
 use crate::dead_letter::{self, DeadLetter, header};
 use crate::failure::{ErrorClass, Failure};
 use crate::metrics::Metrics;
 use crate::offsets::OffsetTracker;
-use crate::record::RawRecord;
+use crate::record::{InFlight, RawRecord, TopicNames};
 use crate::sink::Sink;
-use crate::topology::Topology;
+use crate::topology::{Binding, Topology};
+
+/// Smallest chunk of a batch worth a thread of its own.
+const MIN_CHUNK: usize = 128;
+
+/// What the reader's wait ended with.
+enum Polled<M> {
+    /// The batch's linger elapsed.
+    Linger,
+    /// The last unsettled batch was settled: the sink waits for work.
+    Idle,
+    /// The consumer gave a message (or an error).
+    Message(M),
+}
 
 /// A consumed record with what the topology made of it.
 struct Pending<T> {
-    raw: RawRecord,
+    raw: InFlight,
     items: std::result::Result<Vec<T>, Failure>,
 }
+
+/// Writer schemas whose decoder could not be prepared for this batch, with the failure
+/// each of their records gets.
+type Unprepared = Vec<((u32, Topic), Failure)>;
 
 pub(super) struct Lane<S: Sink> {
     level: usize,
@@ -37,7 +74,12 @@ pub(super) struct Lane<S: Sink> {
     metrics: Arc<Metrics>,
     consumer: Arc<StreamConsumer<LaneContext>>,
     tracker: Arc<Mutex<OffsetTracker>>,
+    revocations: Arc<Revocations>,
     producer: FutureProducer,
+    /// Batches cut by the reader and not yet settled by the writer.
+    unsettled: AtomicUsize,
+    /// Notified when `unsettled` drops to 0, so a lingering batch goes at once.
+    idle: Notify,
 }
 
 impl<S: Sink> Lane<S> {
@@ -50,6 +92,7 @@ impl<S: Sink> Lane<S> {
         metrics: Arc<Metrics>,
     ) -> Result<Self> {
         let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
+        let revocations = Arc::new(Revocations::default());
         let (group, topics) = if level == 0 {
             (config.group.clone(), topology.topics())
         } else {
@@ -68,6 +111,7 @@ impl<S: Sink> Lane<S> {
         let consumer: StreamConsumer<LaneContext> = client.create_with_context(LaneContext {
             tracker: tracker.clone(),
             metrics: metrics.clone(),
+            revocations: revocations.clone(),
         })?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names)?;
@@ -80,13 +124,17 @@ impl<S: Sink> Lane<S> {
             metrics,
             consumer: Arc::new(consumer),
             tracker,
+            revocations,
             producer,
+            unsettled: AtomicUsize::new(0),
+            idle: Notify::new(),
         })
     }
 
     /// Runs until `shutdown`, drains, commits.
     pub(super) async fn run(self, shutdown: CancellationToken) {
         let lane = Arc::new(self);
+        let (raw_tx, mut raw_rx) = mpsc::channel::<Vec<InFlight>>(1);
         let (tx, mut rx) = mpsc::channel::<Vec<Pending<S::Item>>>(1);
         let writer = {
             let lane = lane.clone();
@@ -94,10 +142,30 @@ impl<S: Sink> Lane<S> {
             tokio::spawn(async move {
                 while let Some(batch) = rx.recv().await {
                     lane.settle(batch, &shutdown).await;
+                    if lane.unsettled.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        lane.idle.notify_one();
+                    }
                 }
             })
         };
-        lane.read(tx, &shutdown).await;
+        let transformer = {
+            let lane = lane.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                // Decoders known to be prepared: the codec is asked once per writer schema.
+                let mut prepared = Vec::new();
+                while let Some(batch) = raw_rx.recv().await {
+                    let batch = lane.transform(batch, &mut prepared, &shutdown).await;
+                    if tx.send(batch).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        };
+        lane.read(raw_tx, &shutdown).await;
+        if let Err(e) = transformer.await {
+            tracing::error!(error = %e, "lane transformer panicked");
+        }
         if let Err(e) = writer.await {
             tracing::error!(error = %e, "lane writer panicked");
         }
@@ -107,69 +175,149 @@ impl<S: Sink> Lane<S> {
         tracing::debug!(level = lane.level, "lane stopped");
     }
 
-    async fn read(&self, tx: mpsc::Sender<Vec<Pending<S::Item>>>, shutdown: &CancellationToken) {
+    async fn read(&self, tx: mpsc::Sender<Vec<InFlight>>, shutdown: &CancellationToken) {
         let limits = self.config.batch;
-        let mut batch = Vec::new();
+        let capacity = limits.max_records.clamp(1, 1024);
+        let mut names = TopicNames::default();
+        let mut batch: Vec<InFlight> = Vec::with_capacity(capacity);
+        // How many records of `batch` are registered in the tracker.
+        let mut registered = 0usize;
         let mut bytes = 0usize;
-        // One timer and one cancellation future for the whole loop: creating them per record
-        // costs more than the record.
+        // One stream, timer and cancellation future for the whole loop: creating them per
+        // record costs more than the record (each `recv()` registers and drops a waker slot).
+        let mut stream = self.consumer.stream();
         let mut lingering = false;
         let linger = tokio::time::sleep(limits.linger);
         tokio::pin!(linger);
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
         loop {
-            let raw = tokio::select! {
+            let polled = tokio::select! {
                 biased;
                 _ = &mut cancelled => break,
-                _ = &mut linger, if lingering => None,
-                message = self.consumer.recv() => match message {
-                    Ok(message) => Some(RawRecord::from_message(&message)),
+                _ = &mut linger, if lingering => Polled::Linger,
+                _ = self.idle.notified(), if lingering && self.level == 0 => Polled::Idle,
+                message = stream.next() => {
+                    Polled::Message(message.expect("kafka streams never terminate"))
+                }
+            };
+            let mut cut = match polled {
+                Polled::Linger => true,
+                Polled::Idle => self.unsettled.load(Ordering::Acquire) == 0,
+                Polled::Message(_) => false,
+            };
+            if let Polled::Message(message) = polled {
+                let record = match message {
+                    Ok(message) => self.copy(&message, &mut names, &batch, &mut registered),
                     Err(e) => {
                         tracing::warn!(error = %e, level = self.level, "consumer error");
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
                     }
-                },
-            };
-            if let Some(raw) = raw {
-                self.tracker.lock().expect("tracker poisoned").register(
-                    &raw.topic,
-                    raw.partition,
-                    raw.offset,
-                );
-                Metrics::add(&self.metrics.consumed, 1);
-                if self.level > 0 && !self.wait_until_due(&raw, shutdown).await {
+                };
+                if self.level > 0 && !self.wait_until_due(&record, shutdown).await {
                     break;
                 }
-                bytes += raw.value().len();
-                let items = self.transform(&raw, shutdown).await;
-                batch.push(Pending { raw, items });
+                self.accept(record, &mut batch, &mut bytes);
                 if !lingering {
                     lingering = true;
                     linger
                         .as_mut()
                         .reset(tokio::time::Instant::now() + limits.linger);
                 }
-                if batch.len() < limits.max_records && bytes < limits.max_bytes {
-                    continue;
+                let mut drained = false;
+                // Take what librdkafka already holds without going back to the scheduler.
+                while self.level == 0
+                    && batch.len() < limits.max_records
+                    && bytes < limits.max_bytes
+                {
+                    match stream.next().now_or_never() {
+                        Some(Some(Ok(message))) => {
+                            let record = self.copy(&message, &mut names, &batch, &mut registered);
+                            self.accept(record, &mut batch, &mut bytes);
+                        }
+                        Some(Some(Err(e))) => {
+                            tracing::warn!(error = %e, level = self.level, "consumer error");
+                            break;
+                        }
+                        _ => {
+                            drained = true;
+                            break;
+                        }
+                    }
                 }
+                cut = batch.len() >= limits.max_records
+                    || bytes >= limits.max_bytes
+                    || (drained && self.level == 0 && self.unsettled.load(Ordering::Acquire) == 0);
+            }
+            if !cut {
+                continue;
             }
             if !batch.is_empty() {
-                if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                self.register(&batch, &mut registered);
+                self.unsettled.fetch_add(1, Ordering::AcqRel);
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(capacity));
+                if tx.send(full).await.is_err() {
                     return;
                 }
+                registered = 0;
                 bytes = 0;
             }
             lingering = false;
         }
         if !batch.is_empty() {
+            self.register(&batch, &mut registered);
+            self.unsettled.fetch_add(1, Ordering::AcqRel);
             let _ = tx.send(batch).await;
         }
     }
 
+    /// Copies a polled message. A revoke served by that poll is applied first, to the
+    /// records consumed before it.
+    fn copy(
+        &self,
+        message: &BorrowedMessage<'_>,
+        names: &mut TopicNames,
+        batch: &[InFlight],
+        registered: &mut usize,
+    ) -> InFlight {
+        if let Some(revoked) = self.revocations.take() {
+            let mut tracker = self.tracker.lock().expect("tracker poisoned");
+            tracker.register_all(
+                batch[*registered..]
+                    .iter()
+                    .map(|r| (&*r.topic, r.partition, r.offset)),
+            );
+            *registered = batch.len();
+            tracker.forget(revoked);
+        }
+        InFlight::from_message(message, names.get(message.topic()))
+    }
+
+    fn accept(&self, record: InFlight, batch: &mut Vec<InFlight>, bytes: &mut usize) {
+        Metrics::add(&self.metrics.consumed, 1);
+        *bytes += record.value().len();
+        batch.push(record);
+    }
+
+    /// Registers the batch's records not registered yet, with one lock; revocations served
+    /// since the last poll are applied after them (so they cover those records too).
+    fn register(&self, batch: &[InFlight], registered: &mut usize) {
+        let revoked = self.revocations.take();
+        let mut tracker = self.tracker.lock().expect("tracker poisoned");
+        tracker.register_all(
+            batch[*registered..]
+                .iter()
+                .map(|r| (&*r.topic, r.partition, r.offset)),
+        );
+        *registered = batch.len();
+        if let Some(revoked) = revoked {
+            tracker.forget(revoked);
+        }
+    }
+
     /// Waits for a retry record's `not-before`; false when shut down meanwhile.
-    async fn wait_until_due(&self, raw: &RawRecord, shutdown: &CancellationToken) -> bool {
+    async fn wait_until_due(&self, raw: &InFlight, shutdown: &CancellationToken) -> bool {
         let due = raw
             .header(header::NOT_BEFORE)
             .and_then(|v| v.parse::<i64>().ok())
@@ -184,44 +332,100 @@ impl<S: Sink> Lane<S> {
         }
     }
 
-    /// Decodes and applies the topology's step; a registry outage is retried in place.
+    /// Decodes the batch and applies the topology's step to every record, in order.
     async fn transform(
         &self,
-        raw: &RawRecord,
+        batch: Vec<InFlight>,
+        prepared: &mut Vec<(u32, Topic)>,
         shutdown: &CancellationToken,
-    ) -> std::result::Result<Vec<S::Item>, Failure> {
-        let origin;
-        let topic = if self.level == 0 {
-            &raw.topic
-        } else {
-            origin = raw.origin().topic;
-            &origin
-        };
-        let Some(binding) = self.topology.bindings.get(topic) else {
-            return Err(Failure::permanent(format!(
-                "no source of this pipeline reads topic {topic}"
-            )));
-        };
-        let bytes = raw.value();
-        if let Ok((id, _)) = wire::split(bytes)
-            && !self.codec.has_decoder(id, binding.schema)
-        {
-            let mut backoff = self.backoff();
-            loop {
-                match self.codec.prepare(id, binding.schema).await {
-                    Ok(()) => break,
-                    Err(e) if !e.is_retryable() => return Err(Failure::decode(&e)),
-                    Err(e) => match backoff.next() {
-                        Some(delay) if !shutdown.is_cancelled() => {
-                            tracing::warn!(error = %e, "registry unavailable, retrying");
-                            tokio::time::sleep(delay).await;
-                        }
-                        _ => return Err(Failure::decode(&e)),
-                    },
+    ) -> Vec<Pending<S::Item>> {
+        // First the decoders: a registry outage is retried in place, once per writer schema.
+        let mut unprepared: Unprepared = Vec::new();
+        let mut last: Option<(Arc<str>, Option<Topic>)> = None;
+        for raw in &batch {
+            let schema = if self.level == 0 {
+                match &last {
+                    Some((topic, schema)) if Arc::ptr_eq(topic, &raw.topic) => *schema,
+                    _ => {
+                        let schema = self.topology.bindings.get(&*raw.topic).map(|b| b.schema);
+                        last = Some((raw.topic.clone(), schema));
+                        schema
+                    }
                 }
+            } else {
+                let origin = raw.to_raw().origin().topic;
+                self.topology.bindings.get(&origin).map(|b| b.schema)
+            };
+            let (Some(schema), Ok((id, _))) = (schema, wire::split(raw.value())) else {
+                continue; // failures of their own, found again below
+            };
+            let key = (id, schema);
+            if prepared.contains(&key) || unprepared.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            if self.codec.has_decoder(id, schema) {
+                prepared.push(key);
+                continue;
+            }
+            match self.prepare(id, schema, shutdown).await {
+                Ok(()) => prepared.push(key),
+                Err(failure) => unprepared.push((key, failure)),
             }
         }
-        (binding.step)(&self.codec, bytes).map_err(|e| Failure::decode(&e))
+        // Then the records: synchronous, on several threads when the batch is large.
+        let chunks = (batch.len() / MIN_CHUNK).clamp(1, self.config.batch.workers.max(1));
+        if chunks == 1 {
+            return transform_chunk(&self.topology, &self.codec, self.level, &unprepared, batch);
+        }
+        let size = batch.len().div_ceil(chunks);
+        let unprepared = Arc::new(unprepared);
+        let mut handles = Vec::with_capacity(chunks);
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let tail = rest.split_off(size.min(rest.len()));
+            let chunk = std::mem::replace(&mut rest, tail);
+            let (topology, codec, unprepared) = (
+                self.topology.clone(),
+                self.codec.clone(),
+                unprepared.clone(),
+            );
+            let level = self.level;
+            handles.push(tokio::task::spawn_blocking(move || {
+                transform_chunk(&topology, &codec, level, &unprepared, chunk)
+            }));
+        }
+        let mut out = Vec::with_capacity(size * chunks);
+        for handle in handles {
+            match handle.await {
+                Ok(part) => out.extend(part),
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        }
+        out
+    }
+
+    /// Prepares the decoder of writer schema `id` for `schema`; a registry outage is
+    /// retried with backoff until the policy gives up or shutdown.
+    async fn prepare(
+        &self,
+        id: u32,
+        schema: Topic,
+        shutdown: &CancellationToken,
+    ) -> std::result::Result<(), Failure> {
+        let mut backoff = self.backoff();
+        loop {
+            match self.codec.prepare(id, schema).await {
+                Ok(()) => return Ok(()),
+                Err(e) if !e.is_retryable() => return Err(Failure::decode(&e)),
+                Err(e) => match backoff.next() {
+                    Some(delay) if !shutdown.is_cancelled() => {
+                        tracing::warn!(error = %e, "registry unavailable, retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                    _ => return Err(Failure::decode(&e)),
+                },
+            }
+        }
     }
 
     fn backoff(&self) -> impl Iterator<Item = Duration> + use<S> {
@@ -257,6 +461,7 @@ impl<S: Sink> Lane<S> {
         let Some(outcomes) = outcomes else {
             return; // shut down during an outage: nothing settled, nothing stored
         };
+        drop(items);
         for (outcome, owner) in outcomes.iter().zip(&owners) {
             if let Some(failure) = Failure::from_outcome(outcome) {
                 let worse = failures[*owner]
@@ -267,33 +472,33 @@ impl<S: Sink> Lane<S> {
                 }
             }
         }
-        let mut stores = std::collections::BTreeMap::new();
-        for ((raw, failure), attempts) in raws.into_iter().zip(failures).zip(attempts) {
+        let mut sunk = 0;
+        for ((raw, failure), attempts) in raws.iter().zip(failures).zip(attempts) {
             match failure {
-                None => Metrics::add(&self.metrics.sunk, 1),
+                None => sunk += 1,
                 Some(failure) => {
+                    Metrics::add(&self.metrics.sunk, std::mem::take(&mut sunk));
                     if !self
-                        .dead_letter(raw.clone(), failure, attempts, shutdown)
+                        .dead_letter(raw.to_raw(), failure, attempts, shutdown)
                         .await
                     {
+                        // Shut down first: nothing of this batch is stored.
                         return;
                     }
                 }
             }
-            let watermark = self.tracker.lock().expect("tracker poisoned").complete(
-                &raw.topic,
-                raw.partition,
-                raw.offset,
-            );
-            if let Some(next) = watermark {
-                stores.insert((raw.topic, raw.partition), next);
-            }
         }
+        Metrics::add(&self.metrics.sunk, sunk);
+        // One lock for the batch; one entry per partition: its furthest watermark.
+        let stores = self
+            .tracker
+            .lock()
+            .expect("tracker poisoned")
+            .complete_all(raws.iter().map(|r| (&*r.topic, r.partition, r.offset)));
         if !stores.is_empty() {
-            // One entry per partition: the furthest watermark of this batch.
             let mut list = TopicPartitionList::with_capacity(stores.len());
-            for ((topic, partition), next) in &stores {
-                let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*next));
+            for (topic, partition, next) in stores {
+                let _ = list.add_partition_offset(topic, partition, Offset::Offset(next));
             }
             if let Err(e) = self.consumer.store_offsets(&list) {
                 // A partition revoked meanwhile: its records are redelivered elsewhere.
@@ -407,4 +612,63 @@ impl<S: Sink> Lane<S> {
         }
         true
     }
+}
+
+/// The binding of the topic last seen (`None` inside: no source reads it).
+type LastBinding<'t, T> = Option<(Arc<str>, Option<&'t Binding<T>>)>;
+
+/// Decodes and transforms `records` in order (no I/O: runs on any thread).
+fn transform_chunk<S: Sink>(
+    topology: &Topology<S>,
+    codec: &Codec,
+    level: usize,
+    unprepared: &Unprepared,
+    records: Vec<InFlight>,
+) -> Vec<Pending<S::Item>> {
+    let mut out = Vec::with_capacity(records.len());
+    let mut last: LastBinding<'_, S::Item> = None;
+    for raw in records {
+        let items = step(topology, codec, level, unprepared, &raw, &mut last);
+        out.push(Pending { raw, items });
+    }
+    out
+}
+
+/// One record through its topic's step.
+fn step<'t, S: Sink>(
+    topology: &'t Topology<S>,
+    codec: &Codec,
+    level: usize,
+    unprepared: &Unprepared,
+    raw: &InFlight,
+    last: &mut LastBinding<'t, S::Item>,
+) -> std::result::Result<Vec<S::Item>, Failure> {
+    let origin;
+    let (topic, binding) = if level == 0 {
+        let binding = match last {
+            Some((topic, binding)) if Arc::ptr_eq(topic, &raw.topic) => *binding,
+            _ => {
+                let binding = topology.bindings.get(&*raw.topic);
+                *last = Some((raw.topic.clone(), binding));
+                binding
+            }
+        };
+        (&*raw.topic, binding)
+    } else {
+        origin = raw.to_raw().origin().topic;
+        (origin.as_str(), topology.bindings.get(&origin))
+    };
+    let Some(binding) = binding else {
+        return Err(Failure::permanent(format!(
+            "no source of this pipeline reads topic {topic}"
+        )));
+    };
+    let bytes = raw.value();
+    if !unprepared.is_empty()
+        && let Ok((id, _)) = wire::split(bytes)
+        && let Some((_, failure)) = unprepared.iter().find(|(k, _)| *k == (id, binding.schema))
+    {
+        return Err(failure.clone());
+    }
+    (binding.step)(codec, bytes).map_err(|e| Failure::decode(&e))
 }

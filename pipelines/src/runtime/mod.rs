@@ -5,13 +5,14 @@
 //!   consumer: the main lane reads the source topics (group `<group>`), and retry lane `n`
 //!   reads `<pipeline>.retry.<n>` (group `<group>.retry.<n>`), waiting for each record's
 //!   `not-before` header. All lanes share the topology, sink, codec and metrics.
-//! - `lane`: one consumer: a reader task (consume, decode, transform, batch by count,
-//!   bytes and linger) and a writer task (sink, retries, routing of failures, offsets),
-//!   joined by a channel of one batch, so a slow sink slows consumption.
+//! - `lane`: one consumer: a reader task (consume, batch by count, bytes and linger, or at
+//!   once when idle), a transformer task (decode and transform, large batches split over
+//!   threads, order kept) and a writer task (sink, retries, routing of failures, offsets),
+//!   joined by channels of one batch, so a slow sink slows consumption.
 //! - `context`: commit on revoke, lag from librdkafka statistics.
 //!
-//! Offsets: each consumed record is registered in an [`OffsetTracker`] and completed once
-//! settled (sunk, already applied, or produced to a retry/dead-letter topic); only the
+//! Offsets: each consumed record is registered in an [`OffsetTracker`] (a batch at a time,
+//! before it leaves the reader) and completed once settled (sunk, already applied, or produced to a retry/dead-letter topic); only the
 //! tracker's contiguous watermark is stored, and librdkafka commits stored offsets every
 //! second, on revoke and once more on shutdown.
 //!
@@ -44,8 +45,12 @@ pub struct BatchConfig {
     pub max_records: usize,
     /// Most value bytes per batch.
     pub max_bytes: usize,
-    /// Longest wait after the first record of a batch.
+    /// Longest wait after the first record of a batch. A batch is cut sooner when the
+    /// consumer has nothing more to give and no earlier batch is still unsettled.
     pub linger: Duration,
+    /// Threads a large batch is decoded and transformed on (contiguous chunks of at least
+    /// 128 records, put back in order). Defaults to the available parallelism, at most 4.
+    pub workers: usize,
 }
 
 impl Default for BatchConfig {
@@ -54,6 +59,9 @@ impl Default for BatchConfig {
             max_records: 1000,
             max_bytes: 4 * 1024 * 1024,
             linger: Duration::from_millis(50),
+            workers: std::thread::available_parallelism()
+                .map_or(1, std::num::NonZero::get)
+                .min(4),
         }
     }
 }
