@@ -9,14 +9,14 @@
 //! - Comment documents carry `animeTitle` and `animeTitleVersion` (the anime version the
 //!   title is from; a title only replaces an older one). [`IndexerSink`] keeps them
 //!   right from both sides, once the entity's own write is applied:
-//!   - after anime documents are written, it refreshes the comments index and runs one
-//!     `_update_by_query` over the batch's anime ids (again while version conflicts remain);
+//!   - after anime documents are written, it refreshes the comments index, searches the
+//!     comments of the batch's anime and writes the new title onto those with an older one;
 //!   - after comment documents are written, it reads their anime (a realtime `_mget`) and
 //!     writes the title onto them.
 //!
 //!   A comment written while its anime is renamed is covered either way: if its anime read
 //!   came before the rename's anime write, its own write came before the rename's refresh,
-//!   so the rename's update-by-query sees it.
+//!   so the rename's search sees it.
 //!
 //! A follow-up that fails turns the outcome of the document that triggered it into
 //! [`Outcome::Retry`]: the runtime writes it again (a no-op, already applied) and repeats the
@@ -63,13 +63,6 @@ const TITLE_ON_COMMENT: &str = "\
     if (ctx._source.animeTitleVersion != null && ctx._source.animeTitleVersion >= params.version) \
     { ctx.op = 'none' } else { ctx._source.animeTitle = params.title; \
     ctx._source.animeTitleVersion = params.version }";
-
-/// The same for every comment of the anime in `params.titles` (update by query).
-const TITLES_ON_COMMENTS: &str = "\
-    def t = params.titles[ctx._source.animeId]; \
-    if (t == null || (ctx._source.animeTitleVersion != null && ctx._source.animeTitleVersion >= t.version)) \
-    { ctx.op = 'noop' } else { ctx._source.animeTitle = t.title; \
-    ctx._source.animeTitleVersion = t.version }";
 
 /// The write of an episode's entry on its anime's document (`anime_alias`).
 pub fn episode_on_anime(
@@ -198,43 +191,71 @@ impl IndexerSink {
             .map_err(|e| Outcome::Retry(format!("{path}: unreadable response: {e}")))
     }
 
-    /// Sets the titles (anime id → (title, version)) on every comment of those anime.
+    /// Sets the titles (anime id → (title, version)) on every comment of those anime that
+    /// has an older one: a refresh (comments written since the last one are invisible to
+    /// search otherwise), then a search for the comments of those anime, then guarded
+    /// title writes for those that need one. Usually the search finds none to change, and
+    /// costs a fraction of an update-by-query.
     async fn titles_to_comments(
         &self,
         titles: &BTreeMap<String, (String, i64)>,
     ) -> Result<(), Outcome> {
+        self.call(Method::Post, &format!("/{}/_refresh", self.comments), None)
+            .await?;
         let ids: Vec<&String> = titles.keys().collect();
-        let params: HashMap<&String, Value> = titles
-            .iter()
-            .map(|(id, (title, version))| (id, json!({ "title": title, "version": version })))
-            .collect();
-        let body = json!({
-            "query": { "terms": { "animeId": ids } },
-            "script": { "lang": "painless", "source": TITLES_ON_COMMENTS, "params": { "titles": params } },
-        });
-        for _ in 0..5 {
-            // Comments written since the last refresh are invisible to the query otherwise.
-            self.call(Method::Post, &format!("/{}/_refresh", self.comments), None)
-                .await?;
-            let path = format!(
-                "/{}/_update_by_query?conflicts=proceed&refresh=false",
-                self.comments
-            );
-            let answer = self.call(Method::Post, &path, Some(body.clone())).await?;
-            if let Some(failures) = answer["failures"].as_array().filter(|f| !f.is_empty()) {
-                return Err(Outcome::Retry(format!(
-                    "update by query failed: {}",
-                    Value::from(failures.clone())
-                )));
+        let mut writes = Vec::new();
+        let mut after: Option<Value> = None;
+        loop {
+            let mut body = json!({
+                "size": 1000,
+                "_source": ["animeId", "animeTitleVersion"],
+                "sort": [{ "id": "asc" }],
+                "query": { "bool": { "filter": [{ "terms": { "animeId": ids } }] } },
+            });
+            if let Some(after) = after.take() {
+                body["search_after"] = after;
             }
-            // A conflict is a comment written meanwhile: go over it again.
-            if answer["version_conflicts"].as_u64().unwrap_or(0) == 0 {
-                return Ok(());
+            let page = self
+                .call(
+                    Method::Post,
+                    &format!("/{}/_search", self.comments),
+                    Some(body),
+                )
+                .await?;
+            let hits = page["hits"]["hits"].as_array().cloned().unwrap_or_default();
+            for hit in &hits {
+                let source = &hit["_source"];
+                let (Some(id), Some((title, version))) = (
+                    hit["_id"].as_str(),
+                    source["animeId"].as_str().and_then(|a| titles.get(a)),
+                ) else {
+                    continue;
+                };
+                if source["animeTitleVersion"]
+                    .as_i64()
+                    .is_none_or(|had| had < *version)
+                {
+                    writes.push(title_on_comment(self.comments.clone(), id, title, *version));
+                }
+            }
+            match hits.last() {
+                Some(last) if hits.len() == 1000 => after = Some(last["sort"].clone()),
+                _ => break,
             }
         }
-        Err(Outcome::Retry(
-            "comments kept changing while their anime title was set".into(),
-        ))
+        if writes.is_empty() {
+            return Ok(());
+        }
+        match self
+            .search
+            .write(&writes)
+            .await
+            .into_iter()
+            .find(|o| !applied(o))
+        {
+            None => Ok(()),
+            Some(failed) => Err(failed),
+        }
     }
 
     /// The comment writes of the titles of their anime, as the anime index has them now.
