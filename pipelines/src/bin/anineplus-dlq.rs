@@ -220,6 +220,7 @@ async fn replay_to_sink(
         metrics_listen: ([127, 0, 0, 1], 0).into(),
         bulk_docs: args.batch.max(1),
         bulk_bytes: 5 * 1024 * 1024,
+        topic_replication: -1,
         retry: RetryPolicy::default(),
     };
     // A dry run sends nothing to the engine; a real one puts the templates first, as the

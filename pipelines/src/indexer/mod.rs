@@ -80,6 +80,10 @@ pub struct IndexerConfig {
     /// Most bytes per bulk request.
     #[arg(long, env = "INDEXER_BULK_BYTES", default_value_t = 5 * 1024 * 1024)]
     pub bulk_bytes: usize,
+    /// Replication factor of the retry, dead-letter and missing source topics it creates
+    /// (-1: the broker's `default.replication.factor`).
+    #[arg(long, env = "TOPIC_REPLICATION", default_value_t = -1, allow_negative_numbers = true)]
+    pub topic_replication: i32,
     /// Retry policy.
     #[command(flatten)]
     pub retry: RetryPolicy,
@@ -162,6 +166,7 @@ pub async fn prepare(
     let mut pipeline_config = PipelineConfig::new(PIPELINE, &config.kafka_brokers, &config.group);
     pipeline_config.topic_prefix = config.topic_prefix.clone();
     pipeline_config.retry = config.retry.clone();
+    pipeline_config.topic_replication = config.topic_replication;
     pipeline_config.batch = BatchConfig {
         max_records: config.bulk_docs,
         ..BatchConfig::default()

@@ -86,6 +86,9 @@ pub struct PipelineConfig {
     /// before its producers does not wait for librdkafka's 5-minute metadata refresh).
     /// Matches the broker's `num.partitions` (3) by default.
     pub topic_partitions: i32,
+    /// Replication factor of the topics the pipeline creates; -1 (the default) takes the
+    /// broker's `default.replication.factor` (1 on the local stack, 3 on a real cluster).
+    pub topic_replication: i32,
 }
 
 impl PipelineConfig {
@@ -99,6 +102,7 @@ impl PipelineConfig {
             batch: BatchConfig::default(),
             retry: RetryPolicy::default(),
             topic_partitions: 3,
+            topic_replication: -1,
         }
     }
 
@@ -177,7 +181,13 @@ impl<S: Sink> Pipeline<S> {
         names.extend(self.topology.topics());
         let new: Vec<_> = names
             .iter()
-            .map(|n| NewTopic::new(n, self.config.topic_partitions, TopicReplication::Fixed(1)))
+            .map(|n| {
+                NewTopic::new(
+                    n,
+                    self.config.topic_partitions,
+                    TopicReplication::Fixed(self.config.topic_replication),
+                )
+            })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         for result in admin.create_topics(&new, &options).await? {

@@ -146,6 +146,7 @@ impl Harness {
             metrics_listen: "127.0.0.1:0".parse().unwrap(),
             bulk_docs: 500,
             bulk_bytes: 5 * 1024 * 1024,
+            topic_replication: -1,
             retry: RetryPolicy {
                 in_place_attempts: 2,
                 in_place_min_delay: Duration::from_millis(50),
