@@ -70,9 +70,80 @@ impl Failure {
     }
 }
 
+/// The items of several records flattened for one sink write, and each record's failure.
+#[derive(Debug)]
+pub(crate) struct Flattened<T> {
+    /// Every record's items, in order.
+    pub(crate) items: Vec<T>,
+    /// The record (by position) each item came from.
+    pub(crate) owners: Vec<usize>,
+    /// Each record's failure so far (its decode or transform failure, if any).
+    pub(crate) failures: Vec<Option<Failure>>,
+}
+
+impl<T> Flattened<T> {
+    /// Flattens what each record became: its items, or the failure that stopped it.
+    pub(crate) fn new(records: impl IntoIterator<Item = Result<Vec<T>, Failure>>) -> Self {
+        let mut out = Flattened {
+            items: Vec::new(),
+            owners: Vec::new(),
+            failures: Vec::new(),
+        };
+        for (i, record) in records.into_iter().enumerate() {
+            match record {
+                Ok(items) => {
+                    out.owners.extend(std::iter::repeat_n(i, items.len()));
+                    out.items.extend(items);
+                    out.failures.push(None);
+                }
+                Err(failure) => out.failures.push(Some(failure)),
+            }
+        }
+        out
+    }
+
+    /// Folds the sink's outcome of each item into its record's failure: a record fails if
+    /// any of its items does, with the worst failure (permanent over retryable).
+    pub(crate) fn absorb(&mut self, outcomes: &[Outcome]) {
+        for (outcome, owner) in outcomes.iter().zip(&self.owners) {
+            if let Some(failure) = Failure::from_outcome(outcome) {
+                let worse = self.failures[*owner]
+                    .as_ref()
+                    .is_none_or(|f| f.class == ErrorClass::Retryable);
+                if worse {
+                    self.failures[*owner] = Some(failure);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_fails_with_the_worst_outcome_of_its_items() {
+        let records = vec![
+            Ok(vec!["a1", "a2"]),
+            Err(Failure::permanent("garbage")),
+            Ok(vec!["c1"]),
+        ];
+        let mut flat = Flattened::new(records);
+        assert_eq!(flat.items, vec!["a1", "a2", "c1"]);
+        assert_eq!(flat.owners, vec![0, 0, 2]);
+        flat.absorb(&[
+            Outcome::Retry("429".into()),
+            Outcome::Permanent("400".into()),
+            Outcome::AlreadyApplied,
+        ]);
+        assert_eq!(
+            flat.failures[0].as_ref().unwrap().class,
+            ErrorClass::Permanent
+        );
+        assert_eq!(flat.failures[1].as_ref().unwrap().message, "garbage");
+        assert!(flat.failures[2].is_none());
+    }
 
     #[test]
     fn decode_failures_of_bad_bytes_are_permanent() {

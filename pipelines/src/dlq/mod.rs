@@ -33,7 +33,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::dead_letter::{self, DeadLetter, RetryPolicy, header};
-use crate::failure::{ErrorClass, Failure};
+use crate::failure::{Failure, Flattened};
 use crate::record::RawRecord;
 use crate::sink::{Outcome, Sink};
 use crate::topology::Topology;
@@ -487,21 +487,9 @@ impl<S: Sink> SinkReplay<'_, S> {
         report: &mut SinkReplayReport,
         on_letter: &mut impl FnMut(&DeadLetterRecord, &SinkVerdict),
     ) -> Result<()> {
-        let mut owners = Vec::new();
-        let mut items = Vec::new();
-        let mut failures: Vec<Option<Failure>> = Vec::with_capacity(chunk.len());
-        for (i, result) in decoded.into_iter().enumerate() {
-            match result {
-                Ok(produced) => {
-                    owners.extend(std::iter::repeat_n(i, produced.len()));
-                    items.extend(produced);
-                    failures.push(None);
-                }
-                Err(failure) => failures.push(Some(failure)),
-            }
-        }
+        let mut flat = Flattened::new(decoded);
         let mut attempts = vec![1u32; chunk.len()];
-        let outcomes = self.write(&items, &owners, &mut attempts).await;
+        let outcomes = self.write(&flat.items, &flat.owners, &mut attempts).await;
         if !outcomes.is_empty() && outcomes.iter().all(Outcome::is_unavailable) {
             return Err(Error::Setup(format!(
                 "the sink stays unavailable ({:?}); {} dead letter(s) replayed before this \
@@ -509,16 +497,12 @@ impl<S: Sink> SinkReplay<'_, S> {
                 outcomes[0], report.replayed
             )));
         }
-        for (outcome, owner) in outcomes.iter().zip(&owners) {
-            if let Some(failure) = Failure::from_outcome(outcome) {
-                let worse = failures[*owner]
-                    .as_ref()
-                    .is_none_or(|f| f.class == ErrorClass::Retryable);
-                if worse {
-                    failures[*owner] = Some(failure);
-                }
-            }
-        }
+        flat.absorb(&outcomes);
+        let Flattened {
+            items,
+            owners,
+            failures,
+        } = flat;
         for (i, (letter, failure)) in chunk.iter().zip(failures).enumerate() {
             let verdict = match failure {
                 None => {

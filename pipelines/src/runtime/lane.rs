@@ -36,7 +36,7 @@ use super::PipelineConfig;
 use super::context::{LaneContext, Revocations};
 use crate::Result;
 use crate::dead_letter::{self, DeadLetter, header};
-use crate::failure::{ErrorClass, Failure};
+use crate::failure::{Failure, Flattened};
 use crate::metrics::Metrics;
 use crate::offsets::OffsetTracker;
 use crate::record::{InFlight, RawRecord, TopicNames};
@@ -441,37 +441,18 @@ impl<S: Sink> Lane<S> {
     /// Writes a batch, retries what failed, routes what still fails, stores offsets.
     async fn settle(&self, batch: Vec<Pending<S::Item>>, shutdown: &CancellationToken) {
         let started = Instant::now();
-        let mut owners = Vec::with_capacity(batch.len());
-        let mut items = Vec::with_capacity(batch.len());
-        let mut failures: Vec<Option<Failure>> = Vec::with_capacity(batch.len());
-        let mut raws = Vec::with_capacity(batch.len());
         let mut attempts = vec![1u32; batch.len()];
-        for (i, pending) in batch.into_iter().enumerate() {
-            match pending.items {
-                Ok(produced) => {
-                    owners.extend(std::iter::repeat_n(i, produced.len()));
-                    items.extend(produced);
-                    failures.push(None);
-                }
-                Err(failure) => failures.push(Some(failure)),
-            }
-            raws.push(pending.raw);
-        }
-        let outcomes = self.write(&items, &owners, &mut attempts, shutdown).await;
-        let Some(outcomes) = outcomes else {
+        let (raws, records): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.raw, p.items)).unzip();
+        let mut flat = Flattened::new(records);
+        let written = self
+            .write(&flat.items, &flat.owners, &mut attempts, shutdown)
+            .await;
+        let Some(outcomes) = written else {
             return; // shut down during an outage: nothing settled, nothing stored
         };
-        drop(items);
-        for (outcome, owner) in outcomes.iter().zip(&owners) {
-            if let Some(failure) = Failure::from_outcome(outcome) {
-                let worse = failures[*owner]
-                    .as_ref()
-                    .is_none_or(|f| f.class == ErrorClass::Retryable);
-                if worse {
-                    failures[*owner] = Some(failure);
-                }
-            }
-        }
+        flat.items = Vec::new();
+        flat.absorb(&outcomes);
+        let failures = flat.failures;
         let mut sunk = 0;
         for ((raw, failure), attempts) in raws.iter().zip(failures).zip(attempts) {
             match failure {
