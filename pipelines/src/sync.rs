@@ -12,8 +12,9 @@
 //!   ([`Document::overwriting_equal`]). Each row also gives its denormalised entries: an
 //!   anime its episodes (`episodes`/`episodeCount`), an episode its entry on its anime, a
 //!   comment its anime's title (from the `anime` row). Deleted rows become tombstones;
-//!   documents without a row become tombstones at their own version. Verify compares
-//!   versions and deleted flags, not the denormalised values.
+//!   documents without a row become tombstones at their own version.
+//! - Verify also compares the denormalised values where PostgreSQL has them (an anime's
+//!   live episode count, a comment's anime title): [`Drift::denormalised`].
 //! - [`Sync::reindex`]: builds `<alias>-v<N+1>` from PostgreSQL, switches the alias in one
 //!   `_aliases` request, then runs verify + repair against the alias (the indexer writes
 //!   through the alias, so whatever it wrote to the old generation during the copy is in
@@ -78,13 +79,26 @@ pub struct Sync {
     pub progress: bool,
 }
 
-/// One side's view of an entity: its version and whether it is deleted.
+/// One side's view of an entity: its version, whether it is deleted, and a digest of
+/// its denormalised values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
     /// `version` (PostgreSQL) or `aggregateVersion` (index).
     pub version: i64,
     /// Soft-deleted row, or tombstone document.
     pub deleted: bool,
+    /// The denormalised values the document should hold (from PostgreSQL) or holds: an
+    /// anime's live episode count, a comment's anime title (hashed). `None` on a row when
+    /// nothing is expected (a deleted anime's comments keep their last title).
+    pub denormalised: Option<u64>,
+}
+
+/// The digest of a comment's anime title (compared within one run only).
+fn title_digest(title: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    title.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// What differs between PostgreSQL and one index.
@@ -104,6 +118,9 @@ pub struct Drift {
     pub orphaned: Vec<String>,
     /// Documents newer than their row (a restored database?): reported, not repaired.
     pub ahead: Vec<String>,
+    /// Documents at their row's version whose denormalised values differ (an anime's
+    /// episode count, a comment's anime title): their entries are written again.
+    pub denormalised: Vec<String>,
 }
 
 impl Drift {
@@ -113,11 +130,17 @@ impl Drift {
             && self.stale.is_empty()
             && self.orphaned.is_empty()
             && self.ahead.is_empty()
+            && self.denormalised.is_empty()
     }
 
-    /// Ids to write from PostgreSQL (missing and stale).
+    /// Ids to write from PostgreSQL (missing, stale, denormalised values off).
     fn to_write(&self) -> Vec<String> {
-        self.missing.iter().chain(&self.stale).cloned().collect()
+        self.missing
+            .iter()
+            .chain(&self.stale)
+            .chain(&self.denormalised)
+            .cloned()
+            .collect()
     }
 }
 
@@ -139,6 +162,9 @@ pub fn compare(
             Some(doc) if doc.version < row.version => drift.stale.push(id.clone()),
             Some(doc) if doc.version > row.version => drift.ahead.push(id.clone()),
             Some(doc) if doc.deleted != row.deleted => drift.stale.push(id.clone()),
+            Some(doc) if row.denormalised.is_some() && doc.denormalised != row.denormalised => {
+                drift.denormalised.push(id.clone());
+            }
             Some(_) => {}
         }
     }
@@ -371,7 +397,11 @@ impl Sync {
         let version: i64 = row.try_get("version")?;
         let deleted: bool = row.try_get("deleted")?;
         let ts: i64 = row.try_get("updated_ms")?;
-        let entry = Entry { version, deleted };
+        let mut entry = Entry {
+            version,
+            deleted,
+            denormalised: None,
+        };
         let doc = match index {
             Index::Anime => {
                 let data = if deleted {
@@ -397,6 +427,13 @@ impl Sync {
                     .docs
                     .anime(envelope(id.clone(), version, ts, event_type, data));
                 let episodes: Value = row.try_get("episodes")?;
+                let live = episodes
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|e| e["deleted"] != Value::Bool(true))
+                    .count();
+                entry.denormalised = (!deleted).then_some(live as u64);
                 for e in episodes.as_array().into_iter().flatten() {
                     docs.push(denormalise::episode_on_anime(
                         Index::Anime.alias(&self.prefix),
@@ -423,6 +460,7 @@ impl Sync {
                 let mut docs = vec![self.comment_document(&id, entry, ts, row)?];
                 let title: Option<String> = row.try_get("anime_title")?;
                 let anime_version: Option<i64> = row.try_get("anime_version")?;
+                entry.denormalised = title.as_deref().map(title_digest);
                 if let (Some(title), Some(anime_version), false) = (title, anime_version, deleted) {
                     docs.push(denormalise::title_on_comment(
                         Index::Comments.alias(&self.prefix),
@@ -583,14 +621,14 @@ impl Sync {
     }
 
     /// Every document of `target` (alias or index): id → entry.
-    async fn documents(&self, target: &str) -> Result<BTreeMap<String, Entry>> {
+    async fn documents(&self, index: Index, target: &str) -> Result<BTreeMap<String, Entry>> {
         let mut out = BTreeMap::new();
         let mut after: Option<Value> = None;
         loop {
             let mut body = json!({
                 "size": self.batch,
                 "sort": [{ "id": "asc" }],
-                "_source": ["aggregateVersion", "deleted"],
+                "_source": ["aggregateVersion", "deleted", "episodeCount", "animeTitle"],
                 "query": { "match_all": {} },
             });
             if let Some(after) = &after {
@@ -603,9 +641,15 @@ impl Sync {
             let before = out.len() / PROGRESS_EVERY;
             for hit in &hits {
                 let id = hit["_id"].as_str().unwrap_or_default().to_owned();
+                let source = &hit["_source"];
                 let entry = Entry {
-                    version: hit["_source"]["aggregateVersion"].as_i64().unwrap_or(0),
-                    deleted: hit["_source"]["deleted"].as_bool().unwrap_or(false),
+                    version: source["aggregateVersion"].as_i64().unwrap_or(0),
+                    deleted: source["deleted"].as_bool().unwrap_or(false),
+                    denormalised: match index {
+                        Index::Anime => Some(source["episodeCount"].as_u64().unwrap_or(0)),
+                        Index::Comments => source["animeTitle"].as_str().map(title_digest),
+                        _ => None,
+                    },
                 };
                 out.insert(id, entry);
             }
@@ -625,16 +669,18 @@ impl Sync {
         let target = index.alias(&self.prefix);
         self.refresh(&target).await?;
         let rows = self.entries(index).await?;
-        let docs = self.documents(&target).await?;
+        let docs = self.documents(index, &target).await?;
         let drift = compare(&target, &rows, &docs);
         self.note(format_args!(
-            "{target}: {} rows, {} documents; missing {}, stale {}, orphaned {}, ahead {}",
+            "{target}: {} rows, {} documents; missing {}, stale {}, orphaned {}, ahead {}, \
+             denormalised {}",
             drift.rows,
             drift.documents,
             drift.missing.len(),
             drift.stale.len(),
             drift.orphaned.len(),
-            drift.ahead.len()
+            drift.ahead.len(),
+            drift.denormalised.len()
         ));
         Ok(drift)
     }
@@ -857,6 +903,7 @@ mod tests {
                     Entry {
                         version: *version,
                         deleted: *deleted,
+                        denormalised: None,
                     },
                 )
             })
@@ -891,5 +938,31 @@ mod tests {
         assert_eq!((drift.rows, drift.documents), (7, 7));
         assert!(!drift.in_sync());
         assert!(compare("p-anime", &rows, &rows).in_sync());
+    }
+
+    #[test]
+    fn denormalised_values_are_compared_when_the_row_expects_some() {
+        let entry = |denormalised| Entry {
+            version: 2,
+            deleted: false,
+            denormalised,
+        };
+        let rows = BTreeMap::from([
+            ("count-off".to_owned(), entry(Some(3))),
+            ("count-ok".to_owned(), entry(Some(2))),
+            ("no-title-expected".to_owned(), entry(None)),
+        ]);
+        let docs = BTreeMap::from([
+            ("count-off".to_owned(), entry(Some(2))),
+            ("count-ok".to_owned(), entry(Some(2))),
+            (
+                "no-title-expected".to_owned(),
+                entry(Some(title_digest("old"))),
+            ),
+        ]);
+        let drift = compare("x", &rows, &docs);
+        assert_eq!(drift.denormalised, vec!["count-off".to_owned()]);
+        assert!(!drift.in_sync());
+        assert_eq!(drift.to_write(), vec!["count-off".to_owned()]);
     }
 }

@@ -132,6 +132,24 @@ async fn verify_reports_drift_repair_fixes_it_and_reindex_switches_without_downt
     let (code, _) = cli(&t, &db, &["verify"]).await;
     assert_eq!(code, 0);
 
+    // (0) Denormalised drift: the anime with the episode loses its episode entry.
+    let (_, with_episode) = t
+        .wait_doc("anime", &ids[0], |_, s| s["episodeCount"] == json!(1))
+        .await;
+    let mut counted_out = with_episode.clone();
+    counted_out["episodes"] = json!({});
+    counted_out["episodeCount"] = json!(0);
+    put_doc(&t, "anime", &ids[0], &counted_out).await;
+    let drift = sync.verify(Index::Anime).await.unwrap();
+    assert_eq!(drift.denormalised, vec![ids[0].clone()], "{drift:?}");
+    let (code, out) = cli(&t, &db, &["verify", "--index", "anime"]).await;
+    assert_eq!(code, 1);
+    assert!(out.contains(&format!("denormalised {}", ids[0])), "{out}");
+    sync.repair(Index::Anime, &drift).await.unwrap();
+    assert!(sync.verify(Index::Anime).await.unwrap().in_sync());
+    let (_, repaired) = t.doc("anime", &ids[0]).await.unwrap();
+    assert_eq!(without_time(repaired), without_time(with_episode));
+
     // (a) Drift. A lost document (deleted at its own version, so a versioned write may
     // bring it back), a row changed without an event, a live document with no row.
     let alias = t.alias("anime");
@@ -516,7 +534,9 @@ async fn comments_and_organizations_are_verified_repaired_to_the_indexer_documen
     assert_eq!(created_moderated["status"], json!("VISIBLE"));
     moderate(&moderated, "HIDDEN", Some("spoilers")).await;
     moderate(&tombed, "VISIBLE", None).await;
-    let version_2 = |_: i64, s: &Value| s["aggregateVersion"] == json!(2);
+    // Waited for with their anime's title: the indexer writes it right after the comment.
+    let titled = |s: &Value| s["animeTitle"] == json!("Wren Comments");
+    let version_2 = |_: i64, s: &Value| s["aggregateVersion"] == json!(2) && titled(s);
     let (_, indexed_moderated) = t.wait_doc("comments", &moderated, version_2).await;
     assert_eq!(indexed_moderated["status"], json!("HIDDEN"));
     assert_eq!(indexed_moderated["moderationReason"], json!("spoilers"));
@@ -524,7 +544,7 @@ async fn comments_and_organizations_are_verified_repaired_to_the_indexer_documen
     let (_, indexed_tombed) = t.wait_doc("comments", &tombed, version_2).await;
     let (_, indexed_lost) = t
         .wait_doc("comments", &lost, |v, s| {
-            v == 1 && s["episodeId"] == json!(episode)
+            v == 1 && s["episodeId"] == json!(episode) && titled(s)
         })
         .await;
     t.wait_doc("comments", &gone, |v, _| v == 1).await;
@@ -592,6 +612,17 @@ async fn comments_and_organizations_are_verified_repaired_to_the_indexer_documen
     assert_eq!((drift.rows, drift.documents), (2, 2), "{drift:?}");
     let (code, _) = cli(&t, &db, &["verify"]).await;
     assert_eq!(code, 0);
+
+    // Denormalised drift: a comment showing a wrong anime title (at the right version).
+    let mut mistitled = indexed_lost.clone();
+    mistitled["animeTitle"] = json!("Not Wren");
+    put_doc(&t, "comments", &lost, &mistitled).await;
+    let drift = sync.verify(Index::Comments).await.unwrap();
+    assert_eq!(drift.denormalised, vec![lost.clone()], "{drift:?}");
+    sync.repair(Index::Comments, &drift).await.unwrap();
+    let (_, retitled) = t.doc("comments", &lost).await.unwrap();
+    assert_eq!(without_time(retitled), without_time(indexed_lost.clone()));
+    assert!(sync.verify(Index::Comments).await.unwrap().in_sync());
 
     // Drift. The moderation never indexed (the created document back, at the `_version`
     // the moderation's update left); a lost document; a tombstone over a live row; a row

@@ -108,20 +108,22 @@ enum Command {
 
 fn print(drift: &Drift) {
     println!(
-        "{}: rows {} documents {} missing {} stale {} orphaned {} ahead {}",
+        "{}: rows {} documents {} missing {} stale {} orphaned {} ahead {} denormalised {}",
         drift.target,
         drift.rows,
         drift.documents,
         drift.missing.len(),
         drift.stale.len(),
         drift.orphaned.len(),
-        drift.ahead.len()
+        drift.ahead.len(),
+        drift.denormalised.len()
     );
     for (kind, ids) in [
         ("missing", &drift.missing),
         ("stale", &drift.stale),
         ("orphaned", &drift.orphaned),
         ("ahead", &drift.ahead),
+        ("denormalised", &drift.denormalised),
     ] {
         for id in ids {
             println!("  {kind} {id}");

@@ -58,9 +58,13 @@ const EPISODE_ON_ANIME: &str = "\
       } \
     }";
 
-/// Sets a comment's `animeTitle` unless it already has one from this anime version or later.
+/// Sets a comment's `animeTitle` unless it already has one from a later anime version, or
+/// this very title from this version (a different title at the same version can only be
+/// drift, which a repair overwrites).
 const TITLE_ON_COMMENT: &str = "\
-    if (ctx._source.animeTitleVersion != null && ctx._source.animeTitleVersion >= params.version) \
+    def had = ctx._source.animeTitleVersion; \
+    if (had != null && (had > params.version || (had == params.version \
+        && params.title.equals(ctx._source.animeTitle)))) \
     { ctx.op = 'none' } else { ctx._source.animeTitle = params.title; \
     ctx._source.animeTitleVersion = params.version }";
 
