@@ -3,7 +3,8 @@
 //! The runtime, bottom up:
 //! - [`record`]: a consumed record as bytes ([`record::RawRecord`]) and its origin;
 //! - [`topology`]: typed sources (topics decoded through the registry's [`Codec`]) and
-//!   per-record operators, closed by a [`sink::Sink`];
+//!   per-record operators (`map`, `filter`, `flat_map`, `branch`, the keyed step
+//!   `key_by`), closed by a [`sink::Sink`] ([`sink::TopicSink`] repartitions through a topic);
 //! - [`offsets`]: [`offsets::OffsetTracker`], the per-partition contiguous completion that
 //!   decides which offset may be stored;
 //! - [`failure`] and [`dead_letter`]: the classification of failures, the retry policy, the

@@ -23,10 +23,10 @@
 //! Supported indices: all of them ([`SUPPORTED`]). How a row becomes a document:
 //! - `anime`, `episodes`: the row as its `*.updated` (or `*.deleted`) event;
 //! - `users`: the row as its `user.created` (no email);
-//! - `comments` ([`Sync::comment_document`]): `comment.created`, then, if the row was
+//! - `comments` (`Sync::comment_document`): `comment.created`, then, if the row was
 //!   moderated, the fields of its `comment.moderated` merged in, as the indexer's partial
 //!   update does (rows are never deleted: the table has no delete flag);
-//! - `organizations` ([`Sync::organization_document`]): `organization.created` with
+//! - `organizations` (`Sync::organization_document`): `organization.created` with
 //!   `members` replaced by the `organization_members` rows (owner first, then by joining
 //!   time, as the indexer's membership scripts append them).
 //!

@@ -95,6 +95,20 @@ impl<T: Send + 'static> Stream<T> {
         self.flat_map(move |t| [f(t)])
     }
 
+    /// A keyed step: each value with the key `key` gives it. Closed with a
+    /// [`TopicSink`](crate::sink::TopicSink), it repartitions the stream through a topic so
+    /// that a pipeline reading that topic gets every record of a key on one partition, in
+    /// order (Kafka Streams' `selectKey` + `repartition`).
+    pub fn key_by<F>(self, key: F) -> Stream<crate::sink::Keyed<T>>
+    where
+        F: Fn(&T) -> String + Send + Sync + 'static,
+    {
+        self.map(move |value| crate::sink::Keyed {
+            key: key(&value),
+            value,
+        })
+    }
+
     /// Keeps the values for which `keep` holds.
     pub fn filter<F>(self, keep: F) -> Stream<T>
     where

@@ -193,3 +193,111 @@ async fn a_sink_that_is_down_pauses_the_pipeline_and_nothing_is_dead_lettered() 
     assert_eq!((committed, end), (0, 0));
     t.cleanup().await;
 }
+
+/// The keyed step: episode events keyed by episode id, repartitioned by their anime's id
+/// through a topic: every anime's records land on one partition of the new topic, each
+/// episode's versions in order, decodable with the source's schema; every source record
+/// is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_keyed_step_puts_every_key_on_one_partition_in_order() {
+    use anineplus_pipelines::sink::TopicSink;
+    use anineplus_schemas::events::{EpisodeData, EpisodeState};
+    use rdkafka::Message;
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+
+    const ANIME: usize = 6;
+    const EPISODES: usize = 5;
+    const VERSIONS: i64 = 4;
+    let t = Harness::new().await;
+    let out = format!("{}episode.by-anime", t.topic_prefix);
+    let mut config = PipelineConfig::new("rekey", &t.stack.kafka_brokers, &t.group);
+    config.topic_prefix = t.topic_prefix.clone();
+    let sink = TopicSink::<Envelope<EpisodeData>>::new(
+        &t.stack.kafka_brokers,
+        out.clone(),
+        t.codec.clone(),
+    )
+    .unwrap();
+    let topology = Stream::<Envelope<EpisodeData>>::topic(t.topic(Topic::Episode))
+        .key_by(|e| match &e.data {
+            EpisodeData::EpisodeCreated(s) | EpisodeData::EpisodeUpdated(s) => s.anime_id.clone(),
+            EpisodeData::EpisodeDeleted(d) => d.anime_id.clone(),
+        })
+        .to(sink);
+    let pipeline = Pipeline::new(config, topology, t.codec.clone());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { pipeline.run(shutdown).await.unwrap() }
+    });
+
+    for v in 1..=VERSIONS {
+        for a in 0..ANIME {
+            for e in 0..EPISODES {
+                let id = format!("ep-{a}-{e}");
+                let state = EpisodeState {
+                    episode_id: id.clone(),
+                    anime_id: format!("anime-{a}"),
+                    number: e as i32 + 1,
+                    title: format!("{id} v{v}"),
+                    duration_seconds: None,
+                    air_date: None,
+                };
+                let event = samples::envelope(
+                    "episode.updated",
+                    &id,
+                    v,
+                    EpisodeData::EpisodeUpdated(state),
+                );
+                t.send(&id, &event).await;
+            }
+        }
+    }
+    let total = ANIME * EPISODES * VERSIONS as usize;
+    t.wait_committed(&t.topic(Topic::Episode)).await;
+
+    let consumer: StreamConsumer = anineplus_connectors::kafka::consumer_config(
+        &t.stack.kafka_brokers,
+        &anineplus_testkit::unique("r"),
+    )
+    .create()
+    .unwrap();
+    consumer.subscribe(&[&out]).unwrap();
+    let mut partition_of: HashMap<String, i32> = HashMap::new();
+    let mut last_version: HashMap<String, i64> = HashMap::new();
+    for _ in 0..total {
+        let m = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .expect("every repartitioned record arrives")
+            .unwrap();
+        let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
+        let event: Envelope<EpisodeData> = t.codec.decode(m.payload().unwrap()).await.unwrap();
+        let anime = match &event.data {
+            EpisodeData::EpisodeUpdated(s) => s.anime_id.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(key, anime, "keyed by the anime");
+        let p = *partition_of.entry(key.clone()).or_insert(m.partition());
+        assert_eq!(p, m.partition(), "{key}: one partition");
+        let before = last_version
+            .insert(event.aggregate_id.clone(), event.aggregate_version)
+            .unwrap_or(0);
+        assert_eq!(
+            event.aggregate_version,
+            before + 1,
+            "{}: versions in order",
+            event.aggregate_id
+        );
+    }
+    assert_eq!(partition_of.len(), ANIME);
+    assert!(last_version.values().all(|v| *v == VERSIONS));
+    eprintln!(
+        "keyed step: {total} records repartitioned by anime onto partitions {:?}",
+        partition_of
+            .values()
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    shutdown.cancel();
+    task.await.unwrap();
+    t.cleanup().await;
+}

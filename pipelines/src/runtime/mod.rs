@@ -179,6 +179,7 @@ impl<S: Sink> Pipeline<S> {
             .collect();
         names.push(topics.dlq());
         names.extend(self.topology.topics());
+        names.extend(self.topology.sink.topics());
         let new: Vec<_> = names
             .iter()
             .map(|n| {

@@ -402,16 +402,22 @@ impl Harness {
             kafka::producer_config(&self.stack.kafka_brokers)
                 .create()
                 .unwrap();
-        let mut topics: Vec<String> = Topic::ALL.iter().map(|t| self.topic(*t)).collect();
-        for pipeline in ["indexer", "scripted"] {
-            topics.push(format!("{}{pipeline}.dlq", self.topic_prefix));
-            for level in 1..=3 {
-                topics.push(format!("{}{pipeline}.retry.{level}", self.topic_prefix));
-            }
-        }
+        // Every topic under this test's prefix: sources, retry, dead-letter, repartition.
+        let topics: Vec<String> = admin
+            .inner()
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map(|m| {
+                m.topics()
+                    .iter()
+                    .map(|t| t.name().to_owned())
+                    .filter(|n| n.starts_with(&self.topic_prefix))
+                    .collect()
+            })
+            .unwrap_or_default();
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-        // Topics that were never created answer UnknownTopicOrPartition: fine.
-        let _ = admin.delete_topics(&names, &AdminOptions::new()).await;
+        if !names.is_empty() {
+            let _ = admin.delete_topics(&names, &AdminOptions::new()).await;
+        }
     }
 }
 
