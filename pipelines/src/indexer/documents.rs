@@ -58,14 +58,7 @@ impl Documents {
 
     /// A whole-document write that keeps the index's denormalised fields.
     fn replace<T>(&self, index: Index, e: &Envelope<T>, source: Value) -> Document {
-        let source = Self::stamped(e, source);
-        Document::replace(
-            index.alias(&self.prefix),
-            &e.aggregate_id,
-            e.aggregate_version,
-            source,
-            denormalise::kept(index),
-        )
+        self.replacing(index, e, Self::stamped(e, source))
     }
 
     /// The tombstone of an index with denormalised fields.
@@ -74,6 +67,10 @@ impl Documents {
             "id": e.aggregate_id, "deleted": true, "aggregateVersion": e.aggregate_version,
             "updatedAt": e.timestamp,
         });
+        self.replacing(index, e, source)
+    }
+
+    fn replacing<T>(&self, index: Index, e: &Envelope<T>, source: Value) -> Document {
         Document::replace(
             index.alias(&self.prefix),
             &e.aggregate_id,

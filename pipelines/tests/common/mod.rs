@@ -231,8 +231,8 @@ impl Harness {
         panic!("{index}/{id} never matched; last: {last:?}");
     }
 
-    /// Live (not deleted) documents matching `query` in `index`, after a refresh.
-    pub async fn search_live(&self, index: &str, query: Value) -> Vec<Value> {
+    /// Refreshes `index`'s alias (so searches see every write); returns the alias.
+    async fn refreshed(&self, index: &str) -> String {
         let alias = self.alias(index);
         self.search
             .indices()
@@ -242,6 +242,12 @@ impl Harness {
             .send()
             .await
             .unwrap();
+        alias
+    }
+
+    /// Live (not deleted) documents matching `query` in `index`, after a refresh.
+    pub async fn search_live(&self, index: &str, query: Value) -> Vec<Value> {
+        let alias = self.refreshed(index).await;
         let body: Value = self
             .search
             .search(elasticsearch::SearchParts::Index(&[&alias]))
@@ -257,15 +263,7 @@ impl Harness {
 
     /// Documents (live and tombstones) of `index` matching `query`, after a refresh.
     pub async fn count(&self, index: &str, query: Value) -> usize {
-        let alias = self.alias(index);
-        self.search
-            .indices()
-            .refresh(elasticsearch::indices::IndicesRefreshParts::Index(&[
-                &alias,
-            ]))
-            .send()
-            .await
-            .unwrap();
+        let alias = self.refreshed(index).await;
         let body: Value = self
             .search
             .count(elasticsearch::CountParts::Index(&[&alias]))
