@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anineplus_testkit::{Stack, bench, unique};
+use anineplus_testkit::{Stack, TestDatabase, bench, unique};
 use serde_json::{Value, json};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -25,11 +25,6 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let (server, _) = url.rsplit_once('/').expect("a database URL");
-    format!("{server}/{name}")
 }
 
 async fn gql(
@@ -64,18 +59,9 @@ async fn main() -> anyhow::Result<()> {
     let secs = env_or("BENCH_SECS", 10);
     let concurrency = env_or("BENCH_CONCURRENCY", 16) as usize;
     let stack = Stack::from_env();
-    let admin_pool = stack.postgres().await?;
-    let db = unique("api_bench").replace('-', "_");
-    sqlx::query(&format!("CREATE DATABASE \"{db}\""))
-        .execute(&admin_pool)
-        .await?;
-    let db_url = with_database(&stack.database_url, &db);
-
-    let result = run(&stack, &db_url, secs, concurrency).await;
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-        .execute(&admin_pool)
-        .await;
-    admin_pool.close().await;
+    let db = TestDatabase::create("api_bench").await;
+    let result = run(&stack, &db.url, secs, concurrency).await;
+    db.remove().await;
     let Figures {
         api_rate,
         pg_rate,

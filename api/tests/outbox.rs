@@ -135,7 +135,7 @@ async fn kafka_down_mutations_succeed_and_events_follow_when_it_returns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_killed_mid_publish_loses_nothing() {
-    let db = Arc::new(TestDatabase::create().await);
+    let db = Arc::new(TestDatabase::create("api_test").await);
     let stack = anineplus_testkit::Stack::from_env();
     let topic_prefix = format!("{}.", anineplus_testkit::unique("apitest"));
     let redis_prefix = format!("{}:", anineplus_testkit::unique("apitest"));

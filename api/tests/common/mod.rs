@@ -26,113 +26,8 @@ pub const SECRET: &str = "test-secret-test-secret-test-secret!";
 /// An email that signs up as ADMIN on test servers.
 pub const ADMIN_EMAIL: &str = "admin@test.local";
 
-/// A database of its own; dropped by [`TestApi::stop`] or on drop.
-pub struct TestDatabase {
-    pub name: String,
-    pub url: String,
-    admin_url: String,
-}
-
-impl TestDatabase {
-    pub async fn create() -> Self {
-        let stack = Stack::from_env();
-        let admin = stack.postgres().await.unwrap_or_else(|e| panic!("{e}"));
-        sweep_leftovers(&admin).await;
-        let name = unique("api_test").replace('-', "_");
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-        admin.close().await;
-        let url = with_database(&stack.database_url, &name);
-        Self {
-            name,
-            url,
-            admin_url: stack.database_url,
-        }
-    }
-}
-
-impl Drop for TestDatabase {
-    /// Runs on every path out of a test, panics included: drops the database on a thread of
-    /// its own (the test's runtime may be shutting down). Servers of a test that panicked
-    /// may still be reconnecting while it runs, so the drop is retried until the database
-    /// is gone.
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                runtime.block_on(drop_database(&admin_url, &name));
-            }
-        })
-        .join();
-    }
-}
-
-/// Once per test process: drops the `api_test_*` databases of test processes that were
-/// killed (a timeout, SIGKILL, Ctrl-C: no `Drop` runs then), i.e. those nobody is connected
-/// to that are older than 10 minutes. Best effort: reading a database's age needs
-/// `pg_stat_file` (a superuser, as on the local stack); without it nothing is swept.
-async fn sweep_leftovers(admin: &sqlx::PgPool) {
-    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        return;
-    }
-    let Ok(names) = sqlx::query_scalar::<_, String>(
-        "SELECT d.datname FROM pg_database d \
-         WHERE d.datname LIKE 'api\\_test\\_%' \
-           AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid) \
-           AND (pg_stat_file('base/' || d.oid || '/PG_VERSION')).modification \
-               < now() - interval '10 minutes'",
-    )
-    .fetch_all(admin)
-    .await
-    else {
-        return;
-    };
-    for name in names {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .execute(admin)
-            .await;
-    }
-}
-
-async fn drop_database(admin_url: &str, name: &str) {
-    let Ok(admin) = sqlx::PgPool::connect(admin_url).await else {
-        eprintln!("test database {name} left behind: PostgreSQL unreachable");
-        return;
-    };
-    let mut last = None;
-    for _ in 0..20 {
-        match sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .execute(&admin)
-            .await
-        {
-            Ok(_) => {
-                last = None;
-                break;
-            }
-            Err(e) => last = Some(e),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    if let Some(e) = last {
-        eprintln!("test database {name} left behind: {e}");
-    }
-    admin.close().await;
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let (server, _db) = base.rsplit_once('/').expect("a database URL with a path");
-    format!("{server}/{name}{query}")
-}
+/// A database of its own (testkit's), dropped by [`TestApi::stop`] or on drop.
+pub use anineplus_testkit::TestDatabase;
 
 /// A GraphQL answer.
 #[derive(Debug)]
@@ -222,7 +117,7 @@ pub fn base_args(
 impl TestApi {
     /// Starts an API with the test defaults plus `args` (command-line flags).
     pub async fn start_with(args: &[&str]) -> Self {
-        let db = Arc::new(TestDatabase::create().await);
+        let db = Arc::new(TestDatabase::create("api_test").await);
         let topic_prefix = format!("{}.", unique("apitest"));
         let redis_prefix = format!("{}:", unique("apitest"));
         Self::launch(db, topic_prefix, redis_prefix, args).await
