@@ -18,46 +18,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anineplus_testkit::{Stack, TestDatabase, bench, unique};
-use serde_json::{Value, json};
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-async fn gql(
-    http: &reqwest::Client,
-    url: &str,
-    token: Option<&str>,
-    query: &str,
-    vars: Value,
-) -> Value {
-    let mut request = http
-        .post(format!("{url}/graphql"))
-        .json(&json!({"query": query, "variables": vars}));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let body: Value = request
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    assert!(
-        body.get("errors").is_none(),
-        "error in benchmark response: {body}"
-    );
-    body["data"].clone()
-}
+use serde_json::json;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let secs = env_or("BENCH_SECS", 10);
-    let concurrency = env_or("BENCH_CONCURRENCY", 16) as usize;
+    let secs = bench::size("BENCH_SECS", 10) as u64;
+    let concurrency = bench::size("BENCH_CONCURRENCY", 16);
     let stack = Stack::from_env();
     let db = TestDatabase::create("api_bench").await;
     let result = run(&stack, &db.url, secs, concurrency).await;
@@ -157,12 +123,12 @@ async fn run(
     }
     anyhow::ensure!(live, "the API did not start");
 
-    let data = gql(&http, &url, None,
+    let data = bench::gql(&http, &url, None,
         "mutation { signUp(input: {email: \"admin@anineplus.local\", name: \"Bench\", password: \"correct horse battery\"}) { token user { id } } }",
         json!({})).await;
     let token = Arc::new(data["signUp"]["token"].as_str().unwrap().to_owned());
     let author = data["signUp"]["user"]["id"].as_str().unwrap().to_owned();
-    let data = gql(
+    let data = bench::gql(
         &http,
         &url,
         Some(&token),
@@ -183,7 +149,7 @@ async fn run(
                 let mut latencies = Vec::new();
                 while Instant::now() < deadline {
                     let t = Instant::now();
-                    gql(&http, &url, Some(&token),
+                    bench::gql(&http, &url, Some(&token),
                         "mutation($a: ID!) { postComment(input: {animeId: $a, body: \"benchmark comment\"}) { id } }",
                         json!({"a": anime})).await;
                     latencies.push(t.elapsed());
@@ -225,16 +191,7 @@ async fn run(
         .fetch_one(&pool)
         .await?;
     let relay_rate = published as f64 / started.elapsed().as_secs_f64();
-    let rss_mb = std::fs::read_to_string(format!("/proc/{}/status", api.0.id()))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN);
+    let rss_mb = bench::peak_rss_mb(&api.0.id().to_string());
     api.0.kill()?;
     api.0.wait()?;
 

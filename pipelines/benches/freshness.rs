@@ -32,58 +32,10 @@ use common::api::Api;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore};
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Peak resident memory of this process, in MiB.
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
-async fn gql(
-    http: &reqwest::Client,
-    url: &str,
-    token: Option<&str>,
-    query: &str,
-    vars: Value,
-) -> Value {
-    let mut request = http
-        .post(format!("{url}/graphql"))
-        .json(&json!({"query": query, "variables": vars}));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let body: Value = request
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    assert!(
-        body.get("errors").is_none(),
-        "error in benchmark response: {body}"
-    );
-    body["data"].clone()
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let n = env_or("BENCH_FRESHNESS_MUTATIONS", 200) as usize;
-    let rate = env_or("BENCH_FRESHNESS_RATE", 20).max(1);
+    let n = bench::size("BENCH_FRESHNESS_MUTATIONS", 200);
+    let rate = bench::size("BENCH_FRESHNESS_RATE", 20).max(1) as u64;
     let t = Harness::new().await;
 
     let db = TestDatabase::create("freshness").await;
@@ -102,7 +54,10 @@ async fn main() -> anyhow::Result<()> {
         ("freshness_p99_ms", p99),
         ("freshness_written_p50_ms", w50),
         ("freshness_written_p99_ms", w99),
-        ("freshness_bench_process_peak_rss_mb", peak_rss_mb()),
+        (
+            "freshness_bench_process_peak_rss_mb",
+            bench::peak_rss_mb("self"),
+        ),
     ])?;
     Ok(())
 }
@@ -173,7 +128,7 @@ async fn run(
     .await;
     let (http, url) = (api.http.clone(), api.url.clone());
 
-    let data = gql(
+    let data = bench::gql(
         &http,
         &url,
         None,
@@ -213,7 +168,7 @@ async fn run(
             tokio::spawn(async move {
                 tokio::time::sleep_until((started + period * i as u32).into()).await;
                 let _permit = in_flight.acquire().await.expect("semaphore");
-                let data = gql(
+                let data = bench::gql(
                     &http,
                     &url,
                     Some(&token),
@@ -236,7 +191,7 @@ async fn run(
     let deadline = Instant::now() + Duration::from_secs(n as u64 / rate + 120);
     // `BENCH_FRESHNESS_WRITTEN=0` leaves the realtime poller out (to check that it does not
     // change what the search poller sees).
-    let with_written = env_or("BENCH_FRESHNESS_WRITTEN", 1) != 0;
+    let with_written = bench::size("BENCH_FRESHNESS_WRITTEN", 1) != 0;
     let written = {
         let (http, url) = (http.clone(), format!("{base}/{index}/_mget?_source=false"));
         tokio::spawn(poll(

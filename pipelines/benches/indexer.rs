@@ -61,27 +61,6 @@ const BULK: usize = 1000;
 const CONSUMER_ROUNDS: usize = 3;
 const WARM_UP_DOCS: usize = 10_000;
 
-/// `VmHWM` of process `pid` (`self` for this one), in MiB.
-fn peak_rss_mb(pid: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
-fn events() -> usize {
-    std::env::var("BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000)
-}
-
 fn arm(name: &str) -> bool {
     let arms = std::env::var("BENCH_ARMS").unwrap_or_else(|_| "consumer,bulk".into());
     arms.split(',').any(|a| {
@@ -90,14 +69,6 @@ fn arm(name: &str) -> bool {
             || (a == "consumer" && matches!(name, "bare" | "null" | "decode"))
             || (a == "bulk" && matches!(name, "raw" | "indexer" | "plain" | "runtime"))
     })
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -394,7 +365,7 @@ async fn indexer_binary(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let rate = n as f64 / started.elapsed().as_secs_f64();
-    let rss = peak_rss_mb(&process.child.id().to_string());
+    let rss = bench::peak_rss_mb(&process.child.id().to_string());
     let _ = Command::new("kill")
         .args(["-TERM", &process.child.id().to_string()])
         .status();
@@ -457,7 +428,7 @@ async fn main() -> anyhow::Result<()> {
     if arm("raw") || arm("indexer") || arm("plain") || arm("runtime") {
         stack.search().await?;
     }
-    let n = events();
+    let n = bench::size("BENCH_EVENTS", 100_000);
     let codec = Codec::new(&stack.registry_url);
     let prefix = format!("{}.", unique("bench"));
     let topic = format!("{prefix}anime");
@@ -513,7 +484,7 @@ async fn run(
             );
         }
     }
-    let (bare, null) = (median(bares), median(nulls));
+    let (bare, null) = (bench::median(bares), bench::median(nulls));
     if arm("bare") && arm("null") {
         figures.push(("decode_vs_consumer_ratio", null / bare));
     }

@@ -13,11 +13,7 @@ use std::time::Instant;
 use anineplus_schemas::codec::{encode_with_id, reader_schema};
 use anineplus_schemas::events::{AnimeData, samples};
 use anineplus_schemas::{Decoder, Envelope, Topic, wire};
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+use anineplus_testkit::bench;
 
 fn main() {
     let n: usize = std::env::var("BENCH_AVRO_RECORDS")
@@ -77,8 +73,8 @@ fn main() {
         ours_ns.push(ours());
         generic_ns.push(generic());
     }
-    let (ours_ns, generic_ns) = (median(ours_ns), median(generic_ns));
-    anineplus_testkit::bench::record(&[
+    let (ours_ns, generic_ns) = (bench::median(ours_ns), bench::median(generic_ns));
+    bench::record(&[
         ("avro_decode_ns_per_record_ours", ours_ns),
         ("avro_decode_ns_per_record_generic", generic_ns),
         ("avro_decode_speedup", generic_ns / ours_ns),

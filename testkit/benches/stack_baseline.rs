@@ -25,13 +25,6 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 
-fn size(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn anime(i: usize) -> serde_json::Value {
     json!({
         "id": format!("anime-{i}"),
@@ -46,7 +39,7 @@ fn anime(i: usize) -> serde_json::Value {
 
 async fn search_bulk(stack: &Stack) -> anyhow::Result<f64> {
     let (client, version) = stack.search().await?;
-    let docs = size("BENCH_DOCS", 50_000);
+    let docs = bench::size("BENCH_DOCS", 50_000);
     let index = unique("bench-bulk");
     client
         .indices()
@@ -87,7 +80,7 @@ async fn search_bulk(stack: &Stack) -> anyhow::Result<f64> {
 
 async fn kafka_rates(stack: &Stack) -> anyhow::Result<(f64, f64)> {
     stack.kafka().await?;
-    let records = size("BENCH_RECORDS", 200_000);
+    let records = bench::size("BENCH_RECORDS", 200_000);
     let topic = unique("bench-raw");
     let admin: AdminClient<DefaultClientContext> =
         kafka::producer_config(&stack.kafka_brokers).create()?;
@@ -147,8 +140,8 @@ async fn main() -> anyhow::Result<()> {
     let (produce, consume) = kafka_rates(&stack).await?;
     println!(
         "stack_baseline: raw _bulk of {} documents (1,000 per request): {bulk:.0} docs/s; idempotent producer of {} 300-byte records: {produce:.0}/s, bare consumer: {consume:.0}/s",
-        size("BENCH_DOCS", 50_000),
-        size("BENCH_RECORDS", 200_000),
+        bench::size("BENCH_DOCS", 50_000),
+        bench::size("BENCH_RECORDS", 200_000),
     );
     bench::record(&[
         ("baseline_search_bulk_docs_per_s", bulk),

@@ -46,6 +46,67 @@ pub fn record(figures: &[(&str, f64)]) -> std::io::Result<()> {
     )
 }
 
+/// The size named by environment variable `name` (set by `scripts/bench.sh`), or `default`.
+pub fn size(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Peak resident memory (`VmHWM`) of process `pid` (`"self"` for this one), in MiB; NaN
+/// when it cannot be read.
+pub fn peak_rss_mb(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// The median of `values` (the upper one of an even count); NaN when empty.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Posts a GraphQL operation to `<url>/graphql` (with a bearer `token`) and returns its
+/// `data`; panics on an error, which would make the figures meaningless.
+pub async fn gql(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let mut request = http
+        .post(format!("{url}/graphql"))
+        .json(&serde_json::json!({"query": query, "variables": variables}));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let body: Value = request
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        body.get("errors").is_none(),
+        "error in benchmark response: {body}"
+    );
+    body["data"].clone()
+}
+
 /// Renders the recorded figures as a two-column table, sorted by name.
 pub fn table(figures: &Map<String, Value>) -> String {
     let width = figures.keys().map(String::len).max().unwrap_or(6).max(6);
