@@ -6,6 +6,8 @@
 //! noise on the shared machine hits both arms alike. `BENCH_AVRO_RECORDS` sets the records
 //! per round (default 50,000).
 //! `BENCH_AVRO_ARM=ours|generic` runs one arm alone, for a profiler.
+//! Context figure: `avro_encode_ns_per_record`, `encode_with_id` of the same envelopes (the
+//! outbox relay's and `TopicSink`'s encode).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -16,10 +18,7 @@ use anineplus_schemas::{Decoder, Envelope, Topic, wire};
 use anineplus_testkit::bench;
 
 fn main() {
-    let n: usize = std::env::var("BENCH_AVRO_RECORDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50_000);
+    let n = bench::size("BENCH_AVRO_RECORDS", 50_000);
     let schema = reader_schema(Topic::Anime);
     let records: Vec<Vec<u8>> = (0..1024)
         .map(|i| encode_with_id(1, &samples::anime_updated(i)).unwrap())
@@ -66,18 +65,29 @@ fn main() {
         println!("{arm}: {ns:.1} ns/record");
         return;
     }
+    // Context: what the outbox relay pays to frame one event (`encode_with_id`).
+    let events: Vec<_> = (0..1024).map(samples::anime_updated).collect();
+    let encode = || {
+        let start = Instant::now();
+        for i in 0..n {
+            black_box(encode_with_id(1, &events[i % events.len()]).unwrap());
+        }
+        start.elapsed().as_nanos() as f64 / n as f64
+    };
     ours();
     generic();
-    let (mut ours_ns, mut generic_ns) = (Vec::new(), Vec::new());
+    let (mut ours_ns, mut generic_ns, mut encode_ns) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..7 {
         ours_ns.push(ours());
         generic_ns.push(generic());
+        encode_ns.push(encode());
     }
     let (ours_ns, generic_ns) = (bench::median(ours_ns), bench::median(generic_ns));
     bench::record(&[
         ("avro_decode_ns_per_record_ours", ours_ns),
         ("avro_decode_ns_per_record_generic", generic_ns),
         ("avro_decode_speedup", generic_ns / ours_ns),
+        ("avro_encode_ns_per_record", bench::median(encode_ns)),
     ])
     .expect("write bench results");
 }

@@ -276,19 +276,34 @@ impl Codec {
 pub fn encode_with_id<T: TopicValue>(id: u32, value: &T) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::with_capacity(256);
     wire::write_header(id, &mut out);
-    let names =
-        apache_avro::schema::ResolvedSchema::try_from(reader_schema(T::TOPIC)).map_err(|e| {
-            EncodeError::Value {
-                topic: T::TOPIC,
-                reason: e.to_string(),
-            }
-        })?;
-    apache_avro::write_avro_datum_ref(reader_schema(T::TOPIC), names.get_names(), value, &mut out)
-        .map_err(|e| EncodeError::Value {
-            topic: T::TOPIC,
-            reason: e.to_string(),
-        })?;
+    apache_avro::write_avro_datum_ref(
+        reader_schema(T::TOPIC),
+        resolved_names(T::TOPIC).get_names(),
+        value,
+        &mut out,
+    )
+    .map_err(|e| EncodeError::Value {
+        topic: T::TOPIC,
+        reason: e.to_string(),
+    })?;
     Ok(out)
+}
+
+/// The named types of each topic's schema, resolved once (resolving them per encode cost
+/// more than the encode itself).
+fn resolved_names(topic: Topic) -> &'static apache_avro::schema::ResolvedSchema<'static> {
+    static NAMES: OnceLock<HashMap<Topic, apache_avro::schema::ResolvedSchema<'static>>> =
+        OnceLock::new();
+    &NAMES.get_or_init(|| {
+        Topic::ALL
+            .into_iter()
+            .map(|t| {
+                let names = apache_avro::schema::ResolvedSchema::try_from(reader_schema(t))
+                    .unwrap_or_else(|e| panic!("{t}.avsc does not resolve: {e}"));
+                (t, names)
+            })
+            .collect()
+    })[&topic]
 }
 
 #[cfg(test)]
