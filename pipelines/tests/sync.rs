@@ -153,35 +153,9 @@ async fn verify_reports_drift_repair_fixes_it_and_reindex_switches_without_downt
     // (a) Drift. A lost document (deleted at its own version, so a versioned write may
     // bring it back), a row changed without an event, a live document with no row.
     let alias = t.alias("anime");
-    let (status, _) = engine(
-        &t,
-        reqwest::Method::DELETE,
-        &format!(
-            "/{alias}-v1/_doc/{}?version=1&version_type=external_gte&refresh=true",
-            ids[2]
-        ),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200);
-    let episodes = t.alias("episodes");
-    let (status, _) = engine(
-        &t,
-        reqwest::Method::DELETE,
-        &format!("/{episodes}-v1/_doc/{episode}?version=1&version_type=external_gte&refresh=true"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200);
-    let users = t.alias("users");
-    let (status, _) = engine(
-        &t,
-        reqwest::Method::DELETE,
-        &format!("/{users}-v1/_doc/{admin_id}?version=1&version_type=external_gte&refresh=true"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200);
+    lose_doc(&t, "anime", &ids[2]).await;
+    lose_doc(&t, "episodes", &episode).await;
+    lose_doc(&t, "users", &admin_id).await;
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     sqlx::query(
         "UPDATE anime SET title = 'Kestrel Drifted', version = version + 1 WHERE id = $1::uuid",
@@ -433,9 +407,8 @@ fn without_time(mut v: Value) -> Value {
     v
 }
 
-/// Overwrites document `id` of `index`'s alias with `source`, at its current `_version`
-/// (which a versioned write may replace).
-async fn put_doc(t: &Harness, index: &str, id: &str, source: &Value) {
+/// The `_version` of document `id` of `index`'s alias.
+async fn current_version(t: &Harness, index: &str, id: &str) -> i64 {
     let alias = t.alias(index);
     let (_, current) = engine(
         t,
@@ -444,9 +417,33 @@ async fn put_doc(t: &Harness, index: &str, id: &str, source: &Value) {
         None,
     )
     .await;
-    let version = current["_version"]
+    current["_version"]
         .as_i64()
-        .unwrap_or_else(|| panic!("{current}"));
+        .unwrap_or_else(|| panic!("{current}"))
+}
+
+/// Deletes document `id` of `index`'s first generation, at its current `_version`: a
+/// document the index lost.
+async fn lose_doc(t: &Harness, index: &str, id: &str) {
+    let version = current_version(t, index, id).await;
+    let (status, body) = engine(
+        t,
+        reqwest::Method::DELETE,
+        &format!(
+            "/{}-v1/_doc/{id}?version={version}&version_type=external_gte&refresh=true",
+            t.alias(index)
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Overwrites document `id` of `index`'s alias with `source`, at its current `_version`
+/// (which a versioned write may replace).
+async fn put_doc(t: &Harness, index: &str, id: &str, source: &Value) {
+    let alias = t.alias(index);
+    let version = current_version(t, index, id).await;
     let (status, body) = engine(
         t,
         reqwest::Method::PUT,
@@ -628,25 +625,7 @@ async fn comments_and_organizations_are_verified_repaired_to_the_indexer_documen
     // the moderation's update left); a lost document; a tombstone over a live row; a row
     // deleted; two members that never reached the index; one added in PostgreSQL only.
     put_doc(&t, "comments", &moderated, &created_moderated).await;
-    let (_, current) = engine(
-        &t,
-        reqwest::Method::GET,
-        &format!("/{}/_doc/{lost}", t.alias("comments")),
-        None,
-    )
-    .await;
-    let (status, _) = engine(
-        &t,
-        reqwest::Method::DELETE,
-        &format!(
-            "/{}-v1/_doc/{lost}?version={}&version_type=external_gte&refresh=true",
-            t.alias("comments"),
-            current["_version"]
-        ),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200);
+    lose_doc(&t, "comments", &lost).await;
     put_doc(
         &t,
         "comments",
