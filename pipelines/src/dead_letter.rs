@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use rdkafka::message::{Header, OwnedHeaders};
 
 use crate::failure::{ErrorClass, Failure};
@@ -81,6 +82,19 @@ pub struct RetryPolicy {
     /// the dead-letter topic. Comma-separated, e.g. `5s,1m,10m`.
     #[arg(long = "retry-delays", env = "RETRY_DELAYS", default_value = "5s,1m,10m", value_delimiter = ',', value_parser = parse_duration, value_name = "DURATIONS")]
     pub delays: Vec<Duration>,
+}
+
+impl RetryPolicy {
+    /// The in-place delays: exponential from `in_place_min_delay` to `in_place_max_delay`,
+    /// with jitter, `in_place_attempts` of them.
+    pub fn in_place_backoff(&self) -> impl Iterator<Item = Duration> + use<> {
+        ExponentialBuilder::default()
+            .with_min_delay(self.in_place_min_delay)
+            .with_max_delay(self.in_place_max_delay)
+            .with_max_times(self.in_place_attempts)
+            .with_jitter()
+            .build()
+    }
 }
 
 /// Parses `250ms`, `5s`, `1m`, `2h`.

@@ -8,7 +8,7 @@
 //! - [`offsets`]: [`offsets::OffsetTracker`], the per-partition contiguous completion that
 //!   decides which offset may be stored;
 //! - [`failure`] and [`dead_letter`]: the classification of failures, the retry policy, the
-//!   retry and dead-letter topics and their headers;
+//!   retry and dead-letter topics and their headers; `retry`: the in-place retries;
 //! - [`runtime`]: [`runtime::Pipeline`], the consumer groups that run a topology at least
 //!   once, with batching, backpressure, retries and graceful shutdown;
 //! - [`metrics`]: Prometheus metrics and the `/metrics` and `/health` endpoint.
@@ -30,6 +30,7 @@ pub mod indexer;
 pub mod metrics;
 pub mod offsets;
 pub mod record;
+mod retry;
 pub mod runtime;
 pub mod sink;
 pub mod sync;

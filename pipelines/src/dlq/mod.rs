@@ -24,7 +24,6 @@ use anineplus_schemas::events::{
     AnimeData, CommentData, Envelope, EpisodeData, OrganizationData, SubscriptionData, UserData,
 };
 use anineplus_schemas::{Codec, Topic, wire};
-use backon::{BackoffBuilder, ExponentialBuilder};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -35,9 +34,11 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use crate::dead_letter::{self, DeadLetter, RetryPolicy, header};
 use crate::failure::{Failure, Flattened};
 use crate::record::RawRecord;
+use crate::retry;
 use crate::sink::{Outcome, Sink};
 use crate::topology::Topology;
 use crate::{Error, Result};
+use tokio_util::sync::CancellationToken;
 
 /// Header added to replayed records: `<dlq topic>/<partition>/<offset>`.
 pub const REPLAYED_FROM: &str = "replayed-from";
@@ -450,31 +451,16 @@ impl<S: Sink> SinkReplay<'_, S> {
         if let Ok((id, _)) = wire::split(bytes)
             && !self.codec.has_decoder(id, binding.schema)
         {
-            let mut backoff = self.backoff();
-            loop {
-                match self.codec.prepare(id, binding.schema).await {
-                    Ok(()) => break,
-                    Err(e) if !e.is_retryable() => return Err(Failure::decode(&e)),
-                    Err(e) => match backoff.next() {
-                        Some(delay) => {
-                            tracing::warn!(error = %e, "registry unavailable, retrying");
-                            tokio::time::sleep(delay).await;
-                        }
-                        None => return Err(Failure::decode(&e)),
-                    },
-                }
-            }
+            retry::prepare_decoder(
+                self.codec,
+                id,
+                binding.schema,
+                &self.policy,
+                &CancellationToken::new(),
+            )
+            .await?;
         }
         (binding.step)(self.codec, bytes).map_err(|e| Failure::decode(&e))
-    }
-
-    fn backoff(&self) -> impl Iterator<Item = Duration> + use<S> {
-        ExponentialBuilder::default()
-            .with_min_delay(self.policy.in_place_min_delay)
-            .with_max_delay(self.policy.in_place_max_delay)
-            .with_max_times(self.policy.in_place_attempts)
-            .with_jitter()
-            .build()
     }
 
     /// Writes the items of one batch, retrying in place, then reports each dead letter and
@@ -541,26 +527,16 @@ impl<S: Sink> SinkReplay<'_, S> {
         }
         let sink = &self.topology.sink;
         let mut outcomes = sink.write(items).await;
-        for delay in self.backoff() {
-            let retry: Vec<usize> = (0..items.len())
-                .filter(|i| outcomes[*i].is_retryable())
-                .collect();
-            if retry.is_empty() {
-                break;
-            }
-            tracing::warn!(
-                items = retry.len(),
-                reason = ?outcomes[retry[0]],
-                "sink refused items for now; retrying"
-            );
-            tokio::time::sleep(delay).await;
-            let subset: Vec<S::Item> = retry.iter().map(|i| items[*i].clone()).collect();
-            let again = sink.write(&subset).await;
-            for (i, outcome) in retry.into_iter().zip(again) {
-                attempts[owners[i]] += 1;
-                outcomes[i] = outcome;
-            }
-        }
+        retry::rewrite_retryable(
+            sink,
+            items,
+            owners,
+            attempts,
+            &mut outcomes,
+            &self.policy,
+            &CancellationToken::new(),
+        )
+        .await;
         outcomes
     }
 

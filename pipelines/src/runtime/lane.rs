@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use anineplus_connectors::{Outcome, kafka};
 use anineplus_schemas::{Codec, Topic, wire};
-use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
@@ -40,6 +39,7 @@ use crate::failure::{Failure, Flattened};
 use crate::metrics::Metrics;
 use crate::offsets::OffsetTracker;
 use crate::record::{InFlight, RawRecord, TopicNames};
+use crate::retry;
 use crate::sink::Sink;
 use crate::topology::{Binding, Topology};
 
@@ -367,7 +367,9 @@ impl<S: Sink> Lane<S> {
                 prepared.push(key);
                 continue;
             }
-            match self.prepare(id, schema, shutdown).await {
+            match retry::prepare_decoder(&self.codec, id, schema, &self.config.retry, shutdown)
+                .await
+            {
                 Ok(()) => prepared.push(key),
                 Err(failure) => unprepared.push((key, failure)),
             }
@@ -402,40 +404,6 @@ impl<S: Sink> Lane<S> {
             }
         }
         out
-    }
-
-    /// Prepares the decoder of writer schema `id` for `schema`; a registry outage is
-    /// retried with backoff until the policy gives up or shutdown.
-    async fn prepare(
-        &self,
-        id: u32,
-        schema: Topic,
-        shutdown: &CancellationToken,
-    ) -> std::result::Result<(), Failure> {
-        let mut backoff = self.backoff();
-        loop {
-            match self.codec.prepare(id, schema).await {
-                Ok(()) => return Ok(()),
-                Err(e) if !e.is_retryable() => return Err(Failure::decode(&e)),
-                Err(e) => match backoff.next() {
-                    Some(delay) if !shutdown.is_cancelled() => {
-                        tracing::warn!(error = %e, "registry unavailable, retrying");
-                        tokio::time::sleep(delay).await;
-                    }
-                    _ => return Err(Failure::decode(&e)),
-                },
-            }
-        }
-    }
-
-    fn backoff(&self) -> impl Iterator<Item = Duration> + use<S> {
-        let policy = &self.config.retry;
-        ExponentialBuilder::default()
-            .with_min_delay(policy.in_place_min_delay)
-            .with_max_delay(policy.in_place_max_delay)
-            .with_max_times(policy.in_place_attempts)
-            .with_jitter()
-            .build()
     }
 
     /// Writes a batch, retries what failed, routes what still fails, stores offsets.
@@ -518,25 +486,17 @@ impl<S: Sink> Lane<S> {
             Metrics::add(&self.metrics.sink_retries, 1);
             outcomes = sink.write(items).await;
         }
-        for delay in self.backoff() {
-            let retry: Vec<usize> = (0..items.len())
-                .filter(|i| outcomes[*i].is_retryable())
-                .collect();
-            if retry.is_empty() {
-                break;
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            Metrics::add(&self.metrics.sink_retries, retry.len() as u64);
-            let subset: Vec<S::Item> = retry.iter().map(|i| items[*i].clone()).collect();
-            let again = sink.write(&subset).await;
-            for (i, outcome) in retry.into_iter().zip(again) {
-                attempts[owners[i]] += 1;
-                outcomes[i] = outcome;
-            }
-        }
+        let retried = retry::rewrite_retryable(
+            sink,
+            items,
+            owners,
+            attempts,
+            &mut outcomes,
+            &self.config.retry,
+            shutdown,
+        )
+        .await;
+        Metrics::add(&self.metrics.sink_retries, retried);
         Some(outcomes)
     }
 

@@ -1,0 +1,77 @@
+//! In-place retries, shared by the runtime's lanes and the DLQ's replay into a sink: the
+//! backoff of a [`RetryPolicy`], preparing a decoder through a registry outage, and
+//! rewriting the retryable items of a sink write.
+
+use anineplus_connectors::Outcome;
+use anineplus_schemas::{Codec, Topic};
+use tokio_util::sync::CancellationToken;
+
+use crate::dead_letter::RetryPolicy;
+use crate::failure::Failure;
+use crate::sink::Sink;
+
+/// Prepares `codec`'s decoder of writer schema `id` for `schema`; a registry outage is
+/// retried with the policy's backoff until it gives up or `stop` is cancelled.
+pub(crate) async fn prepare_decoder(
+    codec: &Codec,
+    id: u32,
+    schema: Topic,
+    policy: &RetryPolicy,
+    stop: &CancellationToken,
+) -> Result<(), Failure> {
+    let mut backoff = policy.in_place_backoff();
+    loop {
+        match codec.prepare(id, schema).await {
+            Ok(()) => return Ok(()),
+            Err(e) if !e.is_retryable() => return Err(Failure::decode(&e)),
+            Err(e) => match backoff.next() {
+                Some(delay) if !stop.is_cancelled() => {
+                    tracing::warn!(error = %e, "registry unavailable, retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                _ => return Err(Failure::decode(&e)),
+            },
+        }
+    }
+}
+
+/// After a write of `items` answered `outcomes`, writes the retryable items again, alone,
+/// after each delay of the policy's backoff, until none is left, the backoff gives up or
+/// `stop` is cancelled. `attempts[owners[i]]` counts the writes tried per record. Returns
+/// how many item writes were retried.
+pub(crate) async fn rewrite_retryable<S: Sink>(
+    sink: &S,
+    items: &[S::Item],
+    owners: &[usize],
+    attempts: &mut [u32],
+    outcomes: &mut [Outcome],
+    policy: &RetryPolicy,
+    stop: &CancellationToken,
+) -> u64 {
+    let mut retried = 0;
+    for delay in policy.in_place_backoff() {
+        let retry: Vec<usize> = (0..items.len())
+            .filter(|i| outcomes[*i].is_retryable())
+            .collect();
+        if retry.is_empty() {
+            break;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        tracing::warn!(
+            items = retry.len(),
+            reason = ?outcomes[retry[0]],
+            "sink refused items for now; retrying"
+        );
+        retried += retry.len() as u64;
+        let subset: Vec<S::Item> = retry.iter().map(|i| items[*i].clone()).collect();
+        let again = sink.write(&subset).await;
+        for (i, outcome) in retry.into_iter().zip(again) {
+            attempts[owners[i]] += 1;
+            outcomes[i] = outcome;
+        }
+    }
+    retried
+}
