@@ -110,7 +110,7 @@ impl Document {
     /// The soft-delete tombstone of `id` at `version`: a late older write gets a 409.
     pub fn soft_delete(index: impl Into<String>, id: impl Into<String>, version: i64) -> Self {
         let id = id.into();
-        let source = json!({ "id": id, DELETED_FIELD: true, VERSION_FIELD: version });
+        let source = tombstone(&id, version);
         Document::index(index, id, version, source)
     }
 
@@ -131,9 +131,7 @@ impl Document {
             },
         }
     }
-}
 
-impl Document {
     /// The whole document `source` at `version`, as a version-guarded scripted upsert that
     /// keeps the stored values of the fields named in `keep` (denormalised fields written
     /// by other entities' events). A tombstone is a `source` with `deleted: true`.
@@ -154,9 +152,7 @@ impl Document {
             },
         }
     }
-}
 
-impl Document {
     /// The same write, applied over a stored document at the *same* version too (not only
     /// an older one): what a repair from the source of truth needs, e.g. to turn a wrong
     /// tombstone back into the live document at its version. External versions
@@ -192,6 +188,11 @@ pub(crate) fn version_guarded(script: &str, overwrite_equal: bool) -> String {
 const REPLACE_KEEPING: &str = "def kept = [:]; \
      for (k in params.keep) { if (ctx._source.containsKey(k)) { kept[k] = ctx._source[k] } } \
      ctx._source.clear(); ctx._source.putAll(params.source); ctx._source.putAll(kept)";
+
+/// The source of the soft-delete tombstone of `id` at `version`.
+pub fn tombstone(id: &str, version: i64) -> Value {
+    json!({ "id": id, DELETED_FIELD: true, VERSION_FIELD: version })
+}
 
 /// Wraps `query` so that soft-deleted documents never match.
 pub fn live(query: Value) -> Value {

@@ -12,7 +12,7 @@
 //! with [`Document::replace`] (guarded by `aggregateVersion`, keeping those fields) instead
 //! of external versions. Comments get `animeTitle` from the indexer's sink once written.
 
-use anineplus_connectors::search_sink::{Action, Document};
+use anineplus_connectors::search_sink::{self, Action, Document};
 use anineplus_schemas::events::{
     AnimeData, CommentData, Envelope, EpisodeData, OrganizationData, SubscriptionData, UserData,
 };
@@ -63,10 +63,8 @@ impl Documents {
 
     /// The tombstone of an index with denormalised fields.
     fn replace_tombstone<T>(&self, index: Index, e: &Envelope<T>) -> Document {
-        let source = json!({
-            "id": e.aggregate_id, "deleted": true, "aggregateVersion": e.aggregate_version,
-            "updatedAt": e.timestamp,
-        });
+        let mut source = search_sink::tombstone(&e.aggregate_id, e.aggregate_version);
+        source["updatedAt"] = e.timestamp.into();
         self.replacing(index, e, source)
     }
 
@@ -116,7 +114,7 @@ impl Documents {
         if denormalise::kept(index).is_empty() {
             return Document::soft_delete(index.alias(&self.prefix), id, version);
         }
-        let source = json!({ "id": id, "deleted": true, "aggregateVersion": version });
+        let source = search_sink::tombstone(id, version);
         Document::replace(
             index.alias(&self.prefix),
             id,
