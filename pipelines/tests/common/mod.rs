@@ -289,11 +289,21 @@ impl Harness {
                 .unwrap();
         consumer.subscribe(&[topic]).unwrap();
         let mut out = Vec::new();
+        // 60 s for each record, as long as records keep coming.
+        let mut deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while out.len() < n {
-            let m = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            let m = match tokio::time::timeout_at(deadline, consumer.recv())
                 .await
                 .unwrap_or_else(|_| panic!("only {} of {n} records on {topic}", out.len()))
-                .unwrap();
+            {
+                Ok(m) => m,
+                // A topic the pipeline is still creating: the consumer says so, then finds it.
+                Err(e) => {
+                    eprintln!("reading {topic}: {e}; again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
             let headers = m
                 .headers()
                 .map(|h| {
@@ -307,6 +317,7 @@ impl Harness {
                         .collect()
                 })
                 .unwrap_or_default();
+            deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             out.push((
                 m.key().map(<[u8]>::to_vec),
                 m.payload().unwrap_or_default().to_vec(),
