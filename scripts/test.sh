@@ -29,6 +29,9 @@ run_phase unit cargo test --workspace --lib --bins
 section "local stack"
 bash scripts/stack/up.sh
 
+section "npm packages of the federation tests"
+bash scripts/node-deps.sh
+
 section "integration tests (real Kafka, OpenSearch, PostgreSQL, Redis, registry)"
 run_phase integration cargo test --workspace --test '*' -- --test-threads 4
 

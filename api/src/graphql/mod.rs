@@ -4,7 +4,9 @@
 //! call the [`crate::domain::Domain`] and wrap its rows.
 //!
 //! It is an Apollo Federation v2 subgraph: `User`, `Anime` and `Episode` are entities
-//! keyed by `id` (`_service { sdl }`, `_entities`).
+//! keyed by `id` (`_service { sdl }`, `_entities`). The root types are named `Query` and
+//! `Mutation`: a federation SDL has no `schema { ... }` block, so composition (Apollo's
+//! `composeServices`, a gateway, a router) finds the roots by those default names only.
 
 pub mod inputs;
 pub mod limits;
@@ -13,12 +15,22 @@ pub mod page;
 pub mod query;
 pub mod types;
 
-use async_graphql::{Context, EmptySubscription, Schema};
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 
 use crate::domain::{Caller, Domain};
 
+/// The query root as GraphQL names it: the fields of [`query::QueryRoot`].
+#[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct Query(query::QueryRoot);
+
+/// The mutation root as GraphQL names it: the fields of [`mutation::MutationRoot`].
+#[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct Mutation(mutation::MutationRoot);
+
 /// The API's schema type.
-pub type ApiSchema = Schema<query::QueryRoot, mutation::MutationRoot, EmptySubscription>;
+pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Limits and switches of the schema.
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +45,7 @@ pub struct SchemaOptions {
 
 /// Builds the schema over `domain`.
 pub fn build(domain: Domain, options: SchemaOptions) -> ApiSchema {
-    let mut builder = Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(domain)
         .enable_federation()
         .limit_depth(options.max_depth)
