@@ -1,5 +1,8 @@
-# Builds one of the project's binaries into a small image (docker-compose.yaml passes BIN).
-# The builder compiles the whole workspace once; each service image copies its binary.
+# Builds one of the project's binaries into a small image (docker-compose.yaml passes BIN:
+# anineplus-registry, anineplus-schemas, anineplus-api, anineplus-indexer). The builder
+# stage does not depend on BIN, so it compiles the whole workspace once for every image;
+# each service image copies its binary. .dockerignore keeps target/, .stack/ and
+# node_modules/ out of the context.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
