@@ -187,6 +187,7 @@ pub async fn serve(
         health: Arc::new(http::health::Probes {
             pool: pool.clone(),
             redis,
+            redis_required: config.rate_limit_fail == config::FailPolicy::Closed,
             producer: producer.clone(),
             registry_url: config.schema_registry_url.clone(),
             http: reqwest::Client::builder()
