@@ -214,8 +214,9 @@ impl Config {
                  could sign tokens with it"
                     .to_owned(),
             ),
-            Some(s) if !dev && s.len() < 32 => problems
-                .push("JWT_SECRET must be at least 32 bytes outside API_ENV=dev".to_owned()),
+            Some(s) if !dev && s.len() < 32 => {
+                problems.push("JWT_SECRET must be at least 32 bytes outside API_ENV=dev".to_owned())
+            }
             Some(_) => {}
         }
         self.admin_emails = self
@@ -250,6 +251,11 @@ impl Config {
         }
         if self.search_backend == SearchBackendKind::Index && self.index_prefix.trim().is_empty() {
             problems.push("INDEX_PREFIX must not be empty with SEARCH_BACKEND=index".to_owned());
+        }
+        if let Some(url) = &self.jwt_jwks_url
+            && let Err(reason) = crate::auth::jwks::check_url(url)
+        {
+            problems.push(format!("JWT_JWKS_URL {url:?} {reason}"));
         }
         if self.jwt_ttl_secs == 0 {
             problems.push("JWT_TTL_SECS must be positive".to_owned());
@@ -316,6 +322,29 @@ mod tests {
             .validate()
             .unwrap();
         assert!(config.admin_emails.is_empty());
+    }
+
+    #[test]
+    fn a_jwks_url_must_be_https_except_on_loopback() {
+        let with = |url: &str| parse(&["--env", "dev", "--jwt-jwks-url", url]).validate();
+        for refused in [
+            "http://idp.example.com/.well-known/jwks.json",
+            "http://10.0.0.7/jwks",
+            "http://localhost.example.com/jwks",
+            "ftp://idp.example.com/jwks",
+            "not a url",
+        ] {
+            let err = with(refused).expect_err(refused);
+            assert!(err.to_string().contains("JWT_JWKS_URL"), "{err}");
+        }
+        for accepted in [
+            "https://idp.example.com/.well-known/jwks.json",
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:9000/jwks",
+        ] {
+            with(accepted).expect(accepted);
+        }
     }
 
     #[test]
