@@ -156,6 +156,9 @@ pub struct Config {
     /// How long published outbox rows are kept before pruning, in seconds.
     #[arg(long, env = "OUTBOX_RETENTION_SECS", default_value_t = 3600)]
     pub outbox_retention_secs: u64,
+    /// How often the relay prunes published outbox rows, in seconds.
+    #[arg(long, env = "OUTBOX_PRUNE_SECS", default_value_t = 60)]
+    pub outbox_prune_secs: u64,
     /// How long shutdown waits for the relay to drain, in seconds.
     #[arg(long, env = "OUTBOX_DRAIN_SECS", default_value_t = 10)]
     pub outbox_drain_secs: u64,
@@ -245,6 +248,9 @@ impl Config {
         }
         if self.outbox_batch <= 0 {
             problems.push("OUTBOX_BATCH must be positive".to_owned());
+        }
+        if self.outbox_prune_secs == 0 {
+            problems.push("OUTBOX_PRUNE_SECS must be positive".to_owned());
         }
         if self.search_timeout_ms == 0 {
             problems.push("SEARCH_TIMEOUT_MS must be positive".to_owned());

@@ -207,6 +207,7 @@ pub async fn serve(
             batch: config.outbox_batch,
             poll: config.outbox_poll(),
             retention_secs: config.outbox_retention_secs,
+            prune_every: Duration::from_secs(config.outbox_prune_secs),
             drain: Duration::from_secs(config.outbox_drain_secs),
         },
         metrics,
