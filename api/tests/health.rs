@@ -74,7 +74,8 @@ async fn kafka_or_registry_down_is_degraded_not_unready() {
     );
     // And it does serve writes: they wait in the outbox.
     let admin = api.admin().await;
-    api.create_anime(&admin, "Written while Kafka is down").await;
+    api.create_anime(&admin, "Written while Kafka is down")
+        .await;
 
     registry.down();
     let (status, body) = ready(&api).await;
@@ -109,7 +110,11 @@ async fn redis_fails_readiness_only_when_the_rate_limiter_fails_closed() {
         let api =
             TestApi::start_with(&["--redis-url", &redis_url, "--rate-limit-fail", policy]).await;
         let (status, body) = ready(&api).await;
-        assert_eq!((status, body["status"].as_str()), (200, Some("up")), "{body}");
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (200, Some("up")),
+            "{body}"
+        );
         redis.down();
         let (status, body) = ready(&api).await;
         assert_eq!(

@@ -19,7 +19,12 @@ use serde_json::{Value, json};
 
 /// The harness's flags without the ones that choose the environment and the secret.
 fn args_without_env(stack: &Stack, db: &TestDatabase, topic_prefix: &str) -> Vec<String> {
-    let all = base_args(stack, &db.url, topic_prefix, &format!("{}:", unique("prod")));
+    let all = base_args(
+        stack,
+        &db.url,
+        topic_prefix,
+        &format!("{}:", unique("prod")),
+    );
     all.chunks(2)
         .filter(|pair| pair[0] != "--env" && pair[0] != "--jwt-secret")
         .flatten()
@@ -91,9 +96,11 @@ async fn wait_live(http: &reqwest::Client, url: &str, child: &mut Child) -> bool
 async fn sign_up(http: &reqwest::Client, url: &str) -> String {
     let body: Value = http
         .post(format!("{url}/graphql"))
-        .json(&json!({"query": "mutation($i: SignUpInput!) { signUp(input: $i) { user { id } } }",
+        .json(
+            &json!({"query": "mutation($i: SignUpInput!) { signUp(input: $i) { user { id } } }",
             "variables": {"i": {"email": format!("{}@test.local", unique("user")), "name": "U",
-                "password": "correct horse battery"}}}))
+                "password": "correct horse battery"}}}),
+        )
         .send()
         .await
         .unwrap()

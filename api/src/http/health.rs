@@ -139,7 +139,10 @@ impl Probes {
         let registry = probe(
             "registry",
             self.http
-                .get(format!("{}/subjects", self.registry_url.trim_end_matches('/')))
+                .get(format!(
+                    "{}/subjects",
+                    self.registry_url.trim_end_matches('/')
+                ))
                 .send(),
         );
         let (postgres, redis, kafka, registry) = tokio::join!(postgres, redis, kafka, registry);
