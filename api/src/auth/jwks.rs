@@ -145,3 +145,55 @@ impl Jwks {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_client_speaks_https() {
+        // Nothing listens on port 1: an https fetch gets as far as connecting (a client
+        // without TLS refuses the scheme before that).
+        let jwks = Jwks::new("https://127.0.0.1:1/jwks.json");
+        let err = jwks
+            .http
+            .get(&jwks.url)
+            .send()
+            .await
+            .expect_err("nothing listens");
+        assert!(err.is_connect(), "{err:?}");
+    }
+
+    #[test]
+    fn only_rs256_signature_keys_are_kept() {
+        let published: serde_json::Value =
+            serde_json::from_str(include_str!("testdata/rsa-test.jwks.json")).unwrap();
+        let key = published["keys"][0].clone();
+        let with = |kid: &str, field: &str, value: serde_json::Value| {
+            let mut k = key.clone();
+            k["kid"] = kid.into();
+            k[field] = value;
+            k
+        };
+        let mut bare = key.clone();
+        bare["kid"] = "bare".into();
+        bare.as_object_mut().unwrap().remove("use");
+        bare.as_object_mut().unwrap().remove("alg");
+        let set = serde_json::json!({"keys": [
+            with("sig", "use", "sig".into()),
+            bare,
+            with("enc", "use", "enc".into()),
+            with("rs512", "alg", "RS512".into()),
+            with("ops", "key_ops", serde_json::json!(["encrypt"])),
+            with("verify", "key_ops", serde_json::json!(["verify"])),
+        ]});
+        let jwks = Jwks::new("http://127.0.0.1/jwks.json");
+        assert_eq!(jwks.load(&set.to_string()).unwrap(), 3);
+        for kid in ["sig", "bare", "verify"] {
+            assert!(jwks.key(kid).is_some(), "{kid}");
+        }
+        for kid in ["enc", "rs512", "ops"] {
+            assert!(jwks.key(kid).is_none(), "{kid}");
+        }
+    }
+}
