@@ -1,5 +1,7 @@
 //! The API's configuration: one typed struct, every field documented, each overridable by an
-//! environment variable, with defaults that run against the local stack.
+//! environment variable, with defaults that run against the local stack, except one: the
+//! environment is production unless `API_ENV=dev` says otherwise, so a forgotten setting
+//! never means the public dev JWT secret, GraphiQL or introspection.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,12 +13,15 @@ pub const DEV_JWT_SECRET: &str = "anineplus-dev-secret-do-not-use-in-production"
 /// The development admin list, used only with `API_ENV=dev` when `ADMIN_EMAILS` is unset.
 pub const DEV_ADMIN_EMAIL: &str = "admin@anineplus.local";
 
-/// Where the process runs: development relaxes a few protections for convenience.
+/// Where the process runs: development relaxes a few protections for convenience, so it
+/// must be asked for (`API_ENV=dev`); anything unset runs as production.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Environment {
     /// GraphiQL, introspection, field suggestions, a default JWT secret and admin.
+    #[value(alias = "development")]
     Dev,
-    /// None of the above: secrets must be configured.
+    /// None of the above: secrets must be configured. The default.
+    #[value(alias = "production")]
     Prod,
 }
 
@@ -50,8 +55,8 @@ pub struct Config {
     /// Address the HTTP server listens on (`POST /graphql`, `/health/*`, `/metrics`).
     #[arg(long, env = "API_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
-    /// `dev` or `prod`.
-    #[arg(long, env = "API_ENV", value_enum, default_value = "dev")]
+    /// `prod` (the default) or `dev` (GraphiQL, introspection, a dev JWT secret and admin).
+    #[arg(long, env = "API_ENV", value_enum, default_value = "prod")]
     pub env: Environment,
     /// PostgreSQL database of the domain and the outbox; migrations run at start.
     #[arg(
@@ -151,6 +156,9 @@ pub struct Config {
     /// How long published outbox rows are kept before pruning, in seconds.
     #[arg(long, env = "OUTBOX_RETENTION_SECS", default_value_t = 3600)]
     pub outbox_retention_secs: u64,
+    /// How often the relay prunes published outbox rows, in seconds.
+    #[arg(long, env = "OUTBOX_PRUNE_SECS", default_value_t = 60)]
+    pub outbox_prune_secs: u64,
     /// How long shutdown waits for the relay to drain, in seconds.
     #[arg(long, env = "OUTBOX_DRAIN_SECS", default_value_t = 10)]
     pub outbox_drain_secs: u64,
@@ -198,12 +206,19 @@ impl Config {
         let dev = self.env == Environment::Dev;
         match &self.jwt_secret {
             None if dev => self.jwt_secret = Some(DEV_JWT_SECRET.to_owned()),
-            None => problems.push("JWT_SECRET is required outside API_ENV=dev".to_owned()),
+            None => problems.push(
+                "JWT_SECRET is required: API_ENV is prod (the default when unset); set \
+                 JWT_SECRET to a secret of at least 32 bytes, or API_ENV=dev on a development \
+                 machine"
+                    .to_owned(),
+            ),
+            Some(s) if !dev && s == DEV_JWT_SECRET => problems.push(
+                "JWT_SECRET must not be the public dev secret outside API_ENV=dev: anyone \
+                 could sign tokens with it"
+                    .to_owned(),
+            ),
             Some(s) if !dev && s.len() < 32 => {
-                problems.push("JWT_SECRET must be at least 32 bytes outside dev".to_owned())
-            }
-            Some(s) if !dev && s == DEV_JWT_SECRET => {
-                problems.push("JWT_SECRET must not be the dev secret outside dev".to_owned())
+                problems.push("JWT_SECRET must be at least 32 bytes outside API_ENV=dev".to_owned())
             }
             Some(_) => {}
         }
@@ -234,11 +249,19 @@ impl Config {
         if self.outbox_batch <= 0 {
             problems.push("OUTBOX_BATCH must be positive".to_owned());
         }
+        if self.outbox_prune_secs == 0 {
+            problems.push("OUTBOX_PRUNE_SECS must be positive".to_owned());
+        }
         if self.search_timeout_ms == 0 {
             problems.push("SEARCH_TIMEOUT_MS must be positive".to_owned());
         }
         if self.search_backend == SearchBackendKind::Index && self.index_prefix.trim().is_empty() {
             problems.push("INDEX_PREFIX must not be empty with SEARCH_BACKEND=index".to_owned());
+        }
+        if let Some(url) = &self.jwt_jwks_url
+            && let Err(reason) = crate::auth::jwks::check_url(url)
+        {
+            problems.push(format!("JWT_JWKS_URL {url:?} {reason}"));
         }
         if self.jwt_ttl_secs == 0 {
             problems.push("JWT_TTL_SECS must be positive".to_owned());
@@ -296,11 +319,49 @@ mod tests {
     #[test]
     fn prod_requires_a_secret_and_has_no_default_admin() {
         let err = parse(&["--env", "prod"]).validate().unwrap_err();
-        assert!(err.to_string().contains("JWT_SECRET"), "{err}");
+        assert!(err.to_string().contains("JWT_SECRET is required"), "{err}");
+        let err = parse(&["--env", "production", "--jwt-secret", DEV_JWT_SECRET])
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("public dev secret"), "{err}");
         let config = parse(&["--env", "prod", "--jwt-secret", &"x".repeat(40)])
             .validate()
             .unwrap();
         assert!(config.admin_emails.is_empty());
+    }
+
+    #[test]
+    fn a_jwks_url_must_be_https_except_on_loopback() {
+        let with = |url: &str| parse(&["--env", "dev", "--jwt-jwks-url", url]).validate();
+        for refused in [
+            "http://idp.example.com/.well-known/jwks.json",
+            "http://10.0.0.7/jwks",
+            "http://localhost.example.com/jwks",
+            "ftp://idp.example.com/jwks",
+            "not a url",
+        ] {
+            let err = with(refused).expect_err(refused);
+            assert!(err.to_string().contains("JWT_JWKS_URL"), "{err}");
+        }
+        for accepted in [
+            "https://idp.example.com/.well-known/jwks.json",
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:9000/jwks",
+        ] {
+            with(accepted).expect(accepted);
+        }
+    }
+
+    #[test]
+    fn production_is_the_default() {
+        use clap::CommandFactory;
+        let command = Config::command();
+        let env = command
+            .get_arguments()
+            .find(|a| a.get_id() == "env")
+            .unwrap();
+        assert_eq!(env.get_default_values(), ["prod"]);
     }
 
     #[test]

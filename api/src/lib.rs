@@ -187,6 +187,7 @@ pub async fn serve(
         health: Arc::new(http::health::Probes {
             pool: pool.clone(),
             redis,
+            redis_required: config.rate_limit_fail == config::FailPolicy::Closed,
             producer: producer.clone(),
             registry_url: config.schema_registry_url.clone(),
             http: reqwest::Client::builder()
@@ -206,6 +207,7 @@ pub async fn serve(
             batch: config.outbox_batch,
             poll: config.outbox_poll(),
             retention_secs: config.outbox_retention_secs,
+            prune_every: Duration::from_secs(config.outbox_prune_secs),
             drain: Duration::from_secs(config.outbox_drain_secs),
         },
         metrics,

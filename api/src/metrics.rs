@@ -1,8 +1,8 @@
 //! Prometheus metrics of the process, served at `/metrics`.
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// The API's metrics.
@@ -21,6 +21,12 @@ pub struct Metrics {
     pub outbox_oldest_age: Gauge,
     /// Records the relay published.
     pub relay_published: IntCounter,
+    /// Reads of the outbox by the relay (one per batch, empty ones included).
+    pub relay_reads: IntCounter,
+    /// 1 when a dependency answered its last probe, by `dependency`.
+    pub dependency_up: IntGaugeVec,
+    /// 1 when the API serves with a dependency down (readiness `degraded`).
+    pub degraded: IntGauge,
 }
 
 impl Metrics {
@@ -66,6 +72,24 @@ impl Metrics {
             "Outbox records published to Kafka",
         )
         .expect("valid metric");
+        let relay_reads = IntCounter::new(
+            "api_outbox_relay_reads_total",
+            "Outbox reads by the relay, one per batch (empty ones included)",
+        )
+        .expect("valid metric");
+        let dependency_up = IntGaugeVec::new(
+            Opts::new(
+                "api_dependency_up",
+                "1 when the dependency answered its last probe (readiness or scrape)",
+            ),
+            &["dependency"],
+        )
+        .expect("valid metric");
+        let degraded = IntGauge::new(
+            "api_degraded",
+            "1 when the API serves with a dependency down (readiness status degraded)",
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -73,6 +97,9 @@ impl Metrics {
             Box::new(outbox_backlog.clone()),
             Box::new(outbox_oldest_age.clone()),
             Box::new(relay_published.clone()),
+            Box::new(relay_reads.clone()),
+            Box::new(dependency_up.clone()),
+            Box::new(degraded.clone()),
         ] {
             registry.register(c).expect("unique metric");
         }
@@ -87,6 +114,9 @@ impl Metrics {
             outbox_backlog,
             outbox_oldest_age,
             relay_published,
+            relay_reads,
+            dependency_up,
+            degraded,
         }
     }
 

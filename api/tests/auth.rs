@@ -34,7 +34,10 @@ async fn bad_tokens_are_unauthenticated() {
     let reply = api.gql(me, json!({}), Some(&token)).await;
     assert_eq!(reply.data()["me"]["id"], id.as_str());
 
-    let good = json!({"sub": id, "role": "ADMIN", "iss": "anineplus", "aud": "anineplus-api", "exp": now() + 600});
+    let good = json!({"sub": id, "role": "USER", "iss": "anineplus", "aud": "anineplus-api", "iat": now(), "exp": now() + 600});
+    // The base of every case is accepted: each case fails for its own reason only.
+    let reply = api.gql(me, json!({}), Some(&sign(&good, SECRET))).await;
+    assert_eq!(reply.data()["me"]["id"], id.as_str());
     let mut cases: Vec<(&str, String)> = Vec::new();
     let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
     let body = URL_SAFE_NO_PAD.encode(good.to_string());
@@ -55,10 +58,21 @@ async fn bad_tokens_are_unauthenticated() {
     let mut no_exp = good.clone();
     no_exp.as_object_mut().unwrap().remove("exp");
     cases.push(("missing exp", sign(&no_exp, SECRET)));
+    let mut not_yet = good.clone();
+    not_yet["nbf"] = json!(now() + 3600);
+    cases.push(("not valid before an hour from now", sign(&not_yet, SECRET)));
     cases.push(("garbage", "not.a.token".to_owned()));
     for (name, token) in cases {
         let reply = api.gql(me, json!({}), Some(&token)).await;
         assert_eq!(reply.code(), Some("UNAUTHENTICATED"), "{name}: {reply:?}");
+    }
+    // `nbf` has the same leeway as `exp` (5 s): a token valid in 2 s passes, as does a
+    // past `nbf`.
+    for nbf in [now() + 2, now() - 60] {
+        let mut soon = good.clone();
+        soon["nbf"] = json!(nbf);
+        let reply = api.gql(me, json!({}), Some(&sign(&soon, SECRET))).await;
+        assert_eq!(reply.data()["me"]["id"], id.as_str(), "nbf {nbf}");
     }
     // No token at all: anonymous, and `me` needs one.
     api.gql(me, json!({}), None)
@@ -236,4 +250,120 @@ async fn roles_and_ownership_are_enforced_and_failures_write_nothing() {
     // (org created, member added, comment posted, moderated, subscribed, cancelled)
     assert_eq!(api.outbox_count().await, before + 6);
     api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_member_refuses_a_second_owner() {
+    // An OWNER added through addMember could never be removed (removeMember refuses
+    // owners) and would not manage members either (that is the creator's right): an
+    // organization has one owner, its creator, so addMember refuses the role, for admins too.
+    let api = TestApi::start().await;
+    let admin = api.admin().await;
+    let (alice, _) = api.user().await;
+    let (_, bob_id) = api.user().await;
+    let reply = api
+        .gql(
+            "mutation { createOrganization(input: {name: \"Owners\", slug: \"owners-club\"}) { id } }",
+            json!({}),
+            Some(&alice),
+        )
+        .await;
+    let org = reply.data()["createOrganization"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let add = "mutation($o: ID!, $u: ID!) { addMember(input: {organizationId: $o, userId: $u, role: OWNER}) { version members { role user { id } } } }";
+    let before = api.outbox_count().await;
+    for (who, token) in [("the owner", &alice), ("an admin", &admin)] {
+        let reply = api
+            .gql(add, json!({"o": org, "u": bob_id}), Some(token))
+            .await;
+        if reply.code().is_none() {
+            let removed = api
+                .gql(
+                    "mutation($o: ID!, $u: ID!) { removeMember(organizationId: $o, userId: $u) { id } }",
+                    json!({"o": org, "u": bob_id}),
+                    Some(&alice),
+                )
+                .await;
+            panic!(
+                "{who} added a second OWNER: {}; removing them then answered {}",
+                reply.body, removed.body
+            );
+        }
+        reply.assert_code("BAD_USER_INPUT");
+    }
+    assert_eq!(api.outbox_count().await, before, "nothing written");
+    // A MEMBER is added (and removed) as before.
+    let reply = api
+        .gql(
+            "mutation($o: ID!, $u: ID!) { addMember(input: {organizationId: $o, userId: $u, role: MEMBER}) { version } }",
+            json!({"o": org, "u": bob_id}),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(reply.data()["addMember"]["version"], 2);
+    api.stop().await;
+}
+
+/// An RS256 token signed with the test key, naming `kid`.
+fn rs256(kid: &str, sub: &str) -> String {
+    let key =
+        EncodingKey::from_rsa_pem(include_bytes!("../src/auth/testdata/rsa-test.pem")).unwrap();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(kid.to_owned());
+    let claims = json!({"sub": sub, "role": "USER", "iss": "anineplus", "aud": "anineplus-api", "iat": now(), "exp": now() + 600});
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_keys_are_used_only_for_rs256_signatures() {
+    // One RSA key published under four ids: for RS256 signatures (accepted), for
+    // encryption (`use: enc`), for RS512 (`alg`), and for encryption only (`key_ops`).
+    // A token naming any of the last three must not be verified with it.
+    let published: Value =
+        serde_json::from_str(include_str!("../src/auth/testdata/rsa-test.jwks.json")).unwrap();
+    let key = published["keys"][0].clone();
+    let with = |kid: &str, field: &str, value: Value| {
+        let mut k = key.clone();
+        k["kid"] = json!(kid);
+        k[field] = value;
+        k
+    };
+    let jwks = json!({"keys": [
+        with("sig", "use", json!("sig")),
+        with("enc", "use", json!("enc")),
+        with("rs512", "alg", json!("RS512")),
+        with("ops", "key_ops", json!(["encrypt"])),
+    ]});
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                let jwks = jwks.clone();
+                async move { axum::Json(jwks) }
+            }),
+        );
+        axum::serve(listener, app).await.unwrap();
+    });
+    let api = TestApi::start_with(&["--jwt-jwks-url", &url]).await;
+    let (_, id) = api.user().await;
+    let me = "{ me { id } }";
+    let reply = api.gql(me, json!({}), Some(&rs256("sig", &id))).await;
+    assert_eq!(reply.data()["me"]["id"], id.as_str());
+    let mut accepted = Vec::new();
+    for kid in ["enc", "rs512", "ops"] {
+        let reply = api.gql(me, json!({}), Some(&rs256(kid, &id))).await;
+        if reply.code() != Some("UNAUTHENTICATED") {
+            accepted.push(format!("{kid}: {}", reply.body));
+        }
+    }
+    assert!(
+        accepted.is_empty(),
+        "tokens verified with keys not meant for RS256 signatures: {accepted:?}"
+    );
+    api.stop().await;
+    server.abort();
 }

@@ -1,5 +1,6 @@
 //! JWTs: HS256 with the configured secret, the algorithm pinned, `exp`, `iss` and `aud`
-//! required and checked, claims `sub` (user id) and `role`.
+//! required and checked, `nbf` checked when present (both with 5 s of leeway), claims
+//! `sub` (user id) and `role`.
 //!
 //! Optionally, RS256 tokens of an external issuer are accepted too, verified with the key
 //! of their `kid` from a JWKS URL ([`super::jwks`]), under the same claim rules. Each
@@ -66,6 +67,8 @@ impl TokenAuthority {
             validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
             validation.leeway = 5;
             validation.validate_exp = true;
+            // `nbf` (when present) with the same leeway: a token is not valid before it.
+            validation.validate_nbf = true;
             validation
         };
         Self {

@@ -1,5 +1,5 @@
-//! Organizations and their members. The creator is the OWNER; owners and admins manage
-//! members. Membership changes are events of the organization aggregate, so the
+//! Organizations and their members. The creator is the OWNER, the only one (`addMember`
+//! refuses the role); owners and admins manage members. Membership changes are events of the organization aggregate, so the
 //! organization row's version is incremented (and the row locked) by each of them.
 
 use anineplus_schemas::events::{self as ev, OrganizationData};
@@ -83,7 +83,7 @@ impl Domain {
         .await?)
     }
 
-    /// Adds a member (owner or admin).
+    /// Adds a member (owner or admin) with role MEMBER; role OWNER is refused.
     pub async fn add_member(
         &self,
         caller: &Caller,
@@ -93,6 +93,13 @@ impl Domain {
     ) -> Result<Organization> {
         let mut tx = self.pool.begin().await?;
         let version = self.lock_for_members(&mut tx, caller, org).await?;
+        // One owner, the creator (`owner_id`): an OWNER added here could never be removed
+        // (owners cannot be) nor manage members (that is `owner_id`'s right).
+        if member_role == MemberRole::Owner {
+            return Err(Error::BadInput(
+                "role: an organization has one OWNER, its creator; add members as MEMBER".into(),
+            ));
+        }
         let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
             .bind(user)
             .fetch_one(&mut *tx)

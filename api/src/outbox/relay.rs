@@ -5,9 +5,17 @@
 //!   a session advisory lock (`pg_try_advisory_lock`) on a connection of its own. Only the
 //!   holder publishes, so rows leave in id order and per-aggregate order holds (the domain
 //!   appends an aggregate's rows in commit order). The others retry at the poll interval and
-//!   take over when the holder's session ends.
+//!   take over when the holder's session ends. The holder checks, on its lock session,
+//!   that it still holds the lock before **every** batch (full batches of a catch-up
+//!   included) and stops at once when it does not: after a lost session at most the batch
+//!   already handed to Kafka completes (records cannot be taken back; consumers are
+//!   idempotent on `aggregateVersion`), and no new batch starts until the lock is taken again.
 //! - **Low latency.** It waits on `LISTEN/NOTIFY` (the domain notifies in each write's
-//!   transaction), with a slow fallback poll.
+//!   transaction), with a slow fallback poll. A task reads the notifications as they
+//!   arrive and folds them into one pending wake-up, so a burst never becomes a queue of
+//!   empty passes.
+//! - **Bounded table.** Published rows older than the retention are pruned on a timer,
+//!   also while full batches keep coming.
 //! - **Never loses, never blocks writers.** A row is marked only after the idempotent
 //!   producer confirmed its delivery; Kafka being down only delays publication: the relay
 //!   retries with exponential backoff and catches up. A retried batch may re-send records
@@ -15,6 +23,7 @@
 //!   on `aggregateVersion`.
 //! - **Drains on shutdown** for at most the configured time.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anineplus_schemas::events::{
@@ -24,18 +33,17 @@ use anineplus_schemas::{Codec, Envelope, Topic, TopicValue};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::store::{self, OutboxEvent};
 use crate::metrics::Metrics;
 use crate::{Error, Result};
 
-/// Advisory lock key of the relay's leadership ("outbox" in ASCII).
-const LEADER_LOCK: i64 = 0x6f7574626f78;
-/// How often published rows are pruned.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Advisory lock key of the relay's leadership ("outbox" in ASCII), per database.
+pub const LEADER_LOCK: i64 = 0x6f7574626f78;
 
 /// Settings of the relay.
 #[derive(Debug, Clone)]
@@ -48,6 +56,8 @@ pub struct RelaySettings {
     pub poll: Duration,
     /// Retention of published rows, seconds.
     pub retention_secs: u64,
+    /// How often published rows are pruned.
+    pub prune_every: Duration,
     /// Longest drain at shutdown.
     pub drain: Duration,
 }
@@ -108,15 +118,18 @@ impl OutboxRelay {
     }
 
     /// Takes the leadership when free and publishes while holding it; returns when
-    /// shutdown is requested or when the leadership could not be taken (after a pause).
+    /// shutdown is requested, when the leadership could not be taken (after a pause), or
+    /// (as an error) when it was lost.
     async fn lead(&self, shutdown: &CancellationToken) -> Result<()> {
-        let mut lock = self.pool.acquire().await?;
+        // The lock session is a connection of its own, outside the pool: it lives exactly
+        // as long as this leadership, and closing it releases the lock.
+        let mut lock = self.pool.acquire().await?.detach();
         let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(LEADER_LOCK)
-            .fetch_one(&mut *lock)
+            .fetch_one(&mut lock)
             .await?;
         if !leader {
-            drop(lock);
+            let _ = lock.close().await;
             tokio::select! {
                 _ = shutdown.cancelled() => {}
                 _ = tokio::time::sleep(self.settings.poll) => {}
@@ -127,33 +140,59 @@ impl OutboxRelay {
         let result = self.publish_while_leader(&mut lock, shutdown).await;
         let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(LEADER_LOCK)
-            .execute(&mut *lock)
+            .execute(&mut lock)
             .await;
+        let _ = lock.close().await;
         result
+    }
+
+    /// Fails unless the session `lock` still holds the leader lock. Checked before every
+    /// batch, full or not: once the session is gone (terminated, network cut, server
+    /// restart) another relay may lead, so no new batch may start.
+    async fn check_leader(&self, lock: &mut PgConnection) -> Result<()> {
+        let held: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND pid = pg_backend_pid() AND objsubid = 1 \
+             AND ((classid::bigint << 32) | objid::bigint) = $1)",
+        )
+        .bind(LEADER_LOCK)
+        .fetch_one(lock)
+        .await
+        .map_err(|e| Error::Internal(format!("the outbox relay lost its lock session: {e}")))?;
+        if held {
+            Ok(())
+        } else {
+            Err(Error::Internal(
+                "the outbox relay no longer holds its leader lock".into(),
+            ))
+        }
     }
 
     async fn publish_while_leader(
         &self,
-        lock: &mut sqlx::pool::PoolConnection<sqlx::Postgres>,
+        lock: &mut PgConnection,
         shutdown: &CancellationToken,
     ) -> Result<()> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(super::CHANNEL).await?;
+        let wake = Arc::new(Notify::new());
+        let listening = CancellationToken::new();
+        let _stop_listening = listening.clone().drop_guard();
+        tokio::spawn(listen(listener, wake.clone(), listening));
         let mut backoff = self.backoff();
         let mut last_prune = Instant::now();
         loop {
+            self.check_leader(lock).await?;
             // Shutdown interrupts a batch stuck on an unreachable broker: nothing of it was
             // marked, so the drain (or the next leader) sends it again.
             let published = tokio::select! {
                 result = self.publish_pending() => result,
                 _ = shutdown.cancelled() => Ok(false),
             };
-            match published {
+            let more = match published {
                 Ok(full) => {
                     backoff = self.backoff();
-                    if full && !shutdown.is_cancelled() {
-                        continue;
-                    }
+                    full
                 }
                 Err(e) => {
                     let delay = backoff.next().unwrap_or(Duration::from_secs(10));
@@ -162,13 +201,16 @@ impl OutboxRelay {
                         _ = shutdown.cancelled() => {}
                         _ = tokio::time::sleep(delay) => {}
                     }
+                    false
                 }
-            }
+            };
             if shutdown.is_cancelled() {
-                self.drain().await;
+                self.drain(lock).await;
                 return Ok(());
             }
-            if last_prune.elapsed() >= PRUNE_EVERY {
+            // Pruning is due by time, backlog or not: a long catch-up must not let the
+            // published rows grow without bound.
+            if last_prune.elapsed() >= self.settings.prune_every {
                 last_prune = Instant::now();
                 match store::prune(&self.pool, self.settings.retention_secs).await {
                     Ok(n) if n > 0 => tracing::debug!(rows = n, "pruned published outbox rows"),
@@ -176,20 +218,25 @@ impl OutboxRelay {
                     Err(e) => tracing::warn!(error = %e, "outbox prune failed"),
                 }
             }
-            // Still the leader? A dead lock session means another relay may lead now.
-            sqlx::query("SELECT 1").execute(&mut **lock).await?;
+            if more {
+                continue;
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                n = listener.recv() => { n?; }
+                _ = wake.notified() => {}
                 _ = tokio::time::sleep(self.settings.poll) => {}
             }
         }
     }
 
-    /// Publishes what is left, for at most the drain time.
-    async fn drain(&self) {
+    /// Publishes what is left, for at most the drain time, while still the leader.
+    async fn drain(&self, lock: &mut PgConnection) {
         let deadline = Instant::now() + self.settings.drain;
         while Instant::now() < deadline {
+            if let Err(e) = self.check_leader(lock).await {
+                tracing::warn!(error = %e, "outbox drain stopped");
+                return;
+            }
             match tokio::time::timeout_at(deadline.into(), self.publish_pending()).await {
                 Ok(Ok(true)) => continue,
                 Ok(Ok(false)) => {
@@ -208,9 +255,11 @@ impl OutboxRelay {
         );
     }
 
-    /// Publishes one batch; returns whether the batch was full (more may wait).
-    pub async fn publish_pending(&self) -> Result<bool> {
+    /// Publishes one batch; returns whether the batch was full (more may wait). The
+    /// caller checks the leadership first.
+    async fn publish_pending(&self) -> Result<bool> {
         let rows = store::pending(&self.pool, self.settings.batch).await?;
+        self.metrics.relay_reads.inc();
         if rows.is_empty() {
             return Ok(false);
         }
@@ -294,6 +343,30 @@ impl OutboxRelay {
         let envelope: Envelope<D> = serde_json::from_value(payload.clone())
             .map_err(|e| Error::Internal(format!("outbox payload does not decode: {e}")))?;
         Ok(self.codec.encode(&envelope).await?)
+    }
+}
+
+/// Reads the relay's notifications as they arrive and folds them into `wake`, which keeps
+/// at most one pending wake-up: however many writes commit during a long batch, they cost
+/// one pass afterwards, and nothing queues up in the connection or in the server's
+/// notification queue. A lost connection is re-established by the listener; the relay's
+/// poll covers what was missed meanwhile.
+async fn listen(mut listener: PgListener, wake: Arc<Notify>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            received = listener.recv() => match received {
+                Ok(_) => wake.notify_one(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox notifications interrupted; reconnecting");
+                    wake.notify_one();
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            },
+        }
     }
 }
 
