@@ -44,8 +44,9 @@ impl Domain {
         }
         let body = validate::optional_text("body", body, 5000)?;
         let mut tx = self.pool.begin().await?;
-        // One statement checks that the anime (and episode) is live and inserts: a
-        // round trip less on the hottest mutation.
+        // One statement checks that the author (locking the row against a concurrent
+        // deletion) and the anime (and episode) are live, and inserts: a round trip less
+        // on the hottest mutation.
         let comment: Option<Comment> = sqlx::query_as(&format!(
             "INSERT INTO comments (id, anime_id, episode_id, author_id, body, status) \
              SELECT $1, $2, $3, $4, $5, 'VISIBLE' WHERE EXISTS ( \

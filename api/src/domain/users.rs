@@ -201,17 +201,31 @@ impl Domain {
             }),
         )
         .await?;
-        // Memberships end, one event per organization (in id order, so two deletions
-        // lock organizations in the same order).
+        // Memberships end, one event per organization. Each organization is locked before
+        // its membership row, as membership changes do, so they cannot deadlock with this.
         let orgs: Vec<Uuid> = sqlx::query_scalar(
-            "DELETE FROM organization_members WHERE user_id = $1 RETURNING organization_id",
+            "SELECT organization_id FROM organization_members WHERE user_id = $1 \
+             ORDER BY organization_id",
         )
         .bind(id)
         .fetch_all(&mut *tx)
         .await?;
-        let mut orgs = orgs;
-        orgs.sort();
         for org in orgs {
+            sqlx::query("SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE")
+                .bind(org)
+                .execute(&mut *tx)
+                .await?;
+            let removed = sqlx::query(
+                "DELETE FROM organization_members WHERE organization_id = $1 AND user_id = $2",
+            )
+            .bind(org)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if removed == 0 {
+                continue; // removed meanwhile, with its own event
+            }
             let version: i64 = sqlx::query_scalar(
                 "UPDATE organizations SET version = version + 1, updated_at = now() WHERE id = $1 \
                  RETURNING version",
