@@ -22,10 +22,10 @@
 //!
 //! Supported indices: all of them ([`SUPPORTED`]). How a row becomes a document:
 //! - `anime`, `episodes`: the row as its `*.updated` (or `*.deleted`) event;
-//! - `users`: the row as its `user.created` (no email);
+//! - `users`: the row as its `user.created` (no email), a deleted row as `user.deleted`;
 //! - `comments` (`Sync::comment_document`): `comment.created`, then, if the row was
 //!   moderated, the fields of its `comment.moderated` merged in, as the indexer's partial
-//!   update does (rows are never deleted: the table has no delete flag);
+//!   update does; a deleted row (`deleted_at`) its `comment.deleted` tombstone;
 //! - `organizations` (`Sync::organization_document`): `organization.created` with
 //!   `members` replaced by the `organization_members` rows (owner first, then by joining
 //!   time, as the indexer's membership scripts append them).
@@ -41,7 +41,7 @@ use anineplus_connectors::search_sink::{Action, BulkLimits, BulkService, Documen
 use anineplus_schemas::events::{
     AnimeData, AnimeState, AnimeStatus, CommentData, CommentDeleted, CommentModerated,
     CommentPosted, CommentStatus, Envelope, EpisodeData, EpisodeState, OrganizationCreated,
-    OrganizationData, UserData, UserRole, UserState,
+    OrganizationData, UserData, UserDeleted, UserRole, UserState,
 };
 use anyhow::{Context, Result, bail};
 use elasticsearch::Elasticsearch;
@@ -329,10 +329,12 @@ impl Sync {
             }
         };
         let table = Self::table(index);
-        // Users, comments and organizations are never deleted (no delete flag).
+        // Organizations are never deleted (no delete flag).
         let deleted = match index {
-            Index::Anime | Index::Episodes => "deleted_at IS NOT NULL",
-            Index::Comments | Index::Users | Index::Organizations => "false",
+            Index::Anime | Index::Episodes | Index::Comments | Index::Users => {
+                "deleted_at IS NOT NULL"
+            }
+            Index::Organizations => "false",
         };
         format!(
             "SELECT id::text AS id, version, {deleted} AS deleted, \
@@ -445,6 +447,14 @@ impl Sync {
                 }
                 return Ok((id, entry, docs));
             }
+            // A deleted user's row holds nothing personal: its tombstone.
+            Index::Users if deleted => {
+                let data = UserData::UserDeleted(UserDeleted {
+                    user_id: id.clone(),
+                });
+                self.docs
+                    .user(envelope(id.clone(), version, ts, "user.deleted", data))
+            }
             Index::Users => {
                 let data = UserData::UserCreated(UserState {
                     user_id: id.clone(),
@@ -460,7 +470,8 @@ impl Sync {
                 let mut docs = vec![self.comment_document(&id, entry, ts, row)?];
                 let title: Option<String> = row.try_get("anime_title")?;
                 let anime_version: Option<i64> = row.try_get("anime_version")?;
-                entry.denormalised = title.as_deref().map(title_digest);
+                // A deleted comment's tombstone keeps whatever title it had.
+                entry.denormalised = title.as_deref().filter(|_| !deleted).map(title_digest);
                 if let (Some(title), Some(anime_version), false) = (title, anime_version, deleted) {
                     docs.push(denormalise::title_on_comment(
                         Index::Comments.alias(&self.prefix),

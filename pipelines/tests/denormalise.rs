@@ -14,7 +14,7 @@ fn episode(id: &str, anime: &str, version: i64) -> Envelope<EpisodeData> {
         episode_id: id.into(),
         anime_id: anime.into(),
         number: version as i32,
-        title: format!("{id} v{version}"),
+        title: Some(format!("{id} v{version}")),
         duration_seconds: Some(1440),
         air_date: None,
     };

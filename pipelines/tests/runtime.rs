@@ -239,7 +239,7 @@ async fn a_keyed_step_puts_every_key_on_one_partition_in_order() {
                     episode_id: id.clone(),
                     anime_id: format!("anime-{a}"),
                     number: e as i32 + 1,
-                    title: format!("{id} v{v}"),
+                    title: Some(format!("{id} v{v}")),
                     duration_seconds: None,
                     air_date: None,
                 };

@@ -24,19 +24,20 @@ pub struct NewAnime {
     pub release_year: Option<i32>,
 }
 
-/// A partial change of an anime: `None` keeps the field.
+/// A partial change of an anime: `None` keeps the field; for optional fields `Some(None)`
+/// clears it.
 #[derive(Debug, Clone, Default)]
 pub struct AnimeChange {
     /// Title.
     pub title: Option<String>,
     /// Synopsis.
-    pub synopsis: Option<String>,
+    pub synopsis: Option<Option<String>>,
     /// Genres.
     pub genres: Option<Vec<String>>,
     /// Status.
     pub status: Option<AnimeStatus>,
     /// Year.
-    pub release_year: Option<i32>,
+    pub release_year: Option<Option<i32>>,
 }
 
 fn state(a: &Anime) -> ev::AnimeState {
@@ -109,24 +110,28 @@ impl Domain {
             .as_deref()
             .map(|t| validate::text("title", t, 200))
             .transpose()?;
-        if let Some(s) = &change.synopsis {
+        if let Some(Some(s)) = &change.synopsis {
             validate::optional_text("synopsis", s, 5000)?;
         }
         let genres = change.genres.as_deref().map(validate::genres).transpose()?;
-        let year = validate::release_year(change.release_year)?;
+        let year = validate::release_year(change.release_year.flatten())?;
         let mut tx = self.pool.begin().await?;
         let anime: Anime = sqlx::query_as(&format!(
-            "UPDATE anime SET title = COALESCE($2, title), synopsis = COALESCE($3, synopsis), \
+            "UPDATE anime SET title = COALESCE($2, title), \
+             synopsis = CASE WHEN $7 THEN $3 ELSE synopsis END, \
              genres = COALESCE($4, genres), status = COALESCE($5, status), \
-             release_year = COALESCE($6, release_year), version = version + 1, updated_at = now() \
+             release_year = CASE WHEN $8 THEN $6 ELSE release_year END, \
+             version = version + 1, updated_at = now() \
              WHERE id = $1 AND deleted_at IS NULL RETURNING {ANIME_COLUMNS}"
         ))
         .bind(id)
         .bind(&title)
-        .bind(&change.synopsis)
+        .bind(change.synopsis.as_ref().and_then(Option::as_deref))
         .bind(&genres)
         .bind(change.status.map(AnimeStatus::as_str))
         .bind(year)
+        .bind(change.synopsis.is_some())
+        .bind(change.release_year.is_some())
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(Error::NotFound("anime"))?;

@@ -1,5 +1,7 @@
 //! Comments: any signed-in user posts; moderators hide or show them. A hidden comment is
-//! seen only by its author and by moderators.
+//! seen only by its author and by moderators. Its author, or a moderator, deletes it: a soft
+//! delete that keeps the row (and its version) without its text; deleted comments are in no
+//! list and can no longer be moderated.
 
 use anineplus_schemas::events::{self as ev, CommentData};
 use uuid::Uuid;
@@ -42,14 +44,16 @@ impl Domain {
         }
         let body = validate::optional_text("body", body, 5000)?;
         let mut tx = self.pool.begin().await?;
-        // One statement checks that the anime (and episode) is live and inserts: a
-        // round trip less on the hottest mutation.
-        let comment: Comment = sqlx::query_as(&format!(
+        // One statement checks that the author (locking the row against a concurrent
+        // deletion) and the anime (and episode) are live, and inserts: a round trip less
+        // on the hottest mutation.
+        let comment: Option<Comment> = sqlx::query_as(&format!(
             "INSERT INTO comments (id, anime_id, episode_id, author_id, body, status) \
              SELECT $1, $2, $3, $4, $5, 'VISIBLE' WHERE EXISTS ( \
                SELECT 1 FROM anime a WHERE a.id = $2 AND a.deleted_at IS NULL AND ($3::uuid IS NULL \
                OR EXISTS (SELECT 1 FROM episodes e WHERE e.id = $3 AND e.anime_id = a.id \
                           AND e.deleted_at IS NULL))) \
+             AND EXISTS (SELECT 1 FROM users u WHERE u.id = $4 AND u.deleted_at IS NULL FOR SHARE) \
              RETURNING {COMMENT_COLUMNS}"
         ))
         .bind(Uuid::now_v7())
@@ -58,12 +62,17 @@ impl Domain {
         .bind(me)
         .bind(body)
         .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(Error::NotFound(if episode_id.is_some() {
-            "episode"
-        } else {
-            "anime"
-        }))?;
+        .await?;
+        let Some(comment) = comment else {
+            // Which condition failed: only on this (rare) path.
+            return Err(if !self.live_user(&mut tx, me).await? {
+                Error::Unauthenticated
+            } else if episode_id.is_some() {
+                Error::NotFound("episode")
+            } else {
+                Error::NotFound("anime")
+            });
+        };
         outbox::append(
             &mut tx,
             comment.id,
@@ -101,8 +110,8 @@ impl Domain {
         let mut tx = self.pool.begin().await?;
         let comment: Comment = sqlx::query_as(&format!(
             "UPDATE comments SET status = $2, moderation_reason = $3, moderated_by = $4, \
-             moderated_at = now(), version = version + 1, updated_at = now() WHERE id = $1 \
-             RETURNING {COMMENT_COLUMNS}"
+             moderated_at = now(), version = version + 1, updated_at = now() \
+             WHERE id = $1 AND deleted_at IS NULL RETURNING {COMMENT_COLUMNS}"
         ))
         .bind(id)
         .bind(status.as_str())
@@ -131,6 +140,47 @@ impl Domain {
         Ok(comment)
     }
 
+    /// Deletes a comment: its author, or a moderator. `comment.deleted` at the row's next
+    /// version; the row keeps no text.
+    pub async fn delete_comment(&self, caller: &Caller, id: Uuid) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let (me, role) = self.acting(&mut tx, caller).await?;
+        let (author, anime_id, episode_id): (Uuid, Uuid, Option<Uuid>) = sqlx::query_as(
+            "SELECT author_id, anime_id, episode_id FROM comments \
+             WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(Error::NotFound("comment"))?;
+        if author != me && !role.at_least(Role::Moderator) {
+            return Err(Error::Forbidden(
+                "only its author and moderators delete a comment",
+            ));
+        }
+        let version: i64 = sqlx::query_scalar(
+            "UPDATE comments SET deleted_at = now(), body = '', moderation_reason = NULL, \
+             version = version + 1, updated_at = now() WHERE id = $1 RETURNING version",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        outbox::append(
+            &mut tx,
+            id,
+            version,
+            &caller.correlation_id,
+            CommentData::CommentDeleted(ev::CommentDeleted {
+                comment_id: id.to_string(),
+                anime_id: anime_id.to_string(),
+                episode_id: episode_id.map(|e| e.to_string()),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Whether the caller may see `comment`.
     pub fn may_see_comment(&self, caller: &Caller, comment: &Comment) -> bool {
         comment.status == CommentStatus::Visible
@@ -151,7 +201,9 @@ impl Domain {
             CommentTarget::Anime(id) => ("anime_id", id),
             CommentTarget::Episode(id) => ("episode_id", id),
         };
-        let condition = format!("{column} = $1 AND (status = 'VISIBLE' OR $2 OR author_id = $3)");
+        let condition = format!(
+            "{column} = $1 AND deleted_at IS NULL AND (status = 'VISIBLE' OR $2 OR author_id = $3)"
+        );
         let moderator = caller.viewer.is_moderator();
         let viewer = caller.viewer.id();
         let total: i64 =

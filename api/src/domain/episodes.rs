@@ -10,17 +10,31 @@ use crate::{Error, Result};
 
 const EPISODE_COLUMNS: &str = "id, anime_id, number, title, duration_seconds, air_date, version";
 
-/// Fields of an episode: on create all of them, on update `None` keeps a field.
+/// Fields of a new episode (the number is required).
 #[derive(Debug, Clone, Default)]
 pub struct EpisodeFields {
     /// Number, unique per anime.
     pub number: Option<i32>,
-    /// Title.
+    /// Title, if it has one.
     pub title: Option<String>,
     /// Duration in seconds.
     pub duration_seconds: Option<i32>,
     /// Air date.
     pub air_date: Option<NaiveDate>,
+}
+
+/// A partial change of an episode: `None` keeps a field; for optional fields `Some(None)`
+/// clears it.
+#[derive(Debug, Clone, Default)]
+pub struct EpisodeChange {
+    /// Number, unique per anime.
+    pub number: Option<i32>,
+    /// Title.
+    pub title: Option<Option<String>>,
+    /// Duration in seconds.
+    pub duration_seconds: Option<Option<i32>>,
+    /// Air date.
+    pub air_date: Option<Option<NaiveDate>>,
 }
 
 fn state(e: &Episode) -> ev::EpisodeState {
@@ -51,7 +65,11 @@ impl Domain {
             .require_role(Role::Admin, "only admins edit the catalog")?;
         let number = validate::positive("number", fields.number)?
             .ok_or_else(|| Error::bad_input("number: required"))?;
-        let title = validate::text("title", fields.title.as_deref().unwrap_or(""), 200)?;
+        let title = fields
+            .title
+            .as_deref()
+            .map(|t| validate::text("title", t, 200))
+            .transpose()?;
         let duration = validate::positive("durationSeconds", fields.duration_seconds)?;
         let mut tx = self.pool.begin().await?;
         // Lock the anime so it cannot be deleted under us.
@@ -93,22 +111,25 @@ impl Domain {
         &self,
         caller: &Caller,
         id: Uuid,
-        fields: EpisodeFields,
+        change: EpisodeChange,
     ) -> Result<Episode> {
         caller
             .viewer
             .require_role(Role::Admin, "only admins edit the catalog")?;
-        let number = validate::positive("number", fields.number)?;
-        let title = fields
+        let number = validate::positive("number", change.number)?;
+        let title = change
             .title
-            .as_deref()
+            .as_ref()
+            .and_then(Option::as_deref)
             .map(|t| validate::text("title", t, 200))
             .transpose()?;
-        let duration = validate::positive("durationSeconds", fields.duration_seconds)?;
+        let duration = validate::positive("durationSeconds", change.duration_seconds.flatten())?;
         let mut tx = self.pool.begin().await?;
         let episode: Episode = sqlx::query_as(&format!(
-            "UPDATE episodes SET number = COALESCE($2, number), title = COALESCE($3, title), \
-             duration_seconds = COALESCE($4, duration_seconds), air_date = COALESCE($5, air_date), \
+            "UPDATE episodes SET number = COALESCE($2, number), \
+             title = CASE WHEN $6 THEN $3 ELSE title END, \
+             duration_seconds = CASE WHEN $7 THEN $4 ELSE duration_seconds END, \
+             air_date = CASE WHEN $8 THEN $5 ELSE air_date END, \
              version = version + 1, updated_at = now() WHERE id = $1 AND deleted_at IS NULL \
              RETURNING {EPISODE_COLUMNS}"
         ))
@@ -116,7 +137,10 @@ impl Domain {
         .bind(number)
         .bind(&title)
         .bind(duration)
-        .bind(fields.air_date)
+        .bind(change.air_date.flatten())
+        .bind(change.title.is_some())
+        .bind(change.duration_seconds.is_some())
+        .bind(change.air_date.is_some())
         .fetch_optional(&mut *tx)
         .await
         .map_err(|e| Error::conflict_on_unique(e, NUMBER_TAKEN))?

@@ -13,7 +13,7 @@ mod anime;
 pub(crate) use anime::ANIME_COLUMNS;
 pub use anime::{AnimeChange, NewAnime};
 pub use comments::CommentTarget;
-pub use episodes::EpisodeFields;
+pub use episodes::{EpisodeChange, EpisodeFields};
 mod comments;
 mod episodes;
 pub mod model;

@@ -164,8 +164,8 @@ pub struct Episode {
     pub anime_id: Uuid,
     /// Number, unique per anime.
     pub number: i32,
-    /// Title.
-    pub title: String,
+    /// Title, if it has one.
+    pub title: Option<String>,
     /// Duration in seconds.
     pub duration_seconds: Option<i32>,
     /// Air date.

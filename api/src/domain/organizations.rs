@@ -1,6 +1,9 @@
 //! Organizations and their members. The creator is the OWNER, the only one (`addMember`
-//! refuses the role); owners and admins manage members. Membership changes are events of the organization aggregate, so the
-//! organization row's version is incremented (and the row locked) by each of them.
+//! refuses the role); owners and admins manage members and change the name and slug
+//! (`organization.updated`). Membership changes are events of the organization aggregate,
+//! so the organization row's version is incremented (and the row locked) by each of them.
+//! An organization whose owner deleted their account stays, without members' rights for
+//! anyone but admins.
 
 use anineplus_schemas::events::{self as ev, OrganizationData};
 use uuid::Uuid;
@@ -19,10 +22,10 @@ impl Domain {
         name: &str,
         slug: &str,
     ) -> Result<Organization> {
-        let (me, _) = caller.viewer.require()?;
         let name = validate::text("name", name, 100)?;
         let slug = validate::slug(slug)?;
         let mut tx = self.pool.begin().await?;
+        let (me, _) = self.acting(&mut tx, caller).await?;
         let org: Organization = sqlx::query_as(&format!(
             "INSERT INTO organizations (id, name, slug, owner_id) VALUES ($1, $2, $3, $4) RETURNING {ORG_COLUMNS}"
         ))
@@ -63,7 +66,25 @@ impl Domain {
         caller: &Caller,
         org: Uuid,
     ) -> Result<i64> {
-        let (me, role) = caller.viewer.require()?;
+        self.lock_as_owner(
+            tx,
+            caller,
+            org,
+            "only the organization's owner manages its members",
+        )
+        .await
+    }
+
+    /// Locks the organization for a change by its owner or an admin (else `forbidden`),
+    /// bumping its version; returns the new version.
+    async fn lock_as_owner(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        caller: &Caller,
+        org: Uuid,
+        forbidden: &'static str,
+    ) -> Result<i64> {
+        let (me, role) = self.acting(&mut *tx, caller).await?;
         let owner: Uuid =
             sqlx::query_scalar("SELECT owner_id FROM organizations WHERE id = $1 FOR UPDATE")
                 .bind(org)
@@ -71,9 +92,7 @@ impl Domain {
                 .await?
                 .ok_or(Error::NotFound("organization"))?;
         if owner != me && role != Role::Admin {
-            return Err(Error::Forbidden(
-                "only the organization's owner manages its members",
-            ));
+            return Err(Error::Forbidden(forbidden));
         }
         Ok(sqlx::query_scalar(
             "UPDATE organizations SET version = version + 1, updated_at = now() WHERE id = $1 RETURNING version",
@@ -100,10 +119,12 @@ impl Domain {
                 "role: an organization has one OWNER, its creator; add members as MEMBER".into(),
             ));
         }
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
-            .bind(user)
-            .fetch_one(&mut *tx)
-            .await?;
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL)",
+        )
+        .bind(user)
+        .fetch_one(&mut *tx)
+        .await?;
         if !exists {
             return Err(Error::NotFound("user"));
         }
@@ -168,6 +189,51 @@ impl Domain {
         )
         .await?;
         let organization = self.organization_in(&mut tx, org).await?;
+        tx.commit().await?;
+        Ok(organization)
+    }
+
+    /// Renames an organization or changes its slug (its owner or an admin); `None` keeps
+    /// a field. One `organization.updated` with the whole state after the change.
+    pub async fn update_organization(
+        &self,
+        caller: &Caller,
+        org: Uuid,
+        name: Option<&str>,
+        slug: Option<&str>,
+    ) -> Result<Organization> {
+        let name = name.map(|n| validate::text("name", n, 100)).transpose()?;
+        let slug = slug.map(validate::slug).transpose()?;
+        let mut tx = self.pool.begin().await?;
+        self.lock_as_owner(
+            &mut tx,
+            caller,
+            org,
+            "only the organization's owner changes it",
+        )
+        .await?;
+        let organization: Organization = sqlx::query_as(&format!(
+            "UPDATE organizations SET name = COALESCE($2, name), slug = COALESCE($3, slug) \
+             WHERE id = $1 RETURNING {ORG_COLUMNS}"
+        ))
+        .bind(org)
+        .bind(&name)
+        .bind(&slug)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| Error::conflict_on_unique(e, "slug: already taken"))?;
+        outbox::append(
+            &mut tx,
+            org,
+            organization.version,
+            &caller.correlation_id,
+            OrganizationData::OrganizationUpdated(ev::OrganizationState {
+                organization_id: org.to_string(),
+                name: organization.name.clone(),
+                slug: organization.slug.clone(),
+            }),
+        )
+        .await?;
         tx.commit().await?;
         Ok(organization)
     }

@@ -7,13 +7,24 @@ use super::{Caller, Domain, Plan, PlanSubscription, Role};
 use crate::outbox;
 use crate::{Error, Result};
 
-const SUBSCRIPTION_COLUMNS: &str = "id, user_id, plan, status, started_at, cancelled_at, version";
+pub(super) const SUBSCRIPTION_COLUMNS: &str =
+    "id, user_id, plan, status, started_at, cancelled_at, version";
+
+/// The `subscription.cancelled` event of `sub`, just cancelled.
+pub(super) fn cancelled(sub: &PlanSubscription) -> SubscriptionData {
+    SubscriptionData::SubscriptionCancelled(ev::SubscriptionCancelled {
+        subscription_id: sub.id.to_string(),
+        user_id: sub.user_id.to_string(),
+        plan: sub.plan.as_str().to_owned(),
+        cancelled_at: sub.cancelled_at.map(super::millis).unwrap_or_default(),
+    })
+}
 
 impl Domain {
     /// Subscribes the caller to `plan`; `CONFLICT` when an active subscription exists.
     pub async fn subscribe(&self, caller: &Caller, plan: Plan) -> Result<PlanSubscription> {
-        let (me, _) = caller.viewer.require()?;
         let mut tx = self.pool.begin().await?;
+        let (me, _) = self.acting(&mut tx, caller).await?;
         let sub: PlanSubscription = sqlx::query_as(&format!(
             "INSERT INTO subscriptions (id, user_id, plan, status) VALUES ($1, $2, $3, 'ACTIVE') \
              RETURNING {SUBSCRIPTION_COLUMNS}"
@@ -73,12 +84,7 @@ impl Domain {
             sub.id,
             sub.version,
             &caller.correlation_id,
-            SubscriptionData::SubscriptionCancelled(ev::SubscriptionCancelled {
-                subscription_id: sub.id.to_string(),
-                user_id: sub.user_id.to_string(),
-                plan: sub.plan.as_str().to_owned(),
-                cancelled_at: sub.cancelled_at.map(super::millis).unwrap_or_default(),
-            }),
+            cancelled(&sub),
         )
         .await?;
         tx.commit().await?;

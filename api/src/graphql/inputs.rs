@@ -1,6 +1,6 @@
 //! Input types of the mutations and filters.
 
-use async_graphql::{ID, InputObject};
+use async_graphql::{ID, InputObject, MaybeUndefined};
 
 use crate::domain::{AnimeStatus, MemberRole};
 
@@ -40,19 +40,20 @@ pub struct CreateAnimeInput {
     pub release_year: Option<i32>,
 }
 
-/// `updateAnime` input: absent fields are kept.
+/// `updateAnime` input: absent fields are kept; `null` clears an optional field
+/// (`synopsis`, `releaseYear`) and is refused for the others.
 #[derive(Debug, InputObject)]
 pub struct UpdateAnimeInput {
     /// Title.
-    pub title: Option<String>,
-    /// Synopsis.
-    pub synopsis: Option<String>,
-    /// Genres (replace the list).
-    pub genres: Option<Vec<String>>,
+    pub title: MaybeUndefined<String>,
+    /// Synopsis; `null` clears it.
+    pub synopsis: MaybeUndefined<String>,
+    /// Genres (replace the list; `[]` empties it).
+    pub genres: MaybeUndefined<Vec<String>>,
     /// Status.
-    pub status: Option<AnimeStatus>,
-    /// Year of first release.
-    pub release_year: Option<i32>,
+    pub status: MaybeUndefined<AnimeStatus>,
+    /// Year of first release; `null` clears it.
+    pub release_year: MaybeUndefined<i32>,
 }
 
 /// Filters of `animes`.
@@ -73,25 +74,26 @@ pub struct CreateEpisodeInput {
     pub anime_id: ID,
     /// Number, unique per anime.
     pub number: i32,
-    /// Title.
-    pub title: String,
+    /// Title, if it has one.
+    pub title: Option<String>,
     /// Duration in seconds.
     pub duration_seconds: Option<i32>,
     /// Air date (YYYY-MM-DD).
     pub air_date: Option<String>,
 }
 
-/// `updateEpisode` input: absent fields are kept.
+/// `updateEpisode` input: absent fields are kept; `null` clears an optional field (`title`,
+/// `durationSeconds`, `airDate`) and is refused for `number`.
 #[derive(Debug, InputObject)]
 pub struct UpdateEpisodeInput {
     /// Number, unique per anime.
-    pub number: Option<i32>,
-    /// Title.
-    pub title: Option<String>,
-    /// Duration in seconds.
-    pub duration_seconds: Option<i32>,
-    /// Air date (YYYY-MM-DD).
-    pub air_date: Option<String>,
+    pub number: MaybeUndefined<i32>,
+    /// Title; `null` clears it.
+    pub title: MaybeUndefined<String>,
+    /// Duration in seconds; `null` clears it.
+    pub duration_seconds: MaybeUndefined<i32>,
+    /// Air date (YYYY-MM-DD); `null` clears it.
+    pub air_date: MaybeUndefined<String>,
 }
 
 /// `postComment` input.
@@ -114,6 +116,15 @@ pub struct CreateOrganizationInput {
     pub slug: String,
 }
 
+/// `updateOrganization` input: absent fields are kept.
+#[derive(Debug, InputObject)]
+pub struct UpdateOrganizationInput {
+    /// New name.
+    pub name: Option<String>,
+    /// New unique slug (3 to 64 of a-z, 0-9, -).
+    pub slug: Option<String>,
+}
+
 /// `addMember` input.
 #[derive(Debug, InputObject)]
 pub struct AddMemberInput {
@@ -131,4 +142,24 @@ pub struct AddMemberInput {
 pub struct UpdateProfileInput {
     /// New display name.
     pub name: String,
+}
+
+/// A change of a required field: absent keeps it, `null` is refused.
+pub(crate) fn required<T>(field: &str, value: MaybeUndefined<T>) -> crate::Result<Option<T>> {
+    match value {
+        MaybeUndefined::Undefined => Ok(None),
+        MaybeUndefined::Null => Err(crate::Error::bad_input(format!(
+            "{field}: required, cannot be cleared"
+        ))),
+        MaybeUndefined::Value(v) => Ok(Some(v)),
+    }
+}
+
+/// A change of an optional field: absent keeps it (`None`), `null` clears it (`Some(None)`).
+pub(crate) fn optional<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(v)),
+    }
 }

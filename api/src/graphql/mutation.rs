@@ -8,7 +8,9 @@ use super::parts;
 use super::types::{
     AnimeNode, AuthPayload, CommentNode, EpisodeNode, OrganizationNode, SubscriptionNode, UserNode,
 };
-use crate::domain::{AnimeChange, CommentStatus, EpisodeFields, NewAnime, Plan, validate};
+use crate::domain::{
+    AnimeChange, CommentStatus, EpisodeChange, EpisodeFields, NewAnime, Plan, validate,
+};
 
 /// Writes.
 #[derive(Debug, Default)]
@@ -80,11 +82,11 @@ impl MutationRoot {
         let (domain, caller) = parts(ctx);
         let id = validate::id("anime", &id).extend()?;
         let change = AnimeChange {
-            title: input.title,
-            synopsis: input.synopsis,
-            genres: input.genres,
-            status: input.status,
-            release_year: input.release_year,
+            title: required("title", input.title).extend()?,
+            synopsis: optional(input.synopsis),
+            genres: required("genres", input.genres).extend()?,
+            status: required("status", input.status).extend()?,
+            release_year: optional(input.release_year),
         };
         Ok(AnimeNode(
             domain.update_anime(caller, id, change).await.extend()?,
@@ -108,7 +110,7 @@ impl MutationRoot {
         let anime = validate::id("anime", &input.anime_id).extend()?;
         let fields = EpisodeFields {
             number: Some(input.number),
-            title: Some(input.title),
+            title: input.title,
             duration_seconds: input.duration_seconds,
             air_date: validate::date("airDate", input.air_date.as_deref()).extend()?,
         };
@@ -129,14 +131,19 @@ impl MutationRoot {
     ) -> Result<EpisodeNode> {
         let (domain, caller) = parts(ctx);
         let id = validate::id("episode", &id).extend()?;
-        let fields = EpisodeFields {
-            number: input.number,
-            title: input.title,
-            duration_seconds: input.duration_seconds,
-            air_date: validate::date("airDate", input.air_date.as_deref()).extend()?,
+        let air_date = match optional(input.air_date) {
+            Some(Some(date)) => Some(validate::date("airDate", Some(&date)).extend()?),
+            Some(None) => Some(None),
+            None => None,
+        };
+        let change = EpisodeChange {
+            number: required("number", input.number).extend()?,
+            title: optional(input.title),
+            duration_seconds: optional(input.duration_seconds),
+            air_date,
         };
         Ok(EpisodeNode(
-            domain.update_episode(caller, id, fields).await.extend()?,
+            domain.update_episode(caller, id, change).await.extend()?,
         ))
     }
 
@@ -182,6 +189,47 @@ impl MutationRoot {
         Ok(CommentNode(
             domain
                 .moderate_comment(caller, id, status, reason.as_deref())
+                .await
+                .extend()?,
+        ))
+    }
+
+    /// Deletes a comment (its author; MODERATOR, ADMIN any): it leaves every list and the
+    /// search index (`comment.deleted`).
+    async fn delete_comment(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let (domain, caller) = parts(ctx);
+        let id = validate::id("comment", &id).extend()?;
+        domain.delete_comment(caller, id).await.extend()
+    }
+
+    /// Deletes the caller's account: email, name and password leave the database and the
+    /// search index (`user.deleted`); memberships end, an active subscription is cancelled,
+    /// comments stay without an author. The caller's tokens act no more.
+    async fn delete_account(&self, ctx: &Context<'_>) -> Result<bool> {
+        let (domain, caller) = parts(ctx);
+        let (me, _) = caller.viewer.require().extend()?;
+        domain.delete_user(caller, me).await.extend()
+    }
+
+    /// Deletes a user as `deleteAccount` does (ADMIN; or the user themself).
+    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let (domain, caller) = parts(ctx);
+        let id = validate::id("user", &id).extend()?;
+        domain.delete_user(caller, id).await.extend()
+    }
+
+    /// Renames an organization or changes its slug (the owner or an admin).
+    async fn update_organization(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateOrganizationInput,
+    ) -> Result<OrganizationNode> {
+        let (domain, caller) = parts(ctx);
+        let org = validate::id("organization", &id).extend()?;
+        Ok(OrganizationNode(
+            domain
+                .update_organization(caller, org, input.name.as_deref(), input.slug.as_deref())
                 .await
                 .extend()?,
         ))

@@ -173,9 +173,9 @@ impl EpisodeNode {
     async fn number(&self) -> i32 {
         self.0.number
     }
-    /// Title.
-    async fn title(&self) -> &str {
-        &self.0.title
+    /// Title, if it has one.
+    async fn title(&self) -> Option<&str> {
+        self.0.title.as_deref()
     }
     /// Duration in seconds.
     async fn duration_seconds(&self) -> Option<i32> {

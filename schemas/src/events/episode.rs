@@ -10,8 +10,8 @@ pub struct EpisodeState {
     pub anime_id: String,
     /// Number, unique per anime.
     pub number: i32,
-    /// Title.
-    pub title: String,
+    /// Title, if it has one.
+    pub title: Option<String>,
     /// Duration in seconds.
     pub duration_seconds: Option<i32>,
     /// Air date, days since the epoch.

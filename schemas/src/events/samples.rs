@@ -163,7 +163,7 @@ pub fn one_of_each() -> AllTopics {
         episode_id: "e1".into(),
         anime_id: "anime-00000001".into(),
         number: 1,
-        title: "The Journey's End".into(),
+        title: Some("The Journey's End".into()),
         duration_seconds: Some(1440),
         air_date: Some(19_650),
     };
@@ -179,6 +179,7 @@ pub fn one_of_each() -> AllTopics {
             "e1",
             2,
             EpisodeData::EpisodeUpdated(EpisodeState {
+                title: None,
                 duration_seconds: None,
                 air_date: None,
                 ..episode
