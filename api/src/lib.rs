@@ -176,11 +176,21 @@ pub async fn serve(
             config.rate_limit_window_secs,
             config.rate_limit_fail,
             redis_timeout,
-        ),
+        )
+        .with_password_limits(ratelimit::PasswordLimits {
+            per_client: config.rate_limit_password_checks,
+            free_failures: config.rate_limit_login_failures,
+            backoff_ms: config.rate_limit_login_backoff_ms,
+            max_backoff_ms: config.rate_limit_login_max_backoff_secs * 1000,
+        }),
         metrics: metrics.clone(),
         limits: graphql::limits::DocumentLimits {
             max_aliases: config.max_aliases,
             max_operations: config.max_operations,
+            max_entities: config.max_entities,
+            max_complexity: config.max_complexity,
+            request_timeout: Duration::from_millis(config.request_timeout_ms),
+            resolver_concurrency: config.resolver_concurrency,
         },
         max_batch: config.max_operations,
         dev: config.is_dev(),

@@ -84,3 +84,26 @@ async fn redis_down_fails_open_or_closed_as_configured() {
         api.stop().await;
     }
 }
+
+/// Scenario: requests with a refused token (401) count against the client like any other
+/// (before: they were never counted, so guessing tokens was unlimited).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_tokens_count_against_the_client() {
+    let api = TestApi::start_with(&[
+        "--rate-limit-requests",
+        "5",
+        "--rate-limit-window-secs",
+        "120",
+    ])
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let reply = api
+            .gql("{ __typename }", json!({}), Some("not.a.token"))
+            .await;
+        statuses.push(reply.status);
+    }
+    println!("statuses with a bad token: {statuses:?}");
+    assert_eq!(statuses, vec![401, 401, 401, 401, 401, 429, 429]);
+    api.stop().await;
+}
