@@ -15,12 +15,14 @@
 //!   aggregate (users, anime, episodes, comments, organizations, subscriptions).
 //! - [`outbox`]: appending rows (`store`) and the relay (`relay`: leader election by
 //!   advisory lock, LISTEN/NOTIFY, idempotent producer, backoff, pruning, drain).
-//! - [`graphql`]: the schema: roots, object types, inputs, Relay pages, document limits.
+//! - [`graphql`]: the schema: roots, object types, inputs, Relay pages, document limits,
+//!   and what one operation may use while it runs (resolver cap, `_entities` cost).
 //! - [`http`]: router, GraphQL endpoint, correlation ids, health and metrics, security
 //!   headers and CORS.
 //! - [`search`]: the `searchAnime` seam ([`search::SearchBackend`]): the indexer's search
 //!   index (default) or PostgreSQL.
-//! - [`cache`]: Redis cache-aside of hot reads; [`ratelimit`]: the Redis rate limiter;
+//! - [`cache`]: Redis cache-aside of hot reads; [`ratelimit`]: the Redis rate limiter
+//!   (requests per client and user, password checks per client and account);
 //!   [`metrics`]: Prometheus metrics.
 //!
 //! Start with [`run`] (binds the configured address) or [`serve`] (an already bound
