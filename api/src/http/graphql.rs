@@ -170,17 +170,13 @@ fn status_of(response: &GqlResponse) -> StatusCode {
     {
         return StatusCode::OK;
     }
-    let code = |e: &async_graphql::ServerError| {
-        e.extensions
-            .as_ref()
-            .and_then(|x| x.get("code"))
-            .map(|v| v.to_string())
+    let timed_out = |e: &async_graphql::ServerError| {
+        matches!(
+            e.extensions.as_ref().and_then(|x| x.get("code")),
+            Some(async_graphql::Value::String(code)) if code == ErrorCode::Timeout.as_str()
+        )
     };
-    if response
-        .errors
-        .iter()
-        .any(|e| code(e).as_deref() == Some("\"TIMEOUT\""))
-    {
+    if response.errors.iter().any(timed_out) {
         StatusCode::GATEWAY_TIMEOUT
     } else if response.errors.is_empty() {
         StatusCode::OK
