@@ -135,12 +135,37 @@ pub struct Config {
     /// Largest page a client may ask for; larger `first` values are refused.
     #[arg(long, env = "API_MAX_PAGE_SIZE", default_value_t = 100)]
     pub max_page_size: usize,
+    /// Most `_entities` representations in one document (each also counts its selection
+    /// against `API_MAX_COMPLEXITY`).
+    #[arg(long, env = "API_MAX_ENTITIES", default_value_t = 100)]
+    pub max_entities: usize,
+    /// Deadline of the query operations of one HTTP request, in milliseconds: past it they
+    /// stop with `TIMEOUT` (mutations run to their end).
+    #[arg(long, env = "API_REQUEST_TIMEOUT_MS", default_value_t = 5000)]
+    pub request_timeout_ms: u64,
+    /// Most resolvers of one operation that wait on the database at once, so one request
+    /// cannot take the whole pool.
+    #[arg(long, env = "API_RESOLVER_CONCURRENCY", default_value_t = 4)]
+    pub resolver_concurrency: usize,
     /// Requests allowed per rate-limit window, per user (when signed in) and per client IP.
     #[arg(long, env = "RATE_LIMIT_REQUESTS", default_value_t = 600)]
     pub rate_limit_requests: u64,
     /// Length of a rate-limit window, in seconds.
     #[arg(long, env = "RATE_LIMIT_WINDOW_SECS", default_value_t = 60)]
     pub rate_limit_window_secs: u64,
+    /// Password checks (each `login` and `signUp`, aliased or batched ones included)
+    /// allowed per client per rate-limit window.
+    #[arg(long, env = "RATE_LIMIT_PASSWORD_CHECKS", default_value_t = 10)]
+    pub rate_limit_password_checks: u64,
+    /// Consecutive failed logins of one account before its backoff starts.
+    #[arg(long, env = "RATE_LIMIT_LOGIN_FAILURES", default_value_t = 5)]
+    pub rate_limit_login_failures: u64,
+    /// First backoff of an account, in milliseconds; it doubles with each further failure.
+    #[arg(long, env = "RATE_LIMIT_LOGIN_BACKOFF_MS", default_value_t = 1000)]
+    pub rate_limit_login_backoff_ms: u64,
+    /// Longest backoff of an account, in seconds.
+    #[arg(long, env = "RATE_LIMIT_LOGIN_MAX_BACKOFF_SECS", default_value_t = 900)]
+    pub rate_limit_login_max_backoff_secs: u64,
     /// Behaviour when Redis is down: `open` lets requests through, `closed` refuses them.
     #[arg(long, env = "RATE_LIMIT_FAIL", value_enum, default_value = "open")]
     pub rate_limit_fail: FailPolicy,
@@ -238,6 +263,9 @@ impl Config {
             ("API_MAX_COMPLEXITY", self.max_complexity),
             ("API_MAX_OPERATIONS", self.max_operations),
             ("API_MAX_PAGE_SIZE", self.max_page_size),
+            ("API_MAX_ENTITIES", self.max_entities),
+            ("API_RESOLVER_CONCURRENCY", self.resolver_concurrency),
+            ("API_REQUEST_TIMEOUT_MS", self.request_timeout_ms as usize),
         ] {
             if value == 0 {
                 problems.push(format!("{name} must be positive"));

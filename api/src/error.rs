@@ -20,6 +20,8 @@ pub enum ErrorCode {
     Conflict,
     /// Too many requests.
     RateLimited,
+    /// The request ran out of time (its deadline); ask for less or retry later.
+    Timeout,
     /// Our fault.
     Internal,
 }
@@ -34,18 +36,20 @@ impl ErrorCode {
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::Timeout => "TIMEOUT",
             ErrorCode::Internal => "INTERNAL",
         }
     }
 
     /// Every code, for metrics.
-    pub const ALL: [ErrorCode; 7] = [
+    pub const ALL: [ErrorCode; 8] = [
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
         ErrorCode::BadUserInput,
         ErrorCode::NotFound,
         ErrorCode::Conflict,
         ErrorCode::RateLimited,
+        ErrorCode::Timeout,
         ErrorCode::Internal,
     ];
 }
@@ -71,6 +75,9 @@ pub enum Error {
     /// Over the rate limit; retry after this many seconds.
     #[error("rate limit exceeded, retry after {0} s")]
     RateLimited(u64),
+    /// The request's deadline passed (milliseconds allowed).
+    #[error("the request ran longer than its {0} ms deadline")]
+    Timeout(u64),
     /// PostgreSQL failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -107,6 +114,7 @@ impl Error {
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::RateLimited(_) => ErrorCode::RateLimited,
+            Error::Timeout(_) => ErrorCode::Timeout,
             _ => ErrorCode::Internal,
         }
     }

@@ -15,12 +15,14 @@
 //!   aggregate (users, anime, episodes, comments, organizations, subscriptions).
 //! - [`outbox`]: appending rows (`store`) and the relay (`relay`: leader election by
 //!   advisory lock, LISTEN/NOTIFY, idempotent producer, backoff, pruning, drain).
-//! - [`graphql`]: the schema: roots, object types, inputs, Relay pages, document limits.
+//! - [`graphql`]: the schema: roots, object types, inputs, Relay pages, document limits,
+//!   and what one operation may use while it runs (resolver cap, `_entities` cost).
 //! - [`http`]: router, GraphQL endpoint, correlation ids, health and metrics, security
 //!   headers and CORS.
 //! - [`search`]: the `searchAnime` seam ([`search::SearchBackend`]): the indexer's search
 //!   index (default) or PostgreSQL.
-//! - [`cache`]: Redis cache-aside of hot reads; [`ratelimit`]: the Redis rate limiter;
+//! - [`cache`]: Redis cache-aside of hot reads; [`ratelimit`]: the Redis rate limiter
+//!   (requests per client and user, password checks per client and account);
 //!   [`metrics`]: Prometheus metrics.
 //!
 //! Start with [`run`] (binds the configured address) or [`serve`] (an already bound
@@ -176,11 +178,21 @@ pub async fn serve(
             config.rate_limit_window_secs,
             config.rate_limit_fail,
             redis_timeout,
-        ),
+        )
+        .with_password_limits(ratelimit::PasswordLimits {
+            per_client: config.rate_limit_password_checks,
+            free_failures: config.rate_limit_login_failures,
+            backoff_ms: config.rate_limit_login_backoff_ms,
+            max_backoff_ms: config.rate_limit_login_max_backoff_secs * 1000,
+        }),
         metrics: metrics.clone(),
         limits: graphql::limits::DocumentLimits {
             max_aliases: config.max_aliases,
             max_operations: config.max_operations,
+            max_entities: config.max_entities,
+            max_complexity: config.max_complexity,
+            request_timeout: Duration::from_millis(config.request_timeout_ms),
+            resolver_concurrency: config.resolver_concurrency,
         },
         max_batch: config.max_operations,
         dev: config.is_dev(),

@@ -21,7 +21,7 @@ async fn query_shape_limits() {
     let anime = api.create_anime(&admin, "Deep").await;
 
     // Depth: comment → anime → episodes → anime → ... nests without bound in the schema.
-    let deep = "query($id: ID!) { anime(id: $id) { episodes { anime { episodes { anime { episodes { anime { title } } } } } } } }";
+    let deep = "query($id: ID!) { anime(id: $id) { episodes(first: 1) { anime { episodes(first: 1) { anime { episodes(first: 1) { anime { title } } } } } } } }";
     let reply = api.gql(deep, json!({"id": anime}), None).await;
     reply.assert_code("BAD_USER_INPUT");
     assert!(
@@ -272,5 +272,175 @@ async fn production_hides_the_schema() {
         )
         .await;
     assert_eq!(reply.data()["signUp"]["user"]["role"], "USER");
+    api.stop().await;
+}
+
+/// An anime with `count` episodes; returns its id.
+async fn anime_with_episodes(api: &TestApi, admin: &str, count: usize) -> String {
+    let anime = api.create_anime(admin, "Long runner").await;
+    let create = "mutation($i: CreateEpisodeInput!) { createEpisode(input: $i) { id } }";
+    for n in 1..=count {
+        api.gql(
+            create,
+            json!({"i": {"animeId": anime, "number": n, "title": format!("Episode {n}")}}),
+            Some(admin),
+        )
+        .await
+        .data();
+    }
+    anime
+}
+
+/// The issue's depth-6 query: every list is unpaged, so 100 episodes fan out to 10^6 nodes.
+const FAN_OUT: &str = "query($id: ID!) { episodes(animeId: $id) { anime { episodes { anime { episodes { id } } } } } }";
+
+/// Scenario: an anonymous client sends the depth-6 fan-out over an anime with 100
+/// episodes (accepted before: ~8 s of CPU, 14-21 MB). Unpaged lists now cost their size,
+/// so it is refused before anything runs; `_entities` representations are bounded too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpaged_lists_cost_their_size() {
+    let api = TestApi::start().await;
+    let admin = api.admin().await;
+    let anime = anime_with_episodes(&api, &admin, 100).await;
+
+    let started = std::time::Instant::now();
+    let reply = api.gql(FAN_OUT, json!({"id": anime}), None).await;
+    let elapsed = started.elapsed();
+    let bytes = reply.body.to_string().len();
+    println!(
+        "fan-out query: {elapsed:?}, {bytes} bytes, status {}",
+        reply.status
+    );
+    reply.assert_code("BAD_USER_INPUT");
+    assert!(
+        reply.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("complex"),
+        "{reply:?}"
+    );
+    assert_eq!(reply.body["data"], json!(null));
+
+    // A plain list still answers in full; `first`/`offset` page it.
+    let reply = api
+        .gql(
+            "query($id: ID!) { anime(id: $id) { episodes { number } } }",
+            json!({"id": anime}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        reply.data()["anime"]["episodes"].as_array().unwrap().len(),
+        100
+    );
+    let reply = api
+        .gql(
+            "query($id: ID!) { episodes(animeId: $id, first: 10, offset: 95) { number } }",
+            json!({"id": anime}),
+            None,
+        )
+        .await;
+    let numbers: Vec<i64> = reply.data()["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["number"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![96, 97, 98, 99, 100]);
+    api.gql(
+        "query($id: ID!) { episodes(animeId: $id, first: 101) { id } }",
+        json!({"id": anime}),
+        None,
+    )
+    .await
+    .assert_code("BAD_USER_INPUT");
+
+    // `_entities`: at most 100 representations, and each one counts its whole selection.
+    let entities =
+        "query($r: [_Any!]!) { _entities(representations: $r) { ... on Anime { title } } }";
+    let reps = |n: usize| -> Vec<_> {
+        (0..n)
+            .map(|_| json!({"__typename": "Anime", "id": anime}))
+            .collect()
+    };
+    let reply = api.gql(entities, json!({"r": reps(100)}), None).await;
+    assert_eq!(reply.data()["_entities"].as_array().unwrap().len(), 100);
+    let reply = api.gql(entities, json!({"r": reps(200)}), None).await;
+    reply.assert_code("BAD_USER_INPUT");
+    assert!(
+        reply.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("representations"),
+        "{reply:?}"
+    );
+    let heavy = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Anime { episodes { id title number } } } }";
+    api.gql(heavy, json!({"r": reps(50)}), None)
+        .await
+        .assert_code("BAD_USER_INPUT");
+    api.stop().await;
+}
+
+/// Scenario: with the complexity limit lifted, the fan-out is a heavy but allowed request.
+/// It may use only a few pool connections at once and stops at its deadline, so another
+/// client's simple reads (which need the database) stay fast meanwhile (before: up to 7 s
+/// or `INTERNAL` once the pool was exhausted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heavy_request_does_not_starve_other_reads() {
+    let api = TestApi::start_with(&[
+        "--max-complexity",
+        "100000000",
+        "--request-timeout-ms",
+        "3000",
+    ])
+    .await;
+    let admin = api.admin().await;
+    let anime = anime_with_episodes(&api, &admin, 100).await;
+
+    let heavy = {
+        let http = api.http.clone();
+        let url = format!("{}/graphql", api.url);
+        let anime = anime.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let response = http
+                .post(url)
+                .json(&json!({"query": FAN_OUT, "variables": {"id": anime}}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (started.elapsed(), status, body)
+        })
+    };
+    // Simple reads that go to the database (no cache), one after the other, while it runs.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut slowest = std::time::Duration::ZERO;
+    let mut reads = 0;
+    while !heavy.is_finished() && reads < 200 {
+        let started = std::time::Instant::now();
+        let reply = api
+            .gql("{ animes(first: 1) { totalCount } }", json!({}), None)
+            .await;
+        assert_eq!(reply.data()["animes"]["totalCount"], 1, "{reply:?}");
+        slowest = slowest.max(started.elapsed());
+        reads += 1;
+    }
+    let (elapsed, status, body) = heavy.await.unwrap();
+    println!(
+        "heavy request: {elapsed:?}, status {status}, code {:?}; {reads} simple reads meanwhile, slowest {slowest:?}",
+        body["errors"][0]["extensions"]["code"]
+    );
+    assert!(reads > 0, "the heavy request ended before any read");
+    assert!(
+        slowest < std::time::Duration::from_millis(1000),
+        "a simple read waited {slowest:?} behind the heavy request"
+    );
+    assert!(
+        elapsed < std::time::Duration::from_secs(6),
+        "the heavy request ran {elapsed:?} past its 3 s deadline"
+    );
+    assert_eq!(body["errors"][0]["extensions"]["code"], "TIMEOUT", "{body}");
     api.stop().await;
 }

@@ -1,6 +1,7 @@
 //! The GraphQL schema: [`query`] and [`mutation`] roots, the object types of [`types`],
-//! the inputs of [`inputs`], Relay-style pages in [`page`], and the document checks
-//! async-graphql does not have built in ([`limits`]). Resolvers stay thin: they parse ids,
+//! the inputs of [`inputs`], Relay-style pages in [`page`], the document checks
+//! async-graphql does not have built in ([`limits`]) and what an operation may use while it
+//! runs ([`budget`]). Resolvers stay thin: they parse ids,
 //! call the [`crate::domain::Domain`] and wrap its rows.
 //!
 //! It is an Apollo Federation v2 subgraph: `User`, `Anime` and `Episode` are entities
@@ -8,6 +9,7 @@
 //! `Mutation`: a federation SDL has no `schema { ... }` block, so composition (Apollo's
 //! `composeServices`, a gateway, a router) finds the roots by those default names only.
 
+pub mod budget;
 pub mod inputs;
 pub mod limits;
 pub mod mutation;
@@ -49,7 +51,8 @@ pub fn build(domain: Domain, options: SchemaOptions) -> ApiSchema {
         .data(domain)
         .enable_federation()
         .limit_depth(options.max_depth)
-        .limit_complexity(options.max_complexity);
+        .limit_complexity(options.max_complexity)
+        .extension(budget::Budget);
     if !options.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

@@ -11,6 +11,7 @@ use super::types::{
 use crate::domain::{
     AnimeChange, CommentStatus, EpisodeChange, EpisodeFields, NewAnime, Plan, validate,
 };
+use crate::ratelimit::PasswordGate;
 
 /// Writes.
 #[derive(Debug, Default)]
@@ -21,8 +22,8 @@ impl MutationRoot {
     /// Creates an account and signs it in.
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> Result<AuthPayload> {
         let (domain, caller) = parts(ctx);
-        let (token, user) = domain
-            .sign_up(caller, &input.email, &input.name, &input.password)
+        let sign_up = domain.sign_up(caller, &input.email, &input.name, &input.password);
+        let (token, user) = PasswordGate::hashing(ctx.data_opt(), sign_up)
             .await
             .extend()?;
         Ok(AuthPayload {
@@ -34,7 +35,10 @@ impl MutationRoot {
     /// Signs in.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let (domain, _) = parts(ctx);
-        let (token, user) = domain.login(&input.email, &input.password).await.extend()?;
+        let login = domain.login(&input.email, &input.password);
+        let (token, user) = PasswordGate::login(ctx.data_opt(), &input.email, login)
+            .await
+            .extend()?;
         Ok(AuthPayload {
             token,
             user: UserNode(user, true),

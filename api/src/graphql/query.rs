@@ -100,15 +100,22 @@ impl QueryRoot {
         Ok(domain.episode(id).await.extend()?.map(EpisodeNode))
     }
 
-    /// The episodes of an anime, by number.
-    async fn episodes(&self, ctx: &Context<'_>, anime_id: ID) -> Result<Vec<EpisodeNode>> {
+    /// The episodes of an anime, by number: at most `first` (default and most 100) after
+    /// skipping `offset`.
+    #[graphql(complexity = "super::limits::list_cost(first, child_complexity)")]
+    async fn episodes(
+        &self,
+        ctx: &Context<'_>,
+        anime_id: ID,
+        first: Option<i32>,
+        offset: Option<i32>,
+    ) -> Result<Vec<EpisodeNode>> {
         let (domain, _) = parts(ctx);
         let Some(id) = lookup(&anime_id) else {
             return Ok(Vec::new());
         };
-        Ok(domain
-            .episodes_of(id)
-            .await
+        let list = domain.episodes_of(id).await.extend()?;
+        Ok(super::limits::slice(list, first, offset)
             .extend()?
             .into_iter()
             .map(EpisodeNode)

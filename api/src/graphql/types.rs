@@ -3,6 +3,7 @@
 
 use async_graphql::{Context, ErrorExtensions, ID, Object, Result, ResultExt};
 
+use super::limits;
 use super::page::CommentConnection;
 use super::parts;
 use crate::Error;
@@ -67,12 +68,18 @@ impl UserNode {
     async fn created_at(&self) -> String {
         rfc3339(self.0.created_at)
     }
-    /// Plan subscriptions, newest first: the user and admins only.
-    async fn subscriptions(&self, ctx: &Context<'_>) -> Result<Vec<SubscriptionNode>> {
+    /// Plan subscriptions, newest first: the user and admins only. At most `first`
+    /// (default and most 100) after skipping `offset`.
+    #[graphql(complexity = "limits::list_cost(first, child_complexity)")]
+    async fn subscriptions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        offset: Option<i32>,
+    ) -> Result<Vec<SubscriptionNode>> {
         let (domain, caller) = parts(ctx);
-        Ok(domain
-            .subscriptions_of(caller, self.0.id)
-            .await
+        let list = domain.subscriptions_of(caller, self.0.id).await.extend()?;
+        Ok(limits::slice(list, first, offset)
             .extend()?
             .into_iter()
             .map(SubscriptionNode)
@@ -129,12 +136,17 @@ impl AnimeNode {
     async fn updated_at(&self) -> String {
         rfc3339(self.0.updated_at)
     }
-    /// Episodes by number.
-    async fn episodes(&self, ctx: &Context<'_>) -> Result<Vec<EpisodeNode>> {
+    /// Episodes by number: at most `first` (default and most 100) after skipping `offset`.
+    #[graphql(complexity = "limits::list_cost(first, child_complexity)")]
+    async fn episodes(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        offset: Option<i32>,
+    ) -> Result<Vec<EpisodeNode>> {
         let (domain, _) = parts(ctx);
-        Ok(domain
-            .episodes_of(self.0.id)
-            .await
+        let list = domain.episodes_of(self.0.id).await.extend()?;
+        Ok(limits::slice(list, first, offset)
             .extend()?
             .into_iter()
             .map(EpisodeNode)
@@ -309,12 +321,18 @@ impl OrganizationNode {
             .extend()?
             .map(UserNode::of))
     }
-    /// Members.
-    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<MemberNode>> {
+    /// Members, oldest first: at most `first` (default and most 100) after skipping
+    /// `offset`.
+    #[graphql(complexity = "limits::list_cost(first, child_complexity)")]
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        offset: Option<i32>,
+    ) -> Result<Vec<MemberNode>> {
         let (domain, _) = parts(ctx);
-        Ok(domain
-            .members(self.0.id)
-            .await
+        let list = domain.members(self.0.id).await.extend()?;
+        Ok(limits::slice(list, first, offset)
             .extend()?
             .into_iter()
             .map(MemberNode)
