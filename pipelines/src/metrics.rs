@@ -115,13 +115,15 @@ impl Metrics {
         failed.iter().map(|(l, r)| (l.clone(), r.clone())).collect()
     }
 
-    /// Records an offset gap: `records` of `topic`/`partition` were never processed.
+    /// Records an offset gap: `records` of `topic`/`partition` were never processed (the
+    /// largest gap seen on the partition, so a gap reported again on a later assignment
+    /// counts once).
     pub fn offset_gap(&self, topic: &str, partition: i32, records: i64, advice: &str) {
         let mut gaps = self.gaps.lock().expect("metrics poisoned");
         let entry = gaps
             .entry((topic.to_owned(), partition))
             .or_insert((0, String::new()));
-        entry.0 += records;
+        entry.0 = entry.0.max(records);
         entry.1 = advice.to_owned();
     }
 
