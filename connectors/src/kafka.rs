@@ -4,6 +4,9 @@
 //! reorders records of one partition. Every consumer is at-least-once: auto-commit is on but
 //! auto *store* is off, so the background commit only ever commits offsets that the caller
 //! stored explicitly (offset + 1) after its sink confirmed the record.
+//!
+//! [`produce_outcome`] maps a failed produce to the sinks' failure model ([`Outcome`]):
+//! permanent (e.g. too large) or unavailable (wait and send again).
 
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;

@@ -7,15 +7,18 @@
 //!   batch at its count, bytes or linger, or as soon as the consumer has nothing more and
 //!   no earlier batch is still unsettled, or when the last unsettled batch settles (so a
 //!   lone record does not wait for the linger, only for the batch ahead of it; under load
-//!   batches fill up). Retry lanes keep the plain linger. A batch's offsets are registered in the tracker with one
+//!   batches fill up). Retry lanes keep the plain linger, wait for each record's
+//!   `not-before` (at most their delay) and hand on the records before it first. A batch's offsets are registered in the tracker with one
 //!   lock when it is cut (revocations are handled first, see [`Revocations`]).
 //! - The transformer decodes and applies the topology's step. The decoders a batch needs
-//!   are prepared first (the only async part: the registry, retried in place during an
-//!   outage); a large batch is then split into contiguous chunks decoded on blocking
+//!   are prepared first (the only async part: the registry; while it is unreachable the
+//!   lane waits, records in order, nothing routed); a large batch is then split into contiguous chunks decoded on blocking
 //!   threads in parallel, and put back together in order, so the batch, and each
 //!   partition within it, keeps its consumption order.
 //! - The writer writes the batch to the sink, retries, routes failures, settles the
 //!   batch's offsets with one lock and stores the new watermarks.
+//! - A panic in any of the three, or a failed record that can be produced nowhere, stops
+//!   the lane and marks it failed (`/health` 503 with the lane named).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
