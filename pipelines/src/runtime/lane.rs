@@ -8,13 +8,14 @@
 //!   no earlier batch is still unsettled, or when the last unsettled batch settles (so a
 //!   lone record does not wait for the linger, only for the batch ahead of it; under load
 //!   batches fill up). Retry lanes keep the plain linger, wait for each record's
-//!   `not-before` (at most their delay) and hand on the records before it first. A batch's offsets are registered in the tracker with one
-//!   lock when it is cut (revocations are handled first, see [`Revocations`]).
+//!   `not-before` (at most their delay) and hand on the records before it first. A
+//!   batch's offsets are registered in the tracker with one lock when it is cut
+//!   (revocations are handled first, see [`Revocations`]).
 //! - The transformer decodes and applies the topology's step. The decoders a batch needs
 //!   are prepared first (the only async part: the registry; while it is unreachable the
-//!   lane waits, records in order, nothing routed); a large batch is then split into contiguous chunks decoded on blocking
-//!   threads in parallel, and put back together in order, so the batch, and each
-//!   partition within it, keeps its consumption order.
+//!   lane waits, records in order, nothing routed); a large batch is then split into
+//!   contiguous chunks decoded on blocking threads in parallel, and put back together in
+//!   order, so the batch, and each partition within it, keeps its consumption order.
 //! - The writer writes the batch to the sink, retries, routes failures, settles the
 //!   batch's offsets with one lock and stores the new watermarks.
 //! - A panic in any of the three, or a failed record that can be produced nowhere, stops
