@@ -4,8 +4,15 @@
 //! reorders records of one partition. Every consumer is at-least-once: auto-commit is on but
 //! auto *store* is off, so the background commit only ever commits offsets that the caller
 //! stored explicitly (offset + 1) after its sink confirmed the record.
+//!
+//! [`produce_outcome`] maps a failed produce to the sinks' failure model ([`Outcome`]):
+//! permanent (e.g. too large) or unavailable (wait and send again).
 
 use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::Outcome;
 
 /// Default bootstrap servers of the local stack.
 pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
@@ -47,9 +54,46 @@ pub fn consumer_config(brokers: &str, group_id: &str) -> ClientConfig {
     config
 }
 
+/// What a failed produce means, in the failure model of sinks: `Permanent` when sending the
+/// same record again can never succeed (too large for the topic or the producer, invalid,
+/// not authorised, no such topic name allowed), `Unavailable` otherwise (timeouts, brokers
+/// down, leader elections, full queues: wait and send again).
+pub fn produce_outcome(error: &KafkaError) -> Outcome {
+    let permanent = matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::InvalidTopic
+                | RDKafkaErrorCode::InvalidArgument
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+                | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+                | RDKafkaErrorCode::PolicyViolation
+                | RDKafkaErrorCode::UnsupportedForMessageFormat
+                | RDKafkaErrorCode::UnsupportedVersion
+        )
+    );
+    if permanent {
+        Outcome::Permanent(error.to_string())
+    } else {
+        Outcome::Unavailable(error.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_too_large_is_permanent_a_timeout_is_not() {
+        let large = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        assert!(matches!(produce_outcome(&large), Outcome::Permanent(_)));
+        let timeout = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        assert!(produce_outcome(&timeout).is_unavailable());
+    }
 
     #[test]
     fn producer_is_idempotent_with_acks_all() {

@@ -1,13 +1,16 @@
 //! In-place retries, shared by the runtime's lanes and the DLQ's replay into a sink: the
-//! backoff of a [`RetryPolicy`], preparing a decoder through a registry outage, and
-//! rewriting the retryable items of a sink write.
+//! backoff of a [`RetryPolicy`], preparing a decoder through a registry outage (a lane
+//! waits for the registry as long as it takes, a replay gives up after the policy's
+//! backoff), and rewriting the retryable items of a sink write.
+
+use std::time::Duration;
 
 use anineplus_connectors::Outcome;
 use anineplus_schemas::{Codec, Topic};
 use tokio_util::sync::CancellationToken;
 
 use crate::dead_letter::RetryPolicy;
-use crate::failure::Failure;
+use crate::failure::{ErrorClass, Failure};
 use crate::sink::Sink;
 
 /// Prepares `codec`'s decoder of writer schema `id` for `schema`; a registry outage is
@@ -31,6 +34,43 @@ pub(crate) async fn prepare_decoder(
                 }
                 _ => return Err(Failure::decode(&e)),
             },
+        }
+    }
+}
+
+/// Prepares `codec`'s decoder of writer schema `id` for `schema`, waiting for an
+/// unreachable registry as long as it takes: first the policy's in-place backoff, then
+/// every 0.5 s doubling to 30 s, with a warning each time. `None` when `stop` is cancelled
+/// first; `Some(Err)` only for a permanent failure (unknown id, incompatible schema).
+pub(crate) async fn wait_for_decoder(
+    codec: &Codec,
+    id: u32,
+    schema: Topic,
+    policy: &RetryPolicy,
+    stop: &CancellationToken,
+) -> Option<Result<(), Failure>> {
+    match prepare_decoder(codec, id, schema, policy, stop).await {
+        Err(failure) if failure.class == ErrorClass::Retryable => {}
+        done => return Some(done),
+    }
+    let mut delay = Duration::from_millis(500);
+    loop {
+        tracing::warn!(
+            schema_id = id,
+            retry_in = ?delay,
+            "registry unavailable; pausing consumption until it answers (nothing is routed)"
+        );
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        match codec.prepare(id, schema).await {
+            Ok(()) => {
+                tracing::info!(schema_id = id, "registry answers again; resuming");
+                return Some(Ok(()));
+            }
+            Err(e) if !e.is_retryable() => return Some(Err(Failure::decode(&e))),
+            Err(_) => delay = (delay * 2).min(Duration::from_secs(30)),
         }
     }
 }

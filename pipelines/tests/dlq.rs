@@ -161,9 +161,11 @@ async fn dead_letters_are_filtered_inspected_replayed_and_purged() {
     assert!(returned.raw.header(REPLAYED_FROM).is_some(), "{returned:?}");
     assert_eq!(returned.raw.header(h::ATTEMPTS), Some("1"));
 
-    // Purge deletes everything present.
+    // Purging everything, replayed or not, on purpose.
     assert_eq!(
-        dlq::purge(&t.stack.kafka_brokers, &t.dlq()).await.unwrap(),
+        dlq::purge_all(&t.stack.kafka_brokers, &t.dlq())
+            .await
+            .unwrap(),
         4
     );
     assert!(scan(&t, Filter::default()).await.is_empty());
@@ -362,4 +364,118 @@ async fn dead_letters_replay_straight_into_the_sink() {
     assert_eq!(end(&t, &source).await, source_end);
     assert_eq!(end(&t, &t.dlq()).await, 4);
     t.cleanup().await;
+}
+
+/// Writes a dead letter of `key` (an anime event that indexes fine) straight to the
+/// dead-letter topic.
+async fn letter(t: &Harness, producer: &FutureProducer, key: &str) {
+    let value = t.codec.encode(&anime(key, 1, 2000)).await.unwrap();
+    let anime_topic = t.topic(Topic::Anime);
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: h::ORIGINAL_TOPIC,
+            value: Some(anime_topic.as_str()),
+        })
+        .insert(Header {
+            key: h::ERROR_CLASS,
+            value: Some("retryable"),
+        });
+    producer
+        .send(
+            FutureRecord::to(&t.dlq())
+                .key(key)
+                .payload(&value)
+                .headers(headers),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+}
+
+/// Three dead letters replayed, two more arrive, then `purge --yes`: only the three
+/// replayed are deleted; the two no replay covered stay. Then a replay filtered to one of
+/// them: purge deletes it only if nothing unreplayed precedes it in its partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn purge_deletes_only_the_dead_letters_a_replay_covered() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let t = Harness::new().await;
+    let admin: AdminClient<DefaultClientContext> =
+        anineplus_connectors::kafka::producer_config(&t.stack.kafka_brokers)
+            .create()
+            .unwrap();
+    let created = admin
+        .create_topics(
+            &[NewTopic::new(&t.dlq(), 3, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let producer: FutureProducer =
+        anineplus_connectors::kafka::producer_config(&t.stack.kafka_brokers)
+            .create()
+            .unwrap();
+    for key in ["r1", "r2", "r3"] {
+        letter(&t, &producer, key).await;
+    }
+    wait_count(&t, 3).await;
+    let (code, out) = cli(&t, &["replay"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("replayed 3"), "{out}");
+    for key in ["n1", "n2"] {
+        letter(&t, &producer, key).await;
+    }
+    wait_count(&t, 5).await;
+
+    let (code, out) = cli(&t, &["purge", "--dry-run"]).await;
+    eprintln!("purge --dry-run: {out}");
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cli(&t, &["purge", "--yes"]).await;
+    eprintln!("purge --yes: {out}");
+    assert_eq!(code, 0, "{out}");
+    let left = keys(&t).await;
+    eprintln!("left after purge: {left:?}");
+    assert_eq!(
+        left,
+        vec!["n1", "n2"],
+        "only the replayed letters were deleted"
+    );
+    assert!(out.contains("deleted 3 replayed"), "{out}");
+
+    // Nothing covered since: a second purge deletes nothing.
+    let (code, out) = cli(&t, &["purge", "--yes"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(keys(&t).await, vec!["n1", "n2"]);
+    // A filtered replay of n1: purged only when it leads its partition.
+    let letters = scan(&t, Filter::default()).await;
+    let n1 = letters.iter().find(|l| l.key() == "n1").unwrap();
+    let n2 = letters.iter().find(|l| l.key() == "n2").unwrap();
+    let n1_leads = n1.raw.partition != n2.raw.partition || n1.raw.offset < n2.raw.offset;
+    let (code, out) = cli(&t, &["replay", "--key", "n1"]).await;
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cli(&t, &["purge", "--yes"]).await;
+    assert_eq!(code, 0, "{out}");
+    let expected = if n1_leads {
+        vec!["n2"]
+    } else {
+        vec!["n1", "n2"]
+    };
+    assert_eq!(
+        keys(&t).await,
+        expected,
+        "n1 leads its partition: {n1_leads}"
+    );
+    t.cleanup().await;
+}
+
+/// The keys of the dead letters present, sorted.
+async fn keys(t: &Harness) -> Vec<String> {
+    let mut keys: Vec<String> = scan(t, Filter::default())
+        .await
+        .iter()
+        .map(DeadLetterRecord::key)
+        .collect();
+    keys.sort();
+    keys
 }

@@ -1,7 +1,10 @@
 //! The runtime with a scripted sink on the real broker: retryable failures go through a
 //! retry topic (honouring its delay) and land; failures that never pass reach the
 //! dead-letter topic as retryable with their attempts; a sink that is down pauses the
-//! pipeline without dead-lettering anything; order per key holds.
+//! pipeline without dead-lettering anything; order per key holds. A lane that panics, or
+//! that cannot park a failed record (too large for the dead-letter topic), fails `/health`
+//! with its name; a retry record with a far-future `not-before` waits no longer than its
+//! lane's delay and does not hold back the records read before it.
 
 mod common;
 
@@ -26,6 +29,8 @@ struct ScriptedSink {
     down_until: Arc<Mutex<Option<Instant>>>,
     written: Arc<Mutex<Vec<(String, i64, Instant)>>>,
     calls: Arc<Mutex<HashMap<String, u32>>>,
+    /// Writing this key panics.
+    panic_on: Option<String>,
 }
 
 impl Sink for ScriptedSink {
@@ -39,6 +44,12 @@ impl Sink for ScriptedSink {
             .is_some_and(|t| Instant::now() < t)
         {
             return vec![Outcome::Unavailable("connection refused".into()); items.len()];
+        }
+        if let Some(key) = &self.panic_on {
+            assert!(
+                items.iter().all(|(k, _)| k != key),
+                "scripted panic on key {key}"
+            );
         }
         items
             .iter()
@@ -71,6 +82,19 @@ fn anime(id: &str, version: i64) -> Envelope<AnimeData> {
 }
 
 fn start(t: &Harness, sink: ScriptedSink) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let (shutdown, task, _) = start_pipeline(t, sink);
+    (shutdown, task)
+}
+
+/// Starts the scripted pipeline; also returns its metrics, to serve or read.
+fn start_pipeline(
+    t: &Harness,
+    sink: ScriptedSink,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+    Arc<anineplus_pipelines::metrics::Metrics>,
+) {
     let mut config = PipelineConfig::new("scripted", &t.stack.kafka_brokers, &t.group);
     config.topic_prefix = t.topic_prefix.clone();
     config.retry = RetryPolicy {
@@ -83,12 +107,53 @@ fn start(t: &Harness, sink: ScriptedSink) -> (CancellationToken, tokio::task::Jo
         .map(|e| (e.aggregate_id, e.aggregate_version))
         .to(sink);
     let pipeline = Pipeline::new(config, topology, t.codec.clone());
+    let metrics = pipeline.metrics();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn({
         let shutdown = shutdown.clone();
         async move { pipeline.run(shutdown).await.unwrap() }
     });
-    (shutdown, task)
+    (shutdown, task, metrics)
+}
+
+/// Serves `metrics` on a free port; returns `GET /health` as a closure's future.
+async fn health_of(
+    metrics: Arc<anineplus_pipelines::metrics::Metrics>,
+    shutdown: &CancellationToken,
+) -> impl Fn() -> futures::future::BoxFuture<'static, (u16, String)> {
+    let addr = anineplus_pipelines::metrics::serve(
+        metrics,
+        "127.0.0.1:0".parse().unwrap(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    move || {
+        Box::pin(async move {
+            let r = reqwest::get(format!("http://{addr}/health")).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    }
+}
+
+/// Polls `/health` until it answers `status`, for up to `limit`; returns the body.
+async fn wait_health(
+    health: &impl Fn() -> futures::future::BoxFuture<'static, (u16, String)>,
+    status: u16,
+    limit: Duration,
+) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (now, body) = health().await;
+        if now == status {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/health still {now} {body:?} after {limit:?}, expected {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -296,6 +361,164 @@ async fn a_keyed_step_puts_every_key_on_one_partition_in_order() {
         partition_of
             .values()
             .collect::<std::collections::BTreeSet<_>>()
+    );
+    shutdown.cancel();
+    task.await.unwrap();
+    t.cleanup().await;
+}
+
+/// A sink that panics on one key: the lane stops and `/health` turns 503 naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_panicking_lane_fails_health_with_the_lane_named() {
+    let t = Harness::new().await;
+    let sink = ScriptedSink {
+        panic_on: Some("boom".into()),
+        ..ScriptedSink::default()
+    };
+    let (shutdown, task, metrics) = start_pipeline(&t, sink.clone());
+    let health = health_of(metrics, &shutdown).await;
+    wait_health(&health, 200, Duration::from_secs(30)).await;
+    t.send("fine", &anime("fine", 1)).await;
+    t.wait_committed(&t.topic(Topic::Anime)).await;
+    t.send("boom", &anime("boom", 1)).await;
+    let body = wait_health(&health, 503, Duration::from_secs(20)).await;
+    eprintln!("/health after the panic: 503 {body:?}");
+    assert!(body.contains("lane main"), "{body}");
+    assert!(body.contains("panicked"), "{body}");
+    let (committed, end) = t.committed(&t.topic(Topic::Anime));
+    assert_eq!(committed + 1, end, "the panicking record stays unsettled");
+    shutdown.cancel();
+    task.await.unwrap();
+    t.cleanup().await;
+}
+
+/// Produces `value` to `topic` with `headers`, waiting for a topic the pipeline is still
+/// creating.
+async fn produce(t: &Harness, topic: &str, key: &str, value: &[u8], headers: &[(&str, String)]) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer =
+        anineplus_connectors::kafka::producer_config(&t.stack.kafka_brokers)
+            .set("message.max.bytes", "4000000")
+            .create()
+            .unwrap();
+    for _ in 0..50 {
+        let mut hs = OwnedHeaders::new();
+        for (k, v) in headers {
+            hs = hs.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let record = FutureRecord::to(topic).key(key).payload(value).headers(hs);
+        match producer.send(record, Duration::from_secs(10)).await {
+            Ok(_) => return,
+            Err((e, _)) => {
+                eprintln!("producing to {topic}: {e}; again");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
+    panic!("could not produce to {topic}");
+}
+
+/// Three records of one key on retry topic 1 (delay 2 s): one due, one whose `not-before`
+/// is an hour away, one due. The first is written at once (not held in a batch while the
+/// lane waits), the second after at most the lane's delay, the third right after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_far_future_not_before_waits_at_most_the_lane_delay_and_holds_nothing_back() {
+    let t = Harness::new().await;
+    let sink = ScriptedSink::default();
+    let (shutdown, task) = start(&t, sink.clone());
+    let retry = format!("{}scripted.retry.1", t.topic_prefix);
+    let now = anineplus_pipelines::dead_letter::now_ms();
+    let anime_topic = t.topic(Topic::Anime);
+    let sent = Instant::now();
+    for (version, not_before) in [(1, now - 1000), (2, now + 3_600_000), (3, now)] {
+        let value = t.codec.encode(&anime("k", version)).await.unwrap();
+        let headers = [
+            (h::ORIGINAL_TOPIC, anime_topic.clone()),
+            (h::ORIGINAL_PARTITION, "0".to_owned()),
+            (h::ORIGINAL_OFFSET, version.to_string()),
+            (h::ATTEMPTS, "1".to_owned()),
+            (h::FIRST_FAILURE, now.to_string()),
+            (h::NOT_BEFORE, not_before.to_string()),
+        ];
+        produce(&t, &retry, "k", &value, &headers).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let written: Vec<(i64, Duration)> = sink
+            .written
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|w| (w.1, w.2 - sent))
+            .collect();
+        if written.len() == 3 {
+            eprintln!("written (version, after): {written:?}");
+            assert_eq!(
+                written.iter().map(|w| w.0).collect::<Vec<_>>(),
+                vec![1, 2, 3]
+            );
+            assert!(
+                written[1].1 - written[0].1 >= Duration::from_secs(1),
+                "the due record went first, not held in the batch during the wait"
+            );
+            assert!(
+                written[1].1 - written[0].1 < Duration::from_secs(4),
+                "the far-future record waited about the lane's delay (2 s), not an hour"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after 20 s only {written:?} written (versions, time after sending)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shutdown.cancel();
+    task.await.unwrap();
+    t.cleanup().await;
+}
+
+/// A record larger than the producer may send (the source topic allows 3 MB, the lane's
+/// producer 1 MB) fails permanently (it does not decode): it can go to no dead-letter topic.
+/// The lane stops with the record unsettled and `/health` says why, instead of retrying the
+/// produce forever behind a healthy `/health`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_record_too_large_for_the_dlq_fails_the_lane_instead_of_looping() {
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let t = Harness::new().await;
+    let anime_topic = t.topic(Topic::Anime);
+    let admin: AdminClient<DefaultClientContext> =
+        anineplus_connectors::kafka::producer_config(&t.stack.kafka_brokers)
+            .create()
+            .unwrap();
+    let altered = admin
+        .alter_configs(
+            &[AlterConfig::new(ResourceSpecifier::Topic(&anime_topic))
+                .set("max.message.bytes", "3000000")],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert!(altered.iter().all(Result::is_ok), "{altered:?}");
+    let sink = ScriptedSink::default();
+    let (shutdown, task, metrics) = start_pipeline(&t, sink.clone());
+    let health = health_of(metrics, &shutdown).await;
+    wait_health(&health, 200, Duration::from_secs(30)).await;
+    produce(&t, &anime_topic, "huge", &vec![b'x'; 1_500_000], &[]).await;
+    let body = wait_health(&health, 503, Duration::from_secs(30)).await;
+    eprintln!("/health with a record too large for the DLQ: 503 {body:?}");
+    assert!(body.contains("lane main"), "{body}");
+    assert!(body.contains("scripted.dlq"), "{body}");
+    assert!(body.to_lowercase().contains("too large"), "{body}");
+    assert_eq!(
+        t.committed(&anime_topic).0,
+        0,
+        "the record's offset is not stored"
     );
     shutdown.cancel();
     task.await.unwrap();

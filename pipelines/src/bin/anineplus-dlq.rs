@@ -26,7 +26,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///   anineplus-dlq replay --original-topic anime
 ///   anineplus-dlq replay --to sink --key a1 --dry-run
 ///   anineplus-dlq replay --to sink --key a1
-///   anineplus-dlq purge --yes
+///   anineplus-dlq purge --yes          # only what a replay covered
 #[derive(Debug, Parser)]
 #[command(name = "anineplus-dlq", verbatim_doc_comment)]
 struct Cli {
@@ -113,14 +113,21 @@ enum Command {
         #[command(flatten)]
         sink: SinkArgs,
     },
-    /// Delete every dead letter present now (Kafka deletes whole prefixes: no filters).
+    /// Delete the dead letters a replay covered, and only those. Per partition, purge
+    /// deletes the letters below its replay mark: everything below was replayed (to the topic
+    /// or the sink). A letter that arrived after the replay's snapshot, or that the replay's
+    /// filter skipped, is kept, and so is everything after it in its partition (Kafka
+    /// deletes prefixes only: no filters here).
     Purge {
-        /// Show how many would be deleted, delete nothing.
+        /// Show how many would be deleted and kept, delete nothing.
         #[arg(long)]
         dry_run: bool,
         /// Confirm the deletion.
         #[arg(long)]
         yes: bool,
+        /// Delete every dead letter present now, replayed or not (to discard them).
+        #[arg(long)]
+        unreplayed_too: bool,
     },
 }
 
@@ -371,21 +378,42 @@ async fn main() -> anyhow::Result<()> {
                 println!("replayed {sent} dead letter(s) to their original topics");
             }
         }
-        Command::Purge { dry_run, yes } => {
-            let ends = dlq::end_offsets(&cli.brokers, &topic)?;
-            let n: i64 = ends.iter().map(|(_, l, h)| h - l).sum();
+        Command::Purge {
+            dry_run,
+            yes,
+            unreplayed_too,
+        } => {
+            let plan = if *unreplayed_too {
+                let ends = dlq::end_offsets(&cli.brokers, &topic)?;
+                dlq::Purge {
+                    deleted: ends.iter().map(|(_, l, h)| (h - l) as u64).sum(),
+                    kept: 0,
+                }
+            } else {
+                dlq::purge_dry_run(&cli.brokers, &topic)?
+            };
             if *dry_run || !*yes {
                 println!(
-                    "{topic}: {n} dead letter(s) would be deleted{}",
+                    "{topic}: {} dead letter(s) would be deleted, {} kept (not replayed, or \
+                     behind one that was not){}",
+                    plan.deleted,
+                    plan.kept,
                     if *dry_run {
                         ""
                     } else {
                         " (add --yes to delete)"
                     }
                 );
+            } else if *unreplayed_too {
+                let deleted = dlq::purge_all(&cli.brokers, &topic).await?;
+                println!("{topic}: deleted {deleted} dead letter(s), replayed or not");
             } else {
-                let deleted = dlq::purge(&cli.brokers, &topic).await?;
-                println!("{topic}: deleted {deleted} dead letter(s)");
+                let done = dlq::purge(&cli.brokers, &topic).await?;
+                println!(
+                    "{topic}: deleted {} replayed dead letter(s), kept {} (not replayed, or \
+                     behind one that was not)",
+                    done.deleted, done.kept
+                );
             }
         }
     }

@@ -13,8 +13,16 @@
 //!   topology binds to its original topic and writing the results through the topology's
 //!   sink, without the original topic; a record that fails again is produced back to the
 //!   dead-letter topic with updated headers. Nothing is deleted either.
-//! - [`purge`]: deletes the records of the topic up to the snapshot's end offsets (Kafka
-//!   can only delete a prefix of a partition, so purge ignores filters).
+//! - Replays mark what they covered: per partition of the dead-letter topic, the offset
+//!   below which every dead letter was replayed (to the topic or the sink, whether it
+//!   passed or returned to the topic as a new letter), kept as the committed offsets of the
+//!   consumer group [`REPLAYED_GROUP`]. A filtered replay moves the mark only over the
+//!   contiguous run of letters it replayed.
+//! - [`purge`]: deletes, per partition, the dead letters below that mark and nothing else
+//!   (Kafka can only delete a prefix of a partition, so purge ignores filters): a letter no
+//!   replay covered (arrived after the replay's snapshot, or skipped by its filter) is never
+//!   deleted, nor anything after it. [`purge_all`] deletes everything present, replayed or
+//!   not (`anineplus-dlq purge --unreplayed-too --yes`), to discard letters on purpose.
 
 use std::time::Duration;
 
@@ -42,6 +50,12 @@ use tokio_util::sync::CancellationToken;
 
 /// Header added to replayed records: `<dlq topic>/<partition>/<offset>`.
 pub const REPLAYED_FROM: &str = "replayed-from";
+
+/// The consumer group whose committed offsets on a dead-letter topic mark, per partition,
+/// how far replays covered it (everything below was replayed). Kafka drops the offsets of
+/// a group without members after `offsets.retention.minutes` (7 days by default): a mark
+/// older than that is gone, and purge then deletes nothing until the next replay (safe).
+pub const REPLAYED_GROUP: &str = "anineplus-dlq.replayed";
 
 /// One dead letter, its context parsed from the headers.
 #[derive(Debug, Clone, PartialEq)]
@@ -322,7 +336,74 @@ pub async fn replay(
             .map_err(|(e, _)| Error::Kafka(e))?;
         progress(i as u64 + 1, total);
     }
+    mark_replayed_blocking(brokers, letters).await?;
     Ok(total)
+}
+
+/// The replay marks of `topic`: per partition, the offset below which every dead letter
+/// was replayed (at least the partition's start).
+pub fn replayed_marks(brokers: &str, topic: &str) -> Result<Vec<(i32, i64)>> {
+    let ends = end_offsets(brokers, topic)?;
+    let consumer: BaseConsumer = kafka::consumer_config(brokers, REPLAYED_GROUP).create()?;
+    let mut list = TopicPartitionList::new();
+    for (p, _, _) in &ends {
+        list.add_partition(topic, *p);
+    }
+    let committed = consumer.committed_offsets(list, Duration::from_secs(10))?;
+    Ok(ends
+        .iter()
+        .map(|(p, low, high)| {
+            let mark = match committed.find_partition(topic, *p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => *low,
+            };
+            (*p, mark.clamp(*low, *high))
+        })
+        .collect())
+}
+
+/// Moves the replay marks over `letters` (all replayed): per partition, past the run of
+/// replayed offsets that starts at the current mark. Blocking.
+pub fn mark_replayed(brokers: &str, letters: &[DeadLetterRecord]) -> Result<()> {
+    let mut topics: Vec<&str> = letters.iter().map(|l| l.raw.topic.as_str()).collect();
+    topics.sort_unstable();
+    topics.dedup();
+    for topic in topics {
+        let mut replayed: std::collections::HashMap<i32, std::collections::BTreeSet<i64>> =
+            std::collections::HashMap::new();
+        for l in letters.iter().filter(|l| l.raw.topic == topic) {
+            replayed
+                .entry(l.raw.partition)
+                .or_default()
+                .insert(l.raw.offset);
+        }
+        let mut list = TopicPartitionList::new();
+        for (partition, mark) in replayed_marks(brokers, topic)? {
+            let Some(offsets) = replayed.get(&partition) else {
+                continue;
+            };
+            let mut next = mark;
+            while offsets.contains(&next) {
+                next += 1;
+            }
+            if next > mark {
+                list.add_partition_offset(topic, partition, Offset::Offset(next))?;
+            }
+        }
+        if list.count() > 0 {
+            let consumer: BaseConsumer =
+                kafka::consumer_config(brokers, REPLAYED_GROUP).create()?;
+            consumer.commit(&list, rdkafka::consumer::CommitMode::Sync)?;
+        }
+    }
+    Ok(())
+}
+
+async fn mark_replayed_blocking(brokers: &str, letters: &[DeadLetterRecord]) -> Result<()> {
+    let (brokers, letters) = (brokers.to_owned(), letters.to_vec());
+    tokio::task::spawn_blocking(move || mark_replayed(&brokers, &letters))
+        .await
+        .map_err(|e| Error::Setup(format!("marking the replayed dead letters: {e}")))?
 }
 
 /// What became of one dead letter replayed into the sink.
@@ -426,6 +507,8 @@ impl<S: Sink> SinkReplay<'_, S> {
             } else if let Some(producer) = &producer {
                 self.settle(chunk, decoded, producer, &mut report, &mut on_letter)
                     .await?;
+                // Every letter of the batch is settled: written, or returned as a new letter.
+                mark_replayed_blocking(self.brokers, chunk).await?;
             }
             done += chunk.len() as u64;
             progress(done, total);
@@ -616,12 +699,61 @@ fn returned_letter(
     }
 }
 
-/// Deletes every record of `topic` below the end offsets taken now; returns how many.
-pub async fn purge(brokers: &str, topic: &str) -> Result<u64> {
+/// What a purge deletes (or would) and keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purge {
+    /// Dead letters deleted (dry run: that would be).
+    pub deleted: u64,
+    /// Dead letters kept: not covered by a replay, or behind one that was not.
+    pub kept: u64,
+}
+
+/// What [`purge`] would delete now: per partition, `(partition, start, mark, end)`.
+fn purge_plan(brokers: &str, topic: &str) -> Result<(Vec<(i32, i64)>, Purge)> {
     let ends = end_offsets(brokers, topic)?;
+    let marks = replayed_marks(brokers, topic)?;
+    let mut cut = Vec::new();
+    let mut plan = Purge::default();
+    for (p, low, high) in ends {
+        let mark = marks.iter().find(|(q, _)| *q == p).map_or(low, |(_, m)| *m);
+        plan.deleted += (mark - low) as u64;
+        plan.kept += (high - mark) as u64;
+        if mark > low {
+            cut.push((p, mark));
+        }
+    }
+    Ok((cut, plan))
+}
+
+/// What [`purge`] would delete and keep now, deleting nothing.
+pub fn purge_dry_run(brokers: &str, topic: &str) -> Result<Purge> {
+    Ok(purge_plan(brokers, topic)?.1)
+}
+
+/// Deletes the dead letters of `topic` that replays covered (below the replay marks, see
+/// [`REPLAYED_GROUP`]); never one that no replay covered.
+pub async fn purge(brokers: &str, topic: &str) -> Result<Purge> {
+    let (cut, plan) = purge_plan(brokers, topic)?;
+    delete_below(brokers, topic, &cut).await?;
+    Ok(plan)
+}
+
+/// Deletes every dead letter of `topic` present now, replayed or not; returns how many.
+pub async fn purge_all(brokers: &str, topic: &str) -> Result<u64> {
+    let ends = end_offsets(brokers, topic)?;
+    let cut: Vec<(i32, i64)> = ends.iter().map(|(p, _, high)| (*p, *high)).collect();
+    delete_below(brokers, topic, &cut).await?;
+    Ok(ends.iter().map(|(_, l, h)| (h - l) as u64).sum())
+}
+
+/// Deletes the records of each `(partition, offset)` below `offset`.
+async fn delete_below(brokers: &str, topic: &str, cut: &[(i32, i64)]) -> Result<()> {
+    if cut.is_empty() {
+        return Ok(());
+    }
     let mut list = TopicPartitionList::new();
-    for (p, _, high) in &ends {
-        list.add_partition_offset(topic, *p, Offset::Offset(*high))?;
+    for (p, offset) in cut {
+        list.add_partition_offset(topic, *p, Offset::Offset(*offset))?;
     }
     let admin: AdminClient<DefaultClientContext> = kafka::producer_config(brokers).create()?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
@@ -629,7 +761,7 @@ pub async fn purge(brokers: &str, topic: &str) -> Result<u64> {
     for element in result.elements() {
         element.error()?;
     }
-    Ok(ends.iter().map(|(_, l, h)| (h - l) as u64).sum())
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,11 +1,15 @@
-//! The consumer context: commits on revoke and feeds the lag metric.
+//! The consumer context: commits on revoke, feeds the lag metric, and reports offset gaps
+//! on assignment.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::statistics::Statistics;
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::metrics::Metrics;
 use crate::offsets::{OffsetTracker, Partition};
@@ -63,6 +67,54 @@ impl ClientContext for LaneContext {
     }
 }
 
+/// What operators are told to do about an offset gap.
+pub(crate) const GAP_ADVICE: &str = "the records in between were never processed: check the \
+     sink against its source of truth (for the search indexer: `anineplus-search verify`, \
+     then `anineplus-search repair`)";
+
+impl LaneContext {
+    /// Compares the group's committed offset of each assigned partition with the
+    /// partition's start: a committed offset below it means records expired (retention) or
+    /// were deleted before this group processed them. librdkafka then resets to the start
+    /// (`auto.offset.reset=earliest`) without a word; this says it loudly instead (an error
+    /// log line, the `pipeline_offset_gap_records` metric, a `/health` warning).
+    fn report_gaps(&self, consumer: &BaseConsumer<Self>, assigned: &TopicPartitionList) {
+        let timeout = Duration::from_secs(5);
+        let committed = match consumer.committed_offsets(assigned.clone(), timeout) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read committed offsets to check for gaps");
+                return;
+            }
+        };
+        for element in committed.elements() {
+            let Offset::Offset(at) = element.offset() else {
+                continue; // nothing committed yet: a new group starts at the beginning
+            };
+            let (topic, partition) = (element.topic(), element.partition());
+            let Ok((low, high)) = consumer.fetch_watermarks(topic, partition, timeout) else {
+                continue;
+            };
+            if at < low {
+                tracing::error!(
+                    %topic, partition, committed = at, earliest = low, lost = low - at,
+                    "OFFSET GAP: the committed offset fell out of the topic's retention; \
+                     resuming at the earliest record; {GAP_ADVICE}"
+                );
+                self.metrics
+                    .offset_gap(topic, partition, low - at, GAP_ADVICE);
+            } else if at > high {
+                tracing::error!(
+                    %topic, partition, committed = at, end = high,
+                    "OFFSET GAP: the committed offset is beyond the partition's end (topic \
+                     recreated?); resuming at the earliest record; {GAP_ADVICE}"
+                );
+                self.metrics.offset_gap(topic, partition, 0, GAP_ADVICE);
+            }
+        }
+    }
+}
+
 impl ConsumerContext for LaneContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(revoked) = rebalance {
@@ -86,9 +138,12 @@ impl ConsumerContext for LaneContext {
         }
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(assigned) = rebalance {
             tracing::info!(count = assigned.count(), "partitions assigned");
+            if assigned.count() > 0 {
+                self.report_gaps(consumer, assigned);
+            }
         }
     }
 }

@@ -7,15 +7,19 @@
 //!   batch at its count, bytes or linger, or as soon as the consumer has nothing more and
 //!   no earlier batch is still unsettled, or when the last unsettled batch settles (so a
 //!   lone record does not wait for the linger, only for the batch ahead of it; under load
-//!   batches fill up). Retry lanes keep the plain linger. A batch's offsets are registered in the tracker with one
-//!   lock when it is cut (revocations are handled first, see [`Revocations`]).
+//!   batches fill up). Retry lanes keep the plain linger, wait for each record's
+//!   `not-before` (at most their delay) and hand on the records before it first. A
+//!   batch's offsets are registered in the tracker with one lock when it is cut
+//!   (revocations are handled first, see [`Revocations`]).
 //! - The transformer decodes and applies the topology's step. The decoders a batch needs
-//!   are prepared first (the only async part: the registry, retried in place during an
-//!   outage); a large batch is then split into contiguous chunks decoded on blocking
-//!   threads in parallel, and put back together in order, so the batch, and each
-//!   partition within it, keeps its consumption order.
+//!   are prepared first (the only async part: the registry; while it is unreachable the
+//!   lane waits, records in order, nothing routed); a large batch is then split into
+//!   contiguous chunks decoded on blocking threads in parallel, and put back together in
+//!   order, so the batch, and each partition within it, keeps its consumption order.
 //! - The writer writes the batch to the sink, retries, routes failures, settles the
 //!   batch's offsets with one lock and stores the new watermarks.
+//! - A panic in any of the three, or a failed record that can be produced nowhere, stops
+//!   the lane and marks it failed (`/health` 503 with the lane named).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -68,6 +72,8 @@ type Unprepared = Vec<((u32, Topic), Failure)>;
 
 pub(super) struct Lane<S: Sink> {
     level: usize,
+    /// `main` or `retry.<level>`: how health and metrics name the lane.
+    name: String,
     config: Arc<PipelineConfig>,
     topology: Arc<Topology<S>>,
     codec: Codec,
@@ -118,6 +124,7 @@ impl<S: Sink> Lane<S> {
         let producer: FutureProducer = kafka::producer_config(&config.brokers).create()?;
         Ok(Lane {
             level,
+            name: lane_name(level),
             config,
             topology,
             codec,
@@ -131,48 +138,90 @@ impl<S: Sink> Lane<S> {
         })
     }
 
-    /// Runs until `shutdown`, drains, commits.
+    /// Runs until `shutdown`, drains, commits. A panic in any of its tasks, or a failure
+    /// the writer cannot get past, stops the lane (its records stay unsettled) and marks it
+    /// failed in the metrics, so `/health` fails with the lane named.
     pub(super) async fn run(self, shutdown: CancellationToken) {
         let lane = Arc::new(self);
+        // Stops this lane alone: on shutdown, or when one of its tasks failed.
+        let stop = shutdown.child_token();
         let (raw_tx, mut raw_rx) = mpsc::channel::<Vec<InFlight>>(1);
         let (tx, mut rx) = mpsc::channel::<Vec<Pending<S::Item>>>(1);
         let writer = {
             let lane = lane.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
+            let stop = stop.clone();
+            async move {
                 while let Some(batch) = rx.recv().await {
-                    lane.settle(batch, &shutdown).await;
+                    lane.settle(batch, &stop).await?;
                     if lane.unsettled.fetch_sub(1, Ordering::AcqRel) == 1 {
                         lane.idle.notify_one();
                     }
                 }
-            })
+                Ok(())
+            }
         };
         let transformer = {
             let lane = lane.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
+            let stop = stop.clone();
+            async move {
                 // Decoders known to be prepared: the codec is asked once per writer schema.
                 let mut prepared = Vec::new();
                 while let Some(batch) = raw_rx.recv().await {
-                    let batch = lane.transform(batch, &mut prepared, &shutdown).await;
+                    let Some(batch) = lane.transform(batch, &mut prepared, &stop).await else {
+                        return Ok(()); // stopped while the registry was unreachable
+                    };
                     if tx.send(batch).await.is_err() {
-                        return;
+                        break;
                     }
                 }
-            })
+                Ok(())
+            }
         };
-        lane.read(raw_tx, &shutdown).await;
-        if let Err(e) = transformer.await {
-            tracing::error!(error = %e, "lane transformer panicked");
-        }
-        if let Err(e) = writer.await {
-            tracing::error!(error = %e, "lane writer panicked");
-        }
+        let writer = tokio::spawn(lane.clone().guard("writer", writer, stop.clone()));
+        let transformer =
+            tokio::spawn(lane.clone().guard("transformer", transformer, stop.clone()));
+        let reader = {
+            let lane = lane.clone();
+            let stop = stop.clone();
+            async move {
+                lane.read(raw_tx, &stop).await;
+                Ok(())
+            }
+        };
+        lane.clone().guard("reader", reader, stop.clone()).await;
+        let _ = transformer.await;
+        let _ = writer.await;
         if let Err(e) = lane.consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::debug!(error = %e, level = lane.level, "final commit (nothing stored?)");
+            tracing::debug!(error = %e, lane = %lane.name, "final commit (nothing stored?)");
         }
-        tracing::debug!(level = lane.level, "lane stopped");
+        tracing::debug!(lane = %lane.name, "lane stopped");
+    }
+
+    /// Runs one of the lane's tasks; a panic or an error fails the lane and stops it.
+    async fn guard(
+        self: Arc<Self>,
+        task: &'static str,
+        work: impl Future<Output = std::result::Result<(), String>>,
+        stop: CancellationToken,
+    ) {
+        let failed = match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+            Ok(Ok(())) => return,
+            Ok(Err(reason)) => reason,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(no message)".to_owned());
+                format!("{task} panicked: {message}")
+            }
+        };
+        tracing::error!(
+            pipeline = %self.config.name, lane = %self.name, reason = %failed,
+            "lane failed and stopped; its unsettled records are redelivered after a restart"
+        );
+        self.metrics.fail_lane(&self.name, &failed);
+        stop.cancel();
     }
 
     async fn read(&self, tx: mpsc::Sender<Vec<InFlight>>, shutdown: &CancellationToken) {
@@ -215,8 +264,26 @@ impl<S: Sink> Lane<S> {
                         continue;
                     }
                 };
-                if self.level > 0 && !self.wait_until_due(&record, shutdown).await {
-                    break;
+                if self.level > 0 {
+                    let wait = self.due_in(&record);
+                    if !wait.is_zero() {
+                        // The records already taken are due: hand them on before waiting.
+                        if !batch.is_empty() {
+                            self.register(&batch, &mut registered);
+                            self.unsettled.fetch_add(1, Ordering::AcqRel);
+                            let full = std::mem::replace(&mut batch, Vec::with_capacity(capacity));
+                            if tx.send(full).await.is_err() {
+                                return;
+                            }
+                            registered = 0;
+                            bytes = 0;
+                            lingering = false;
+                        }
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                    }
                 }
                 self.accept(record, &mut batch, &mut bytes);
                 if !lingering {
@@ -316,20 +383,16 @@ impl<S: Sink> Lane<S> {
         }
     }
 
-    /// Waits for a retry record's `not-before`; false when shut down meanwhile.
-    async fn wait_until_due(&self, raw: &InFlight, shutdown: &CancellationToken) -> bool {
+    /// How long a retry record must still wait for its `not-before`, at most the lane's own
+    /// delay (a `not-before` further away comes from a skewed clock or a hand-made record and
+    /// must not stall the lane).
+    fn due_in(&self, raw: &InFlight) -> Duration {
+        let delay = self.config.retry.delays[self.level - 1];
         let due = raw
             .header(header::NOT_BEFORE)
             .and_then(|v| v.parse::<i64>().ok())
             .unwrap_or_default();
-        let wait = due - dead_letter::now_ms();
-        if wait <= 0 {
-            return true;
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => false,
-            _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => true,
-        }
+        due_in(due, dead_letter::now_ms(), delay)
     }
 
     /// Decodes the batch and applies the topology's step to every record, in order.
@@ -338,8 +401,10 @@ impl<S: Sink> Lane<S> {
         batch: Vec<InFlight>,
         prepared: &mut Vec<(u32, Topic)>,
         shutdown: &CancellationToken,
-    ) -> Vec<Pending<S::Item>> {
-        // First the decoders: a registry outage is retried in place, once per writer schema.
+    ) -> Option<Vec<Pending<S::Item>>> {
+        // First the decoders, once per writer schema. An unreachable registry is the source
+        // being unavailable: wait for it (records in order, nothing routed, nothing stored),
+        // like for a sink that is down; `None` when stopped meanwhile.
         let mut unprepared: Unprepared = Vec::new();
         let mut last: Option<(Arc<str>, Option<Topic>)> = None;
         for raw in &batch {
@@ -367,8 +432,8 @@ impl<S: Sink> Lane<S> {
                 prepared.push(key);
                 continue;
             }
-            match retry::prepare_decoder(&self.codec, id, schema, &self.config.retry, shutdown)
-                .await
+            match retry::wait_for_decoder(&self.codec, id, schema, &self.config.retry, shutdown)
+                .await?
             {
                 Ok(()) => prepared.push(key),
                 Err(failure) => unprepared.push((key, failure)),
@@ -377,7 +442,13 @@ impl<S: Sink> Lane<S> {
         // Then the records: synchronous, on several threads when the batch is large.
         let chunks = (batch.len() / MIN_CHUNK).clamp(1, self.config.batch.workers.max(1));
         if chunks == 1 {
-            return transform_chunk(&self.topology, &self.codec, self.level, &unprepared, batch);
+            return Some(transform_chunk(
+                &self.topology,
+                &self.codec,
+                self.level,
+                &unprepared,
+                batch,
+            ));
         }
         let size = batch.len().div_ceil(chunks);
         let unprepared = Arc::new(unprepared);
@@ -403,11 +474,16 @@ impl<S: Sink> Lane<S> {
                 Err(e) => std::panic::resume_unwind(e.into_panic()),
             }
         }
-        out
+        Some(out)
     }
 
-    /// Writes a batch, retries what failed, routes what still fails, stores offsets.
-    async fn settle(&self, batch: Vec<Pending<S::Item>>, shutdown: &CancellationToken) {
+    /// Writes a batch, retries what failed, routes what still fails, stores offsets. An
+    /// error is a failure the lane cannot get past (nothing of the batch is stored).
+    async fn settle(
+        &self,
+        batch: Vec<Pending<S::Item>>,
+        shutdown: &CancellationToken,
+    ) -> std::result::Result<(), String> {
         let started = Instant::now();
         let mut attempts = vec![1u32; batch.len()];
         let (raws, records): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.raw, p.items)).unzip();
@@ -416,7 +492,7 @@ impl<S: Sink> Lane<S> {
             .write(&flat.items, &flat.owners, &mut attempts, shutdown)
             .await;
         let Some(outcomes) = written else {
-            return; // shut down during an outage: nothing settled, nothing stored
+            return Ok(()); // shut down during an outage: nothing settled, nothing stored
         };
         flat.items = Vec::new();
         flat.absorb(&outcomes);
@@ -429,10 +505,10 @@ impl<S: Sink> Lane<S> {
                     Metrics::add(&self.metrics.sunk, std::mem::take(&mut sunk));
                     if !self
                         .dead_letter(raw.to_raw(), failure, attempts, shutdown)
-                        .await
+                        .await?
                     {
                         // Shut down first: nothing of this batch is stored.
-                        return;
+                        return Ok(());
                     }
                 }
             }
@@ -455,6 +531,7 @@ impl<S: Sink> Lane<S> {
             }
         }
         self.metrics.observe_batch(started.elapsed());
+        Ok(())
     }
 
     /// Writes `items`, retrying failed items in place. When every item is
@@ -501,14 +578,17 @@ impl<S: Sink> Lane<S> {
     }
 
     /// Produces a failed record to its retry or dead-letter topic, until Kafka takes it;
-    /// false when shut down first (the record stays unsettled).
+    /// false when shut down first (the record stays unsettled). A produce error that no
+    /// retry can pass ([`kafka::produce_outcome`] says permanent: too large for the topic,
+    /// not authorised, ...) is an error: the record cannot be parked anywhere, so the lane
+    /// stops with the record unsettled rather than store its offset and lose it.
     async fn dead_letter(
         &self,
         raw: RawRecord,
         failure: Failure,
         attempts: u32,
         shutdown: &CancellationToken,
-    ) -> bool {
+    ) -> std::result::Result<bool, String> {
         let now = dead_letter::now_ms();
         let topics = self.config.topics();
         let route = dead_letter::route(&topics, &self.config.retry, &failure, self.level, now);
@@ -535,15 +615,29 @@ impl<S: Sink> Lane<S> {
                 record = record.payload(payload);
             }
             let sent = tokio::select! {
-                _ = shutdown.cancelled() => return false,
+                _ = shutdown.cancelled() => return Ok(false),
                 sent = self.producer.send(record, Duration::from_secs(30)) => sent,
             };
             match sent {
                 Ok(_) => break,
-                Err((e, _)) => {
-                    tracing::error!(error = %e, topic = %route.topic, "could not produce a failed record; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+                Err((e, _)) => match kafka::produce_outcome(&e) {
+                    Outcome::Permanent(reason) => {
+                        return Err(format!(
+                            "cannot produce {}/{}/{} to {}: {reason}",
+                            letter.record.topic,
+                            letter.record.partition,
+                            letter.record.offset,
+                            route.topic
+                        ));
+                    }
+                    _ => {
+                        tracing::error!(error = %e, topic = %route.topic, "could not produce a failed record; retrying");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return Ok(false),
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                    }
+                },
             }
         }
         if route.not_before_ms.is_some() {
@@ -551,8 +645,23 @@ impl<S: Sink> Lane<S> {
         } else {
             Metrics::add(&self.metrics.dead_lettered, 1);
         }
-        true
+        Ok(true)
     }
+}
+
+/// `main` for the source lane, `retry.<n>` for retry lane `n`.
+pub(super) fn lane_name(level: usize) -> String {
+    if level == 0 {
+        "main".to_owned()
+    } else {
+        format!("retry.{level}")
+    }
+}
+
+/// How long to wait at `now_ms` for a record due at `due_ms`, capped at `delay`.
+fn due_in(due_ms: i64, now_ms: i64, delay: Duration) -> Duration {
+    let wait = Duration::from_millis(u64::try_from(due_ms - now_ms).unwrap_or(0));
+    wait.min(delay)
 }
 
 /// The binding of the topic last seen (`None` inside: no source reads it).
@@ -612,4 +721,19 @@ fn step<'t, S: Sink>(
         return Err(failure.clone());
     }
     (binding.step)(codec, bytes).map_err(|e| Failure::decode(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_far_future_not_before_waits_no_longer_than_the_lane_delay() {
+        let delay = Duration::from_secs(5);
+        assert_eq!(due_in(1_000, 2_000, delay), Duration::ZERO, "overdue");
+        assert_eq!(due_in(3_000, 2_000, delay), Duration::from_secs(1));
+        assert_eq!(due_in(i64::MAX, 2_000, delay), delay, "far future: capped");
+        assert_eq!(lane_name(0), "main");
+        assert_eq!(lane_name(2), "retry.2");
+    }
 }

@@ -9,7 +9,17 @@
 //!   once when idle), a transformer task (decode and transform, large batches split over
 //!   threads, order kept) and a writer task (sink, retries, routing of failures, offsets),
 //!   joined by channels of one batch, so a slow sink slows consumption.
-//! - `context`: commit on revoke, lag from librdkafka statistics.
+//! - `context`: commit on revoke, lag from librdkafka statistics, and offset gaps: a
+//!   partition assigned with a committed offset below its start (records expired by
+//!   retention or deleted before the group processed them) is reported loudly (an error
+//!   log line, `pipeline_offset_gap_records`, a `/health` warning) before consumption
+//!   resumes from the partition's start.
+//! - `gauges`: the dead-letter topic's size and the age of its oldest record, sampled.
+//!
+//! Topics it creates get their own retention: the dead-letter topic keeps its records
+//! until purged ([`PipelineConfig::dlq_retention`]), retry topics 7 days
+//! ([`PipelineConfig::retry_retention`]); an existing dead-letter or retry topic with
+//! another retention is altered to it at start.
 //!
 //! Offsets: each consumed record is registered in an [`OffsetTracker`] (a batch at a time,
 //! before it leaves the reader) and completed once settled (sunk, already applied, or produced to a retry/dead-letter topic); only the
@@ -19,6 +29,7 @@
 //! [`OffsetTracker`]: crate::offsets::OffsetTracker
 
 mod context;
+mod gauges;
 mod lane;
 
 use std::sync::Arc;
@@ -26,7 +37,10 @@ use std::time::Duration;
 
 use anineplus_connectors::kafka;
 use anineplus_schemas::Codec;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, ConfigSource, NewTopic, ResourceSpecifier,
+    TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
@@ -89,6 +103,13 @@ pub struct PipelineConfig {
     /// Replication factor of the topics the pipeline creates; -1 (the default) takes the
     /// broker's `default.replication.factor` (1 on the local stack, 3 on a real cluster).
     pub topic_replication: i32,
+    /// How long the dead-letter topic keeps its records (`retention.ms`): `None` (the
+    /// default) keeps them until `anineplus-dlq purge` deletes them, whatever the broker's
+    /// `log.retention.*`.
+    pub dlq_retention: Option<Duration>,
+    /// How long retry topics keep their records (`retention.ms`); 7 days by default, to
+    /// stay far above the longest retry delay while a retry lane is down.
+    pub retry_retention: Duration,
 }
 
 impl PipelineConfig {
@@ -103,7 +124,23 @@ impl PipelineConfig {
             retry: RetryPolicy::default(),
             topic_partitions: 3,
             topic_replication: -1,
+            dlq_retention: None,
+            retry_retention: Duration::from_secs(7 * 24 * 3600),
         }
+    }
+
+    /// The `retention.ms` of each retry and dead-letter topic, by name.
+    fn retention(&self) -> Vec<(String, String)> {
+        let topics = self.topics();
+        let retry = self.retry_retention.as_millis().to_string();
+        let mut out: Vec<(String, String)> = (1..=self.retry.delays.len())
+            .map(|l| (topics.retry(l), retry.clone()))
+            .collect();
+        let dlq = self
+            .dlq_retention
+            .map_or_else(|| "-1".to_owned(), |d| d.as_millis().to_string());
+        out.push((topics.dlq(), dlq));
+        out
     }
 
     /// The retry and dead-letter topics.
@@ -156,6 +193,12 @@ impl<S: Sink> Pipeline<S> {
         for lane in lanes {
             tasks.spawn(lane.run(shutdown.clone()));
         }
+        tasks.spawn(gauges::sample_dead_letters(
+            self.config.brokers.clone(),
+            self.config.topics().dlq(),
+            self.metrics.clone(),
+            shutdown.clone(),
+        ));
         tasks.close();
         self.metrics.set_ready(true);
         tracing::info!(
@@ -173,21 +216,25 @@ impl<S: Sink> Pipeline<S> {
     async fn create_topics(&self) -> Result<()> {
         let admin: AdminClient<DefaultClientContext> =
             kafka::producer_config(&self.config.brokers).create()?;
-        let topics = self.config.topics();
-        let mut names: Vec<String> = (1..=self.config.retry.delays.len())
-            .map(|l| topics.retry(l))
-            .collect();
-        names.push(topics.dlq());
+        let retention = self.config.retention();
+        let mut names: Vec<String> = retention.iter().map(|(n, _)| n.clone()).collect();
         names.extend(self.topology.topics());
         names.extend(self.topology.sink.topics());
         let new: Vec<_> = names
             .iter()
             .map(|n| {
-                NewTopic::new(
+                let topic = NewTopic::new(
                     n,
                     self.config.topic_partitions,
                     TopicReplication::Fixed(self.config.topic_replication),
-                )
+                );
+                match retention.iter().find(|(t, _)| t == n) {
+                    Some((_, ms)) => topic
+                        .set("retention.ms", ms)
+                        .set("retention.bytes", "-1")
+                        .set("cleanup.policy", "delete"),
+                    None => topic,
+                }
             })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
@@ -199,6 +246,57 @@ impl<S: Sink> Pipeline<S> {
                 }
             }
         }
-        Ok(())
+        ensure_retention(&admin, &retention).await
+    }
+}
+
+/// Alters the retry and dead-letter topics that exist with another `retention.ms` (created
+/// before, or by hand) to theirs, keeping their other settings.
+async fn ensure_retention(
+    admin: &AdminClient<DefaultClientContext>,
+    retention: &[(String, String)],
+) -> Result<()> {
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let resources: Vec<ResourceSpecifier<'_>> = retention
+        .iter()
+        .map(|(t, _)| ResourceSpecifier::Topic(t))
+        .collect();
+    let described = admin.describe_configs(&resources, &options).await?;
+    for ((topic, ms), described) in retention.iter().zip(described) {
+        let resource = described.map_err(|code| {
+            Error::Setup(format!("describing the configuration of {topic}: {code}"))
+        })?;
+        let current = resource.get("retention.ms").and_then(|e| e.value.clone());
+        if current.as_deref() == Some(ms.as_str()) {
+            continue;
+        }
+        // AlterConfigs replaces a topic's overrides: keep the others.
+        let mut alter = AlterConfig::new(ResourceSpecifier::Topic(topic));
+        for entry in &resource.entries {
+            if matches!(entry.source, ConfigSource::DynamicTopic)
+                && entry.name != "retention.ms"
+                && let Some(value) = &entry.value
+            {
+                alter = alter.set(&entry.name, value);
+            }
+        }
+        alter = alter.set("retention.ms", ms);
+        tracing::warn!(
+            %topic, from = ?current, to = %ms,
+            "retention of an existing retry or dead-letter topic altered"
+        );
+        for result in admin.alter_configs(&[alter], &options).await? {
+            result.map_err(|(_, code)| {
+                Error::Setup(format!("setting retention.ms={ms} on {topic}: {code}"))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+impl<S: Sink> Pipeline<S> {
+    /// The configuration it runs with.
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
     }
 }
