@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::compat::Compatibility;
+use crate::limits::Limits;
 
 /// The local stack's registry database (created by `make up`).
 pub const DEFAULT_DATABASE_URL: &str =
@@ -52,6 +53,15 @@ pub struct Config {
     )]
     pub default_compatibility: Compatibility,
 
+    /// Longest schema text accepted, in bytes (longer: 42201). Request bodies may be about
+    /// four times this (the schema escaped in JSON, and its references); larger ones get 413.
+    #[arg(long, env = "REGISTRY_MAX_SCHEMA_BYTES", default_value_t = Limits::default().max_schema_bytes)]
+    pub max_schema_bytes: usize,
+
+    /// Deepest nesting of records, arrays and maps accepted in a schema (deeper: 42201).
+    #[arg(long, env = "REGISTRY_MAX_SCHEMA_DEPTH", default_value_t = Limits::default().max_schema_depth)]
+    pub max_schema_depth: usize,
+
     /// Log filter (tracing's `EnvFilter` syntax, e.g. `info,anineplus_registry=debug`).
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
@@ -67,7 +77,17 @@ impl Config {
             database_max_connections: 16,
             database_acquire_timeout_secs: 10,
             default_compatibility: Compatibility::default(),
+            max_schema_bytes: Limits::default().max_schema_bytes,
+            max_schema_depth: Limits::default().max_schema_depth,
             log_filter: "info".to_owned(),
+        }
+    }
+
+    /// The bounds on submitted schemas.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_schema_bytes: self.max_schema_bytes,
+            max_schema_depth: self.max_schema_depth,
         }
     }
 

@@ -16,7 +16,9 @@
 //! - [`server`](run): connect, migrate, serve until cancelled ([`run`], [`serve`], [`router`]);
 //! - `http/`: the REST routes, thin handlers over [`Registry`], Confluent's JSON and errors;
 //! - [`registry`]: the rules (register, look up, check, soft and permanent delete, modes);
-//! - [`compat`]: compatibility levels and the Avro schema-resolution checker;
+//! - [`compat`]: compatibility levels and the Avro schema-resolution checker (polynomial:
+//!   each reader/writer pair is decided once);
+//! - [`limits`]: the bounds on a submitted schema's size and nesting depth;
 //! - [`canonical`]: the canonical JSON that decides schema equality;
 //! - [`avro`]: parsing a schema with the schemas its references point at;
 //! - [`store`]: PostgreSQL (sessions, advisory locks, the id sequence); `cache`: schemas
@@ -33,6 +35,7 @@ pub mod compat;
 pub mod config;
 pub mod error;
 mod http;
+pub mod limits;
 pub mod mode;
 pub mod registry;
 mod server;
@@ -42,6 +45,7 @@ pub use compat::Compatibility;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use http::router;
+pub use limits::Limits;
 pub use mode::Mode;
 pub use registry::Registry;
 pub use server::{connect, run, serve};

@@ -23,7 +23,7 @@ pub async fn connect(config: &Config) -> Result<Registry> {
         },
         other => other,
     })?;
-    Ok(Registry::new(store, config.default_compatibility))
+    Ok(Registry::new(store, config.default_compatibility).with_limits(config.limits()))
 }
 
 /// Serves the REST API on `listener` until `shutdown` is cancelled, then lets in-flight

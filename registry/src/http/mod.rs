@@ -10,18 +10,19 @@ mod subjects;
 
 use std::time::Instant;
 
-use axum::Router;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::Uri;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 
 use crate::error::Error;
 use crate::registry::Registry;
 
 /// The registry's routes over `registry`, ready to serve (also on a test listener).
 pub fn router(registry: Registry) -> Router {
+    let body_limit = registry.limits().max_body_bytes();
     Router::new()
         .route("/", get(|| async { reply::Reply(serde_json::json!({})) }))
         .route("/schemas/types", get(schemas::types))
@@ -84,6 +85,8 @@ pub fn router(registry: Registry) -> Router {
         )
         .fallback(|uri: Uri| async move { Error::NoSuchEndpoint(uri.path().to_owned()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(Extension(extract::BodyLimit(body_limit)))
         .layer(middleware::from_fn(log_request))
         .with_state(registry)
 }
