@@ -2,11 +2,14 @@
 //! variable, with defaults that run against the local stack (`make up`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 
+use crate::auth::Access;
 use crate::compat::Compatibility;
+use crate::error::Error;
 use crate::limits::Limits;
 
 /// The local stack's registry database (created by `make up`).
@@ -62,6 +65,17 @@ pub struct Config {
     #[arg(long, env = "REGISTRY_MAX_SCHEMA_DEPTH", default_value_t = Limits::default().max_schema_depth)]
     pub max_schema_depth: usize,
 
+    /// The users file: users, password hashes and per-subject permissions (see
+    /// `docs/registry.md`). Required: the registry does not start with writes open to
+    /// anonymous callers.
+    #[arg(long, env = "REGISTRY_AUTH_FILE")]
+    pub auth_file: Option<PathBuf>,
+
+    /// Let callers without credentials read (schemas, subjects, settings); they can never
+    /// write.
+    #[arg(long, env = "REGISTRY_ANONYMOUS_READ", default_value_t = false, action = clap::ArgAction::Set)]
+    pub anonymous_read: bool,
+
     /// Log filter (tracing's `EnvFilter` syntax, e.g. `info,anineplus_registry=debug`).
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
@@ -77,9 +91,23 @@ impl Config {
             database_max_connections: 16,
             database_acquire_timeout_secs: 10,
             default_compatibility: Compatibility::default(),
+            auth_file: None,
+            anonymous_read: false,
             max_schema_bytes: Limits::default().max_schema_bytes,
             max_schema_depth: Limits::default().max_schema_depth,
             log_filter: "info".to_owned(),
+        }
+    }
+
+    /// The users and permissions of the users file; an error when none is configured.
+    pub fn access(&self) -> Result<Access, Error> {
+        match &self.auth_file {
+            Some(path) => Access::load(path, self.anonymous_read),
+            None => Err(Error::AccessConfig(
+                "REGISTRY_AUTH_FILE (--auth-file) is not set: without users anyone who reaches the \
+                 registry could rewrite or delete every schema; configure a users file"
+                    .to_owned(),
+            )),
         }
     }
 

@@ -124,6 +124,15 @@ pub enum Error {
     /// 405: the endpoint exists but not with this method.
     #[error("HTTP 405 Method Not Allowed")]
     MethodNotAllowed,
+    /// 40101: no credentials, or credentials that do not match a user.
+    #[error("Unauthorized: {0}")]
+    Unauthorized(String),
+    /// 40301: the user lacks the permission for this operation on this resource.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The users file is missing or invalid (at start).
+    #[error("access configuration: {0}")]
+    AccessConfig(String),
     /// 413: a request body longer than the registry reads (see [`Limits`](crate::limits::Limits)).
     #[error("Request body larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -175,6 +184,9 @@ impl Error {
             Error::NoSuchEndpoint(_) => 404,
             Error::MethodNotAllowed => 405,
             Error::PayloadTooLarge(_) => 413,
+            Error::Unauthorized(_) => 40101,
+            Error::Forbidden(_) => 40301,
+            Error::AccessConfig(_) => 50001,
             Error::Internal(_) => 500,
             Error::Store(_)
             | Error::Migrate(_)
@@ -189,6 +201,8 @@ impl Error {
             409 => StatusCode::CONFLICT,
             415 => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             413 => StatusCode::PAYLOAD_TOO_LARGE,
+            40101 => StatusCode::UNAUTHORIZED,
+            40301 => StatusCode::FORBIDDEN,
             405 => StatusCode::METHOD_NOT_ALLOWED,
             404 | 40401..=40499 => StatusCode::NOT_FOUND,
             422 | 42201..=42299 => StatusCode::UNPROCESSABLE_ENTITY,
