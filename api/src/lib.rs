@@ -118,7 +118,7 @@ pub async fn serve(
         codec.register(topic).await.map_err(|e| {
             Error::Internal(format!(
                 "the schema registry at {} did not accept the schema of topic {topic}: {e}",
-                config.schema_registry_url
+                codec.registry().url()
             ))
         })?;
     }

@@ -43,8 +43,9 @@ async fn main() -> anyhow::Result<()> {
     let mut workers = Vec::new();
     for _ in 0..CLIENTS {
         let url = url.clone();
+        let http = registry.http.clone();
         workers.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = http.clone();
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
                 let sent = Instant::now();

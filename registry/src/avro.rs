@@ -41,12 +41,18 @@ impl AvroSchema {
         &self.root
     }
 
-    /// Follows a `Ref` to the named type's definition; any other schema is returned as is.
+    /// Follows a `Ref` to the named type's definition, and gives a record, enum or fixed
+    /// type as its one registered definition (so each named type is one node, wherever it is
+    /// written); any other schema is returned as is.
     pub fn resolve<'a>(&'a self, schema: &'a Schema) -> &'a Schema {
-        match schema {
-            Schema::Ref { name } => self.names.get(name).unwrap_or(schema),
-            other => other,
-        }
+        let name = match schema {
+            Schema::Ref { name } => name,
+            Schema::Record(r) => &r.name,
+            Schema::Enum(e) => &e.name,
+            Schema::Fixed(f) => &f.name,
+            _ => return schema,
+        };
+        self.names.get(name).unwrap_or(schema)
     }
 }
 

@@ -2,11 +2,15 @@
 //! variable, with defaults that run against the local stack (`make up`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 
+use crate::auth::Access;
 use crate::compat::Compatibility;
+use crate::error::Error;
+use crate::limits::Limits;
 
 /// The local stack's registry database (created by `make up`).
 pub const DEFAULT_DATABASE_URL: &str =
@@ -52,6 +56,26 @@ pub struct Config {
     )]
     pub default_compatibility: Compatibility,
 
+    /// Longest schema text accepted, in bytes (longer: 42201). Request bodies may be about
+    /// four times this (the schema escaped in JSON, and its references); larger ones get 413.
+    #[arg(long, env = "REGISTRY_MAX_SCHEMA_BYTES", default_value_t = Limits::default().max_schema_bytes)]
+    pub max_schema_bytes: usize,
+
+    /// Deepest nesting of records, arrays and maps accepted in a schema (deeper: 42201).
+    #[arg(long, env = "REGISTRY_MAX_SCHEMA_DEPTH", default_value_t = Limits::default().max_schema_depth)]
+    pub max_schema_depth: usize,
+
+    /// The users file: users, password hashes and per-subject permissions (see
+    /// `docs/registry.md`). Required: the registry does not start with writes open to
+    /// anonymous callers.
+    #[arg(long, env = "REGISTRY_AUTH_FILE")]
+    pub auth_file: Option<PathBuf>,
+
+    /// Let callers without credentials read (schemas, subjects, settings); they can never
+    /// write.
+    #[arg(long, env = "REGISTRY_ANONYMOUS_READ", default_value_t = false, action = clap::ArgAction::Set)]
+    pub anonymous_read: bool,
+
     /// Log filter (tracing's `EnvFilter` syntax, e.g. `info,anineplus_registry=debug`).
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
@@ -67,7 +91,31 @@ impl Config {
             database_max_connections: 16,
             database_acquire_timeout_secs: 10,
             default_compatibility: Compatibility::default(),
+            auth_file: None,
+            anonymous_read: false,
+            max_schema_bytes: Limits::default().max_schema_bytes,
+            max_schema_depth: Limits::default().max_schema_depth,
             log_filter: "info".to_owned(),
+        }
+    }
+
+    /// The users and permissions of the users file; an error when none is configured.
+    pub fn access(&self) -> Result<Access, Error> {
+        match &self.auth_file {
+            Some(path) => Access::load(path, self.anonymous_read),
+            None => Err(Error::AccessConfig(
+                "REGISTRY_AUTH_FILE (--auth-file) is not set: without users anyone who reaches the \
+                 registry could rewrite or delete every schema; configure a users file"
+                    .to_owned(),
+            )),
+        }
+    }
+
+    /// The bounds on submitted schemas.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_schema_bytes: self.max_schema_bytes,
+            max_schema_depth: self.max_schema_depth,
         }
     }
 

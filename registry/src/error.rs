@@ -124,6 +124,21 @@ pub enum Error {
     /// 405: the endpoint exists but not with this method.
     #[error("HTTP 405 Method Not Allowed")]
     MethodNotAllowed,
+    /// 40101: no credentials, or credentials that do not match a user.
+    #[error("Unauthorized: {0}")]
+    Unauthorized(String),
+    /// 40301: the user lacks the permission for this operation on this resource.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The users file is missing or invalid (at start).
+    #[error("access configuration: {0}")]
+    AccessConfig(String),
+    /// 413: a request body longer than the registry reads (see [`Limits`](crate::limits::Limits)).
+    #[error("Request body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// 500: a fault of the registry itself (a failed task). Logged; the client gets no details.
+    #[error("Internal error: {0}")]
+    Internal(String),
     /// 50001: PostgreSQL failed. The details are logged, not sent to the client.
     #[error("Error in the backend data store: {0}")]
     Store(#[from] sqlx::Error),
@@ -168,6 +183,11 @@ impl Error {
             Error::UnsupportedMediaType(_) => 415,
             Error::NoSuchEndpoint(_) => 404,
             Error::MethodNotAllowed => 405,
+            Error::PayloadTooLarge(_) => 413,
+            Error::Unauthorized(_) => 40101,
+            Error::Forbidden(_) => 40301,
+            Error::AccessConfig(_) => 50001,
+            Error::Internal(_) => 500,
             Error::Store(_)
             | Error::Migrate(_)
             | Error::DatabaseUnreachable { .. }
@@ -180,6 +200,9 @@ impl Error {
         match self.code() {
             409 => StatusCode::CONFLICT,
             415 => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            413 => StatusCode::PAYLOAD_TOO_LARGE,
+            40101 => StatusCode::UNAUTHORIZED,
+            40301 => StatusCode::FORBIDDEN,
             405 => StatusCode::METHOD_NOT_ALLOWED,
             404 | 40401..=40499 => StatusCode::NOT_FOUND,
             422 | 42201..=42299 => StatusCode::UNPROCESSABLE_ENTITY,
@@ -200,6 +223,7 @@ impl Error {
             | Error::Migrate(_)
             | Error::DatabaseUnreachable { .. }
             | Error::Io(_) => "Error in the backend data store; see the registry's log".to_owned(),
+            Error::Internal(_) => "Internal error; see the registry's log".to_owned(),
             other => other.to_string(),
         }
     }

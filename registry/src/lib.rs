@@ -14,9 +14,13 @@
 //!
 //! - [`config`]: the typed configuration (flags and `REGISTRY_*` variables);
 //! - [`server`](run): connect, migrate, serve until cancelled ([`run`], [`serve`], [`router`]);
-//! - `http/`: the REST routes, thin handlers over [`Registry`], Confluent's JSON and errors;
+//! - `http/`: the REST routes, thin handlers over [`Registry`], Confluent's JSON and errors,
+//!   behind the access guard (basic authentication, the permission each route needs);
+//! - [`auth`]: users, password hashes and per-subject read/write permissions;
 //! - [`registry`]: the rules (register, look up, check, soft and permanent delete, modes);
-//! - [`compat`]: compatibility levels and the Avro schema-resolution checker;
+//! - [`compat`]: compatibility levels and the Avro schema-resolution checker (polynomial:
+//!   each reader/writer pair is decided once);
+//! - [`limits`]: the bounds on a submitted schema's size and nesting depth;
 //! - [`canonical`]: the canonical JSON that decides schema equality;
 //! - [`avro`]: parsing a schema with the schemas its references point at;
 //! - [`store`]: PostgreSQL (sessions, advisory locks, the id sequence); `cache`: schemas
@@ -26,6 +30,7 @@
 //! The binary (`src/main.rs`) only parses the config, starts JSON logs and runs until
 //! SIGINT/SIGTERM.
 
+pub mod auth;
 pub mod avro;
 mod cache;
 pub mod canonical;
@@ -33,15 +38,18 @@ pub mod compat;
 pub mod config;
 pub mod error;
 mod http;
+pub mod limits;
 pub mod mode;
 pub mod registry;
 mod server;
 pub mod store;
 
+pub use auth::Access;
 pub use compat::Compatibility;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use http::router;
+pub use limits::Limits;
 pub use mode::Mode;
 pub use registry::Registry;
 pub use server::{connect, run, serve};

@@ -6,9 +6,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::avro::AvroSchema;
-use crate::canonical::canonical_json;
+use crate::canonical::canonical_value;
 use crate::compat::{self, Compatibility};
 use crate::error::{Error, Result};
+use crate::limits::Limits;
 use crate::mode::Mode;
 use crate::store::{NewSchema, SchemaReference, Session, Setting, Store, StoredSchema, VersionRow};
 
@@ -83,20 +84,34 @@ impl Prepared {
     }
 }
 
-/// The schema registry: its store and its default compatibility level.
+/// The schema registry: its store, its default compatibility level and its limits.
 #[derive(Debug, Clone)]
 pub struct Registry {
     store: Store,
     default_compatibility: Compatibility,
+    limits: Limits,
 }
 
 impl Registry {
-    /// A registry over `store`, using `default_compatibility` where none is configured.
+    /// A registry over `store`, using `default_compatibility` where none is configured,
+    /// with the default [`Limits`].
     pub fn new(store: Store, default_compatibility: Compatibility) -> Self {
         Self {
             store,
             default_compatibility,
+            limits: Limits::default(),
         }
+    }
+
+    /// The same registry with other bounds on submitted schemas.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The bounds on submitted schemas.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The store (to close its pool).
@@ -179,7 +194,7 @@ impl Registry {
         if visible.is_empty() {
             return Err(Error::SubjectNotFound(subject.to_owned()));
         }
-        let prepared = prepare(&mut session, submission).await?;
+        let prepared = prepare(&mut session, submission, &self.limits).await?;
         let id = session.find_schema(&prepared.identity).await?;
         let row = visible
             .iter()
@@ -201,6 +216,10 @@ impl Registry {
         submission: &Submission,
         placement: Placement,
     ) -> Result<i32> {
+        // The compatibility check is the long part: it runs first, outside any transaction
+        // and off the async workers; the write transaction below only confirms that the
+        // versions it checked against are still the ones to check (else it checks again).
+        let precheck = self.precheck(subject, submission).await?;
         let mut session = self.store.begin().await?;
         let mut locked: Vec<&str> = vec![subject];
         locked.extend(submission.references.iter().map(|r| r.subject.as_str()));
@@ -210,7 +229,7 @@ impl Registry {
         if mode == Mode::ReadOnly {
             return Err(read_only(subject));
         }
-        let prepared = prepare(&mut session, submission).await?;
+        let prepared = prepare(&mut session, submission, &self.limits).await?;
         let rows = session.versions(subject).await?;
         let existing = session.find_schema(&prepared.identity).await?;
         if let Some(id) = existing
@@ -237,9 +256,14 @@ impl Registry {
                 )));
             }
             let level = self.effective_compatibility(&mut session, subject).await?;
-            let problems = self
-                .check(&mut session, level, &prepared, &rows, None)
-                .await?;
+            let against = targets(level, &rows, None);
+            let problems = match precheck {
+                Some(verdict) if verdict.confirms(level, &against, &prepared) => verdict.problems,
+                _ => {
+                    let schemas = load(&mut session, &against).await?;
+                    run_check(level, prepared.avro.clone(), schemas).await?
+                }
+            };
             if !problems.is_empty() {
                 return Err(Error::Incompatible {
                     subject: subject.to_owned(),
@@ -312,38 +336,43 @@ impl Registry {
             None => None,
             Some(spec) => Some(find_version(&mut session, subject, spec, false).await?),
         };
-        let prepared = prepare(&mut session, submission).await?;
+        let prepared = prepare(&mut session, submission, &self.limits).await?;
         let level = self.effective_compatibility(&mut session, subject).await?;
-        self.check(&mut session, level, &prepared, &rows, only)
-            .await
+        let against = targets(level, &rows, only);
+        let schemas = load(&mut session, &against).await?;
+        drop(session);
+        run_check(level, prepared.avro, schemas).await
     }
 
-    /// Checks `prepared` at `level` against `only`, or else the live versions among `rows`
-    /// the level names (the latest, or all when transitive).
-    async fn check(
-        &self,
-        session: &mut Session,
-        level: Compatibility,
-        prepared: &Prepared,
-        rows: &[VersionRow],
-        only: Option<VersionRow>,
-    ) -> Result<Vec<String>> {
-        if level == Compatibility::None {
-            return Ok(Vec::new());
+    /// The compatibility verdict a registration would get, computed in a read transaction
+    /// that is closed before the check runs. `None` when no check is due (the schema is
+    /// already registered, the subject is READONLY or IMPORT, or the level is NONE).
+    async fn precheck(&self, subject: &str, submission: &Submission) -> Result<Option<Verdict>> {
+        let mut session = self.store.begin().await?;
+        if self.effective_mode(&mut session, subject).await? != Mode::ReadWrite {
+            return Ok(None);
         }
-        let live: Vec<VersionRow> = visible(rows.to_vec(), false);
-        let against: Vec<VersionRow> = match only {
-            Some(row) => vec![row],
-            None if level.is_transitive() => live,
-            None => live.last().copied().into_iter().collect(),
-        };
-        let mut parsed = Vec::with_capacity(against.len());
-        for row in &against {
-            let stored = stored(session, row.schema_id).await?;
-            parsed.push((row.version, parse_stored(session, &stored).await?));
+        let prepared = prepare(&mut session, submission, &self.limits).await?;
+        let rows = session.versions(subject).await?;
+        if let Some(id) = session.find_schema(&prepared.identity).await?
+            && rows.iter().any(|r| !r.deleted && r.schema_id == id)
+        {
+            return Ok(None);
         }
-        let pairs: Vec<(i32, &AvroSchema)> = parsed.iter().map(|(v, s)| (*v, s)).collect();
-        Ok(compat::check(level, &prepared.avro, &pairs))
+        let level = self.effective_compatibility(&mut session, subject).await?;
+        let against = targets(level, &rows, None);
+        if against.is_empty() {
+            return Ok(None);
+        }
+        let schemas = load(&mut session, &against).await?;
+        drop(session);
+        let problems = run_check(level, prepared.avro, schemas).await?;
+        Ok(Some(Verdict {
+            level,
+            against,
+            identity: prepared.identity,
+            problems,
+        }))
     }
 
     /// `DELETE /subjects/{s}`: soft-deletes every version, or (`permanent`, after a soft
@@ -588,6 +617,60 @@ fn visible(rows: Vec<VersionRow>, deleted: bool) -> Vec<VersionRow> {
     rows.into_iter().filter(|r| deleted || !r.deleted).collect()
 }
 
+/// A compatibility verdict reached outside the write transaction, and what it rests on.
+struct Verdict {
+    level: Compatibility,
+    against: Vec<VersionRow>,
+    identity: String,
+    problems: Vec<String>,
+}
+
+impl Verdict {
+    /// Whether the verdict holds for checking `prepared` at `level` against `against`.
+    fn confirms(&self, level: Compatibility, against: &[VersionRow], prepared: &Prepared) -> bool {
+        self.level == level && self.against == against && self.identity == prepared.identity
+    }
+}
+
+/// The versions a check at `level` compares with: `only`, or else the live versions among
+/// `rows` the level names (the latest, or all when transitive); none at level NONE.
+fn targets(level: Compatibility, rows: &[VersionRow], only: Option<VersionRow>) -> Vec<VersionRow> {
+    if level == Compatibility::None {
+        return Vec::new();
+    }
+    let live: Vec<VersionRow> = visible(rows.to_vec(), false);
+    match only {
+        Some(row) => vec![row],
+        None if level.is_transitive() => live,
+        None => live.last().copied().into_iter().collect(),
+    }
+}
+
+/// The registered schemas of `against`, parsed, with their versions.
+async fn load(session: &mut Session, against: &[VersionRow]) -> Result<Vec<(i32, AvroSchema)>> {
+    let mut parsed = Vec::with_capacity(against.len());
+    for row in against {
+        let stored = stored(session, row.schema_id).await?;
+        parsed.push((row.version, parse_stored(session, &stored).await?));
+    }
+    Ok(parsed)
+}
+
+/// Runs the checker on a blocking thread (it is CPU work, polynomial in the schemas' sizes,
+/// which [`Limits`] bound), so it never stalls the server's async workers.
+async fn run_check(
+    level: Compatibility,
+    new: AvroSchema,
+    against: Vec<(i32, AvroSchema)>,
+) -> Result<Vec<String>> {
+    tokio::task::spawn_blocking(move || {
+        let pairs: Vec<(i32, &AvroSchema)> = against.iter().map(|(v, s)| (*v, s)).collect();
+        compat::check(level, &new, &pairs)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("the compatibility check failed: {e}")))
+}
+
 /// Resolves a version for a read: 40401 when the subject shows no version, 40402 when it
 /// lacks this one.
 async fn find_version(
@@ -674,9 +757,13 @@ async fn stored(session: &mut Session, id: i32) -> Result<Arc<StoredSchema>> {
     })
 }
 
-/// Validates a submission: AVRO only, valid JSON, references that exist, a schema the Avro
-/// parser accepts with the referenced types.
-async fn prepare(session: &mut Session, submission: &Submission) -> Result<Prepared> {
+/// Validates a submission: AVRO only, valid JSON within the [`Limits`], references that
+/// exist, a schema the Avro parser accepts with the referenced types.
+async fn prepare(
+    session: &mut Session,
+    submission: &Submission,
+    limits: &Limits,
+) -> Result<Prepared> {
     if let Some(kind) = &submission.schema_type
         && !kind.eq_ignore_ascii_case("AVRO")
     {
@@ -684,8 +771,7 @@ async fn prepare(session: &mut Session, submission: &Submission) -> Result<Prepa
             "schemaType '{kind}' is not supported: this registry supports only AVRO"
         )));
     }
-    let canonical = canonical_json(&submission.schema)
-        .map_err(|e| Error::InvalidSchema(format!("the schema is not valid JSON: {e}")))?;
+    let canonical = canonical_value(&limits.parse(&submission.schema)?);
     let mut references = Vec::with_capacity(submission.references.len());
     for reference in &submission.references {
         references.push(resolve_reference(session, reference).await?);

@@ -1,8 +1,11 @@
 //! Starting and stopping the server: connect and migrate, bind, serve until cancelled.
 
+use std::sync::Arc;
+
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Access;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::registry::Registry;
@@ -23,7 +26,7 @@ pub async fn connect(config: &Config) -> Result<Registry> {
         },
         other => other,
     })?;
-    Ok(Registry::new(store, config.default_compatibility))
+    Ok(Registry::new(store, config.default_compatibility).with_limits(config.limits()))
 }
 
 /// Serves the REST API on `listener` until `shutdown` is cancelled, then lets in-flight
@@ -31,26 +34,30 @@ pub async fn connect(config: &Config) -> Result<Registry> {
 pub async fn serve(
     listener: TcpListener,
     registry: Registry,
+    access: Arc<Access>,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    axum::serve(listener, crate::http::router(registry))
+    axum::serve(listener, crate::http::router(registry, access))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     Ok(())
 }
 
-/// The whole server: connect, migrate, listen on `config.listen`, serve until `shutdown`,
+/// The whole server: load the users file (refusing to start without one: writes are never
+/// open to anonymous callers), connect, migrate, listen on `config.listen`, serve until `shutdown`,
 /// close the pool.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
+    let access = Arc::new(config.access()?);
     let registry = connect(&config).await?;
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(
         address = %listener.local_addr()?,
         database = %config.redacted_database_url(),
         default_compatibility = %config.default_compatibility,
+        anonymous_read = access.anonymous_read(),
         "schema registry listening"
     );
-    let served = serve(listener, registry.clone(), shutdown).await;
+    let served = serve(listener, registry.clone(), access, shutdown).await;
     registry.store().pool().close().await;
     tracing::info!("schema registry stopped");
     served

@@ -57,7 +57,10 @@ fn fields(value: &Avro) -> Vec<(String, Avro)> {
 #[tokio::test]
 async fn confluent_client_encodes_and_decodes_through_the_registry() {
     let fixture = Fixture::start().await;
-    let settings = SrSettings::new(fixture.registry.url.clone());
+    let settings = SrSettings::new_builder(fixture.registry.url.clone())
+        .set_basic_authorization(common::ADMIN.0, Some(common::ADMIN.1))
+        .build()
+        .unwrap();
     let encoder = AvroEncoder::new(settings.clone());
     let decoder = AvroDecoder::new(settings);
     let topic = anineplus_testkit::unique("anime");
@@ -115,7 +118,10 @@ async fn confluent_client_encodes_and_decodes_through_the_registry() {
 #[tokio::test]
 async fn confluent_client_registers_references_to_shared_types() {
     let fixture = Fixture::start().await;
-    let settings = SrSettings::new(fixture.registry.url.clone());
+    let settings = SrSettings::new_builder(fixture.registry.url.clone())
+        .set_basic_authorization(common::ADMIN.0, Some(common::ADMIN.1))
+        .build()
+        .unwrap();
     let encoder = AvroEncoder::new(settings.clone());
     let decoder = AvroDecoder::new(settings);
     let topic = anineplus_testkit::unique("anime");

@@ -53,15 +53,34 @@ struct ErrorBody {
 /// Client of one registry.
 #[derive(Debug, Clone)]
 pub struct RegistryClient {
+    /// The base URL without credentials (it appears in errors and logs).
     base: String,
+    credentials: Option<Credentials>,
     http: reqwest::Client,
 }
 
+/// HTTP basic credentials, as Confluent's `basic.auth.user.info` (`user:password`).
+#[derive(Clone)]
+struct Credentials {
+    user: String,
+    password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:***", self.user)
+    }
+}
+
 impl RegistryClient {
-    /// A client of the registry at `base` (e.g. `http://127.0.0.1:8081`).
+    /// A client of the registry at `base` (e.g. `http://127.0.0.1:8081`). Credentials go in
+    /// the URL's userinfo, percent-encoded (`http://user:password@host:8081`, as Confluent's
+    /// `basic.auth.credentials.source=URL`), and are sent as HTTP basic authentication.
     pub fn new(base: &str) -> Self {
+        let (base, credentials) = split_credentials(base.trim_end_matches('/'));
         RegistryClient {
-            base: base.trim_end_matches('/').to_owned(),
+            base,
+            credentials,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .no_proxy()
@@ -70,9 +89,24 @@ impl RegistryClient {
         }
     }
 
-    /// The registry's base URL.
+    /// The registry's base URL, without credentials.
     pub fn url(&self) -> &str {
         &self.base
+    }
+
+    /// The registry's base URL with its credentials (to hand to another client).
+    pub fn url_with_credentials(&self) -> String {
+        match &self.credentials {
+            None => self.base.clone(),
+            Some(c) => match self.base.split_once("://") {
+                Some((scheme, rest)) => format!(
+                    "{scheme}://{}:{}@{rest}",
+                    percent_encode(&c.user),
+                    percent_encode(&c.password)
+                ),
+                None => self.base.clone(),
+            },
+        }
     }
 
     /// `GET /schemas/ids/{id}`: the schema text.
@@ -145,6 +179,10 @@ impl RegistryClient {
             url: self.base.clone(),
             reason,
         };
+        let request = match &self.credentials {
+            Some(c) => request.basic_auth(&c.user, Some(&c.password)),
+            None => request,
+        };
         let response = request
             .header(reqwest::header::ACCEPT, CONTENT_TYPE)
             .send()
@@ -181,5 +219,77 @@ impl RegistryClient {
                 message,
             })
         }
+    }
+}
+
+/// Splits `scheme://user:password@host...` into the URL without userinfo and the decoded
+/// credentials.
+fn split_credentials(url: &str) -> (String, Option<Credentials>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_owned(), None);
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return (url.to_owned(), None);
+    };
+    let (userinfo, host) = (&rest[..at], &rest[at + 1..]);
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    (
+        format!("{scheme}://{host}"),
+        Some(Credentials {
+            user: percent_decode(user),
+            password: percent_decode(password),
+        }),
+    )
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = text.get(i + 1..i + 3)
+            && let Ok(byte) = u8::from_str_radix(hex, 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_come_from_the_userinfo_and_stay_out_of_the_url() {
+        let client = RegistryClient::new("http://api:p%40ss%3Aword@127.0.0.1:8081/");
+        assert_eq!(client.url(), "http://127.0.0.1:8081");
+        let c = client.credentials.as_ref().unwrap();
+        assert_eq!((c.user.as_str(), c.password.as_str()), ("api", "p@ss:word"));
+        assert!(!format!("{client:?}").contains("p@ss"));
+        assert_eq!(
+            client.url_with_credentials(),
+            "http://api:p%40ss%3Aword@127.0.0.1:8081"
+        );
+        let open = RegistryClient::new("http://127.0.0.1:8081");
+        assert!(open.credentials.is_none());
+        assert_eq!(open.url_with_credentials(), "http://127.0.0.1:8081");
     }
 }

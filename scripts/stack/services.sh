@@ -4,6 +4,11 @@
 #             value schema is registered (`anineplus-schemas register`)
 #   api       anineplus-api on 127.0.0.1:3000 (GraphQL, outbox relay), API_ENV=dev
 #   indexer   anineplus-indexer (search indexer), metrics and health on 127.0.0.1:9464
+# The registry requires credentials to write: the first start generates a password per
+# client (admin, schemas, api, indexer, tools) into .stack/registry/credentials (lines of
+# user:password, mode 600, never committed) and the registry's users file beside it
+# (auth.json); each service gets its own user in the userinfo of its SCHEMA_REGISTRY_URL.
+# Anonymous reads stay open on this dev stack (REGISTRY_ANONYMOUS_READ=true).
 # They are built in debug mode (`cargo build`), run in the background with their logs in
 # .stack/logs/<service>.log, and reused when already running and healthy.
 #
@@ -32,6 +37,45 @@ build() {
 
 healthy() { curl -fsS "$1" >/dev/null 2>&1; }
 
+REGISTRY_AUTH_DIR="$STACK_DIR/registry"
+REGISTRY_CLIENTS=(admin schemas api indexer tools)
+
+# The registry's users (idempotent: passwords are generated once and kept).
+registry_credentials() {
+  local file="$REGISTRY_AUTH_DIR/credentials" user
+  mkdir -p "$REGISTRY_AUTH_DIR"
+  if [[ ! -s $file ]]; then
+    say "generating the registry's credentials ($file)"
+    (umask 077; for user in "${REGISTRY_CLIENTS[@]}"; do
+      echo "$user:$(tr -dc 'A-Za-z0-9' </dev/urandom | head -c 32)"
+    done >"$file")
+  fi
+  # What each user may do: admin everything; schemas, api (it registers its topics' schemas
+  # at start) write the value subjects; indexer and tools (DLQ, search) read.
+  (umask 077; {
+    echo '{"users": ['
+    local sep=""
+    while IFS=: read -r user password; do
+      printf '%s{"username": "%s", "algorithm": "plain", "password": "%s"}\n' "$sep" "$user" "$password"; sep=","
+    done <"$file"
+    echo '], "permissions": ['
+    echo '{"username": "admin", "operation": "Write", "resource": "Config:"},'
+    echo '{"username": "admin", "operation": "Write", "resource": "Subject:*"},'
+    echo '{"username": "schemas", "operation": "Write", "resource": "Subject:*-value"},'
+    echo '{"username": "api", "operation": "Write", "resource": "Subject:*-value"},'
+    echo '{"username": "indexer", "operation": "Read", "resource": "Subject:*"},'
+    echo '{"username": "tools", "operation": "Read", "resource": "Subject:*"}'
+    echo ']}'
+  } >"$REGISTRY_AUTH_DIR/auth.json")
+}
+
+# registry_url USER: the registry's URL with USER's credentials.
+registry_url() {
+  local userinfo
+  userinfo=$(grep "^$1:" "$REGISTRY_AUTH_DIR/credentials")
+  echo "${SCHEMA_REGISTRY_URL/:\/\//://$userinfo@}"
+}
+
 # start_service NAME BINARY HEALTH_URL
 start_service() {
   local name=$1 binary=$2 health=$3
@@ -42,14 +86,16 @@ start_service() {
     die "port $port (for $name) is taken by another process: $(ss -ltnp "sport = :$port" 2>/dev/null | tail -n +2 | head -n 1)"
   fi
   say "starting $name (health: $health)"
+  local client=$name; [[ $name == registry ]] && client=admin
   start_bg "$name" env API_ENV="${API_ENV:-dev}" REGISTRY_LISTEN="$REGISTRY_LISTEN" \
-    SCHEMA_REGISTRY_URL="$SCHEMA_REGISTRY_URL" API_LISTEN="$API_LISTEN" METRICS_LISTEN="$METRICS_LISTEN" \
+    REGISTRY_AUTH_FILE="$REGISTRY_AUTH_DIR/auth.json" REGISTRY_ANONYMOUS_READ="${REGISTRY_ANONYMOUS_READ:-true}" \
+    SCHEMA_REGISTRY_URL="$(registry_url "$client")" API_LISTEN="$API_LISTEN" METRICS_LISTEN="$METRICS_LISTEN" \
     RUST_LOG="${RUST_LOG:-info,rdkafka=warn}" "$BIN/$binary"
   wait_for "$name" 90 "$LOG_DIR/$name.log" healthy "$health"
 }
 
 register_schemas() {
-  "$BIN/anineplus-schemas" --registry "$SCHEMA_REGISTRY_URL" register >"$LOG_DIR/schemas-register.log" 2>&1 || {
+  "$BIN/anineplus-schemas" --registry "$(registry_url schemas)" register >"$LOG_DIR/schemas-register.log" 2>&1 || {
     cat "$LOG_DIR/schemas-register.log" >&2
     die "the registry refused a topic schema (see above): fix the .avsc or the subject's compatibility"
   }
@@ -58,6 +104,7 @@ register_schemas() {
 
 start() {
   build
+  registry_credentials
   local entry
   for entry in "${SERVICES[@]}"; do
     # shellcheck disable=SC2086  # entry is "name binary url"

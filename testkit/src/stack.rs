@@ -37,7 +37,8 @@ pub struct Stack {
     pub database_url: String,
     /// `REDIS_URL`, default `redis://127.0.0.1:6379`.
     pub redis_url: String,
-    /// `SCHEMA_REGISTRY_URL`, default `http://127.0.0.1:8081` (the registry `make up` starts).
+    /// `SCHEMA_REGISTRY_URL`, default `http://127.0.0.1:8081` (the registry `make up` starts),
+    /// with the `admin` credentials `make up` generated when it did (userinfo in the URL).
     pub registry_url: String,
     /// How long each probe waits before declaring its service down (10 s).
     pub probe_timeout: Duration,
@@ -49,6 +50,39 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://anineplus:anineplus@127.0.0.1
 pub const DEFAULT_REGISTRY_URL: &str = "http://127.0.0.1:8081";
 /// Default `REDIS_URL` of the local stack.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// The registry `make up` starts, with the credentials it generated for tests and operators
+/// (`admin` in `$STACK_DIR/registry/credentials`, lines of `user:password`); without that
+/// file, [`DEFAULT_REGISTRY_URL`] as is.
+fn stack_registry_url() -> String {
+    let stack_dir = std::env::var_os("STACK_DIR")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.stack"));
+    let credentials = std::fs::read_to_string(stack_dir.join("registry/credentials"));
+    credentials
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("admin:"))
+                .map(|userinfo| format!("http://{userinfo}@127.0.0.1:8081"))
+        })
+        .unwrap_or_else(|| DEFAULT_REGISTRY_URL.to_owned())
+}
+
+/// `http://user:***@host` for `http://user:password@host` (for messages).
+fn without_password(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split(':').next().unwrap_or("");
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
@@ -65,7 +99,10 @@ impl Stack {
             search_url: env_or("ELASTICSEARCH_URL", search::DEFAULT_URL),
             database_url: env_or("DATABASE_URL", DEFAULT_DATABASE_URL),
             redis_url: env_or("REDIS_URL", DEFAULT_REDIS_URL),
-            registry_url: env_or("SCHEMA_REGISTRY_URL", DEFAULT_REGISTRY_URL),
+            registry_url: std::env::var("SCHEMA_REGISTRY_URL")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(stack_registry_url),
             probe_timeout: PROBE_TIMEOUT,
         }
     }
@@ -174,7 +211,7 @@ impl Stack {
     pub async fn registry(&self) -> Result<String, ServiceDown> {
         let down = |reason: String| ServiceDown {
             service: "Schema registry",
-            address: self.registry_url.clone(),
+            address: without_password(&self.registry_url),
             reason,
             log: "registry",
         };
@@ -209,6 +246,18 @@ fn redact_password(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn registry_passwords_stay_out_of_messages() {
+        assert_eq!(
+            without_password("http://admin:s3cret@127.0.0.1:8081"),
+            "http://admin:***@127.0.0.1:8081"
+        );
+        assert_eq!(
+            without_password("http://127.0.0.1:8081"),
+            "http://127.0.0.1:8081"
+        );
+    }
+
     use super::*;
 
     /// A stack whose every address points at a closed port: each probe must fail, name its

@@ -407,3 +407,30 @@ fn referenced_types_resolve_on_both_sides() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn an_assumption_about_a_recursive_type_is_dropped_when_refuted() {
+    // `Tree` is being decided when the walk meets it again under `Wrapper`: the verdict on
+    // `Wrapper` assumed `Tree` compatible, and must not survive `Tree` proving incompatible
+    // (here through the union of the reader's `alt`, which tries `Wrapper` first).
+    let old = avro(
+        r#"{"type":"record","name":"Tree","fields":[
+            {"name":"w","type":["null",{"type":"record","name":"Wrapper","fields":[{"name":"t","type":["null","Tree"]}]}]},
+            {"name":"v","type":"int"},
+            {"name":"alt","type":["null","Wrapper"]}]}"#,
+    );
+    let new = avro(
+        r#"{"type":"record","name":"Tree","fields":[
+            {"name":"w","type":["null",{"type":"record","name":"Wrapper","fields":[{"name":"t","type":["null","Tree"]}]}]},
+            {"name":"v","type":"string"},
+            {"name":"alt","type":["null","Wrapper"]}]}"#,
+    );
+    let problems = can_read(&new, &old);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("'Tree.v'") && p.contains("'int'")),
+        "{problems:?}"
+    );
+    assert_eq!(can_read(&old, &old), Vec::<String>::new());
+}

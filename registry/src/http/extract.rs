@@ -5,11 +5,17 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
+
+/// The most bytes a request body may have (a request extension, set by the router), to
+/// name it in the 413.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimit(pub(crate) usize);
 
 /// A JSON request body in one of the content types Confluent's clients send.
 pub(crate) struct JsonBody<T>(pub(crate) T);
@@ -24,9 +30,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 return Err(Error::UnsupportedMediaType(text.to_owned()));
             }
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| Error::InvalidRequest(e.body_text()))?;
+        let limit = req.extensions().get::<BodyLimit>().map(|l| l.0);
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            match limit.filter(|_| e.status() == StatusCode::PAYLOAD_TOO_LARGE) {
+                Some(limit) => Error::PayloadTooLarge(limit),
+                None => Error::InvalidRequest(e.body_text()),
+            }
+        })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::InvalidRequest(
                 "the request has no body; this endpoint expects a JSON object".to_owned(),

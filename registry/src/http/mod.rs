@@ -1,6 +1,7 @@
 //! The REST API: Confluent Schema Registry's routes for AVRO. Handlers are thin: they parse
 //! the request, call [`Registry`], and shape Confluent's JSON.
 
+mod access;
 mod compatibility;
 mod extract;
 mod reply;
@@ -8,20 +9,24 @@ mod schemas;
 mod settings;
 mod subjects;
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Router;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::Uri;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 
+use crate::auth::Access;
 use crate::error::Error;
 use crate::registry::Registry;
 
-/// The registry's routes over `registry`, ready to serve (also on a test listener).
-pub fn router(registry: Registry) -> Router {
+/// The registry's routes over `registry`, behind `access` (who may read and write what),
+/// ready to serve (also on a test listener).
+pub fn router(registry: Registry, access: Arc<Access>) -> Router {
+    let body_limit = registry.limits().max_body_bytes();
     Router::new()
         .route("/", get(|| async { reply::Reply(serde_json::json!({})) }))
         .route("/schemas/types", get(schemas::types))
@@ -84,6 +89,9 @@ pub fn router(registry: Registry) -> Router {
         )
         .fallback(|uri: Uri| async move { Error::NoSuchEndpoint(uri.path().to_owned()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(access, access::guard))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(Extension(extract::BodyLimit(body_limit)))
         .layer(middleware::from_fn(log_request))
         .with_state(registry)
 }

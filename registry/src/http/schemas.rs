@@ -1,8 +1,10 @@
 //! `/schemas/...`: schemas by global id.
 
+use axum::Extension;
 use axum::extract::State;
 use serde::Serialize;
 
+use super::access::Grant;
 use super::extract::{Params, PathParams};
 use super::reply::{RawJson, Reply};
 use crate::error::{Error, Result};
@@ -46,42 +48,63 @@ fn parse_id(text: &str) -> Result<i32> {
         .map_err(|_| Error::SchemaNotFound(format!("Schema {text} not found")))
 }
 
+/// A schema is visible to a caller who may read one of the subjects it is registered under.
+async fn visible_schema(
+    registry: &Registry,
+    grant: &Grant,
+    id: i32,
+    subject: Option<&str>,
+) -> Result<std::sync::Arc<StoredSchema>> {
+    let schema = registry.schema_by_id(id, subject).await?;
+    let mut subjects: Vec<String> = registry
+        .usages_of(id, true)
+        .await?
+        .into_iter()
+        .map(|(subject, _)| subject)
+        .collect();
+    subjects.dedup();
+    grant.reads_any(&subjects)?;
+    Ok(schema)
+}
+
 pub(super) async fn types() -> Reply<[&'static str; 1]> {
     Reply(["AVRO"])
 }
 
 pub(super) async fn by_id(
     State(registry): State<Registry>,
+    Extension(grant): Extension<Grant>,
     PathParams(id): PathParams<String>,
     params: Params,
 ) -> Result<Reply<SchemaBody>> {
-    let schema = registry
-        .schema_by_id(parse_id(&id)?, params.get("subject"))
-        .await?;
+    let schema = visible_schema(&registry, &grant, parse_id(&id)?, params.get("subject")).await?;
     Ok(Reply(SchemaBody::new(&schema)))
 }
 
 pub(super) async fn raw_by_id(
     State(registry): State<Registry>,
+    Extension(grant): Extension<Grant>,
     PathParams(id): PathParams<String>,
     params: Params,
 ) -> Result<RawJson> {
-    let schema = registry
-        .schema_by_id(parse_id(&id)?, params.get("subject"))
-        .await?;
+    let schema = visible_schema(&registry, &grant, parse_id(&id)?, params.get("subject")).await?;
     Ok(RawJson(schema.schema.clone()))
 }
 
 pub(super) async fn subjects(
     State(registry): State<Registry>,
+    Extension(grant): Extension<Grant>,
     PathParams(id): PathParams<String>,
     params: Params,
 ) -> Result<Reply<Vec<String>>> {
+    let id = parse_id(&id)?;
+    visible_schema(&registry, &grant, id, None).await?;
     let mut subjects: Vec<String> = registry
-        .usages_of(parse_id(&id)?, params.flag("deleted"))
+        .usages_of(id, params.flag("deleted"))
         .await?
         .into_iter()
         .map(|(subject, _)| subject)
+        .filter(|subject| grant.reads(subject))
         .collect();
     subjects.dedup();
     Ok(Reply(subjects))
@@ -89,15 +112,17 @@ pub(super) async fn subjects(
 
 pub(super) async fn versions(
     State(registry): State<Registry>,
+    Extension(grant): Extension<Grant>,
     PathParams(id): PathParams<String>,
     params: Params,
 ) -> Result<Reply<Vec<SubjectVersionRef>>> {
-    let usages = registry
-        .usages_of(parse_id(&id)?, params.flag("deleted"))
-        .await?;
+    let id = parse_id(&id)?;
+    visible_schema(&registry, &grant, id, None).await?;
+    let usages = registry.usages_of(id, params.flag("deleted")).await?;
     Ok(Reply(
         usages
             .into_iter()
+            .filter(|(subject, _)| grant.reads(subject))
             .map(|(subject, version)| SubjectVersionRef { subject, version })
             .collect(),
     ))

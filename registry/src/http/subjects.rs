@@ -1,8 +1,10 @@
 //! `/subjects/...`: registering, looking up, listing and deleting subject versions.
 
+use axum::Extension;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
+use super::access::Grant;
 use super::extract::{JsonBody, Params, PathParams};
 use super::reply::{RawJson, Reply};
 use super::schemas::SchemaBody;
@@ -71,13 +73,16 @@ pub(super) struct IdBody {
     id: i32,
 }
 
+/// Only the subjects the caller may read.
 pub(super) async fn list(
     State(registry): State<Registry>,
+    Extension(grant): Extension<Grant>,
     params: Params,
 ) -> Result<Reply<Vec<String>>> {
     let prefix = params.get("subjectPrefix").unwrap_or("");
+    let subjects = registry.subjects(params.flag("deleted"), prefix).await?;
     Ok(Reply(
-        registry.subjects(params.flag("deleted"), prefix).await?,
+        subjects.into_iter().filter(|s| grant.reads(s)).collect(),
     ))
 }
 

@@ -1,11 +1,15 @@
 //! The registry tests' harness: a fresh database per test on the stack's PostgreSQL, a
-//! registry server in-process on an ephemeral port, and a small JSON client.
+//! registry server in-process on an ephemeral port (behind a users file with one admin
+//! unless a test brings its own), and a small JSON client sending the admin's credentials.
 //!
 //! Nothing is skipped: when PostgreSQL is down, [`database`] fails with the
 //! testkit's message naming the service and `make up`.
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::sync::Arc;
+
+use anineplus_registry::auth::{Access, AccessFile};
 use anineplus_registry::{Config, Registry};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -24,7 +28,10 @@ pub struct TestRegistry {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     pub registry: Registry,
+    /// A client sending [`ADMIN`]'s credentials with every request.
     pub http: reqwest::Client,
+    /// A client sending no credentials of its own.
+    pub plain_http: reqwest::Client,
     shutdown: CancellationToken,
     task: JoinHandle<anineplus_registry::Result<()>>,
 }
@@ -62,9 +69,37 @@ impl Reply {
     }
 }
 
+/// The harness's user, who may write everything; [`TestRegistry::call`] sends its credentials.
+pub const ADMIN: (&str, &str) = ("admin", "admin-test-password");
+
+/// An access configuration from a users file written as JSON.
+pub fn access(file: Value, anonymous_read: bool) -> Arc<Access> {
+    let file: AccessFile = serde_json::from_value(file).expect("a users file");
+    Arc::new(Access::new(file, anonymous_read).expect("a valid users file"))
+}
+
+/// Only [`ADMIN`], with every permission.
+pub fn admin_only() -> Arc<Access> {
+    access(
+        serde_json::json!({
+            "users": [{"username": ADMIN.0, "algorithm": "plain", "password": ADMIN.1}],
+            "permissions": [
+                {"username": ADMIN.0, "operation": "Write", "resource": "Config:"},
+                {"username": ADMIN.0, "operation": "Write", "resource": "Subject:*"}
+            ]
+        }),
+        false,
+    )
+}
+
 impl TestRegistry {
-    /// Starts a registry (connect, migrate, serve) on `database_url`.
+    /// Starts a registry (connect, migrate, serve) on `database_url`, with [`admin_only`].
     pub async fn start(database_url: &str) -> Self {
+        Self::start_with(database_url, admin_only()).await
+    }
+
+    /// Starts a registry on `database_url` behind `access`.
+    pub async fn start_with(database_url: &str, access: Arc<Access>) -> Self {
         let config = Config::for_database(database_url);
         let registry = anineplus_registry::connect(&config)
             .await
@@ -75,12 +110,25 @@ impl TestRegistry {
         let task = tokio::spawn(anineplus_registry::serve(
             listener,
             registry.clone(),
+            access,
             shutdown.clone(),
         ));
+        let admin = format!("{}:{}", ADMIN.0, ADMIN.1);
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Basic {}", base64_encode(admin.as_bytes()))
+                .parse()
+                .unwrap(),
+        );
         Self {
             url,
             registry,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .unwrap(),
+            plain_http: reqwest::Client::new(),
             shutdown,
             task,
         }
@@ -96,11 +144,26 @@ impl TestRegistry {
         self.registry.store().pool().close().await;
     }
 
+    /// A request with [`ADMIN`]'s credentials.
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Reply {
+        self.call_as(Some(ADMIN), method, path, body).await
+    }
+
+    /// A request with the given credentials (`user`, `password`), or none.
+    pub async fn call_as(
+        &self,
+        credentials: Option<(&str, &str)>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Reply {
         let mut request = self
-            .http
+            .plain_http
             .request(method, format!("{}{path}", self.url))
             .header("accept", "application/vnd.schemaregistry.v1+json");
+        if let Some((user, password)) = credentials {
+            request = request.basic_auth(user, Some(password));
+        }
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/vnd.schemaregistry.v1+json")
@@ -158,6 +221,12 @@ impl TestRegistry {
         )
         .await
     }
+}
+
+/// Standard base64 with padding (for a basic `Authorization` header).
+pub fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 async fn into_reply(response: reqwest::Response) -> Reply {
