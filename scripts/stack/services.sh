@@ -86,10 +86,12 @@ start_service() {
     die "port $port (for $name) is taken by another process: $(ss -ltnp "sport = :$port" 2>/dev/null | tail -n +2 | head -n 1)"
   fi
   say "starting $name (health: $health)"
+  # Each service reaches the registry as its own user (the registry itself as admin).
   local client=$name; [[ $name == registry ]] && client=admin
+  local service_registry_url; service_registry_url=$(registry_url "$client")
   start_bg "$name" env API_ENV="${API_ENV:-dev}" REGISTRY_LISTEN="$REGISTRY_LISTEN" \
     REGISTRY_AUTH_FILE="$REGISTRY_AUTH_DIR/auth.json" REGISTRY_ANONYMOUS_READ="${REGISTRY_ANONYMOUS_READ:-true}" \
-    SCHEMA_REGISTRY_URL="$(registry_url "$client")" API_LISTEN="$API_LISTEN" METRICS_LISTEN="$METRICS_LISTEN" \
+    SCHEMA_REGISTRY_URL="$service_registry_url" API_LISTEN="$API_LISTEN" METRICS_LISTEN="$METRICS_LISTEN" \
     RUST_LOG="${RUST_LOG:-info,rdkafka=warn}" "$BIN/$binary"
   wait_for "$name" 90 "$LOG_DIR/$name.log" healthy "$health"
 }

@@ -23,6 +23,23 @@ use yaml_rust2::{Yaml, YamlLoader};
 const COMPOSE_NAME: &[(&str, &str)] = &[("opensearch", "elasticsearch")];
 /// Variables every binary reads without a clap `env =` (tracing's filter).
 const READ_BY_EVERY_BINARY: &[&str] = &["RUST_LOG"];
+/// Variables whose value is each stack's own: `make up` generates the registry's users file
+/// under its stack folder, compose mounts a file of development passwords.
+const STACK_OWN: &[&str] = &["REGISTRY_AUTH_FILE"];
+
+/// `http://user:password@host:port` → `("user", "http://host:port")`.
+fn split_userinfo(url: &str) -> (Option<String>, String) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (None, url.to_owned());
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => (
+            Some(userinfo.split(':').next().unwrap_or("").to_owned()),
+            format!("{scheme}://{host}"),
+        ),
+        None => (None, url.to_owned()),
+    }
+}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -330,6 +347,30 @@ fn every_project_service_of_make_up_is_in_docker_compose_with_the_scripts_settin
         let reads = read_by(binary);
         let env = environment(service);
         for (var, value) in passed.iter().filter(|(var, _)| reads.contains(var)) {
+            if STACK_OWN.contains(&var.as_str()) {
+                if !env.contains_key(var) {
+                    problems.push(format!("`{name}` lacks {var} (services.sh sets it)"));
+                }
+                continue;
+            }
+            if var == "SCHEMA_REGISTRY_URL" {
+                // services.sh gives each service its own registry user in the URL's userinfo
+                // (the registry itself: admin); compose must too, on the same address.
+                let user = if name == "registry" { "admin" } else { name.as_str() };
+                let want = resolve(vars.get(var).map_or("", String::as_str), &vars);
+                let (set_user, set_url) = split_userinfo(&seen_from_host(
+                    env.get(var).map_or("", String::as_str),
+                    name,
+                    services,
+                ));
+                if set_user.as_deref() != Some(user) || set_url != want {
+                    problems.push(format!(
+                        "`{name}` sets {var}={:?}, services.sh http://{user}:<password>@ on {want}",
+                        env.get(var)
+                    ));
+                }
+                continue;
+            }
             match env.get(var) {
                 None => problems.push(format!(
                     "`{name}` lacks {var} (services.sh sets {var}={value})"
