@@ -21,7 +21,9 @@
 //! [`Action::Update`]s: a painless script guarded by the stored `aggregateVersion`, so an
 //! older or repeated partial event is a no-op. An update bumps the internal `_version` by
 //! one, which equals the event's version when versions are contiguous, so later external
-//! writes and 409s for older ones keep working.
+//! writes and 409s for older ones keep working. A 409 on an update is something else: a
+//! concurrency conflict (another write won the race, `retry_on_conflict` times), retried
+//! ([`retry::item_outcome`]).
 //!
 //! Indices with *denormalised* fields (data of another entity, written by that entity's
 //! events) cannot use external versions at all: those writes bump `_version` without
