@@ -30,8 +30,8 @@
 //!   moderated, the fields of its `comment.moderated` merged in, as the indexer's partial
 //!   update does; a deleted row (`deleted_at`) its `comment.deleted` tombstone;
 //! - `organizations` (`Sync::organization_document`): `organization.created` with
-//!   `members` replaced by the `organization_members` rows (owner first, then by joining
-//!   time, as the indexer's membership scripts append them).
+//!   its member entries replaced by the `organization_members` rows at the row's version
+//!   (the write lists them as the indexer does: owner first, then by user id).
 //!
 //! Progress goes to stderr.
 
@@ -55,7 +55,7 @@ use sqlx::types::Uuid;
 use sqlx::{PgPool, Row};
 
 use crate::indexer::denormalise;
-use crate::indexer::documents::Documents;
+use crate::indexer::documents::{Documents, MEMBERS};
 use crate::indexer::indices::Index;
 
 /// Indices the sync commands handle.
@@ -241,6 +241,7 @@ fn source_mut(doc: &mut Document) -> Result<&mut serde_json::Map<String, Value>>
     let source = match &mut doc.action {
         Action::Index(source) => source,
         Action::Update { params, .. } if params["source"].is_object() => &mut params["source"],
+        Action::Script { params, .. } if params["fields"].is_object() => &mut params["fields"],
         _ => bail!("{}: expected a whole-document write", doc.id),
     };
     source.as_object_mut().context("a JSON object")
@@ -354,8 +355,8 @@ impl Sync {
                   AND a.deleted_at IS NULL) AS anime_title, \
                  (SELECT a.version FROM anime a WHERE a.id = comments.anime_id) AS anime_version"
             }
-            // Owner first (the created document starts with it), then in joining order
-            // (membership scripts append).
+            // Members as entries: the document's write orders them (owner first, then
+            // by user id).
             Index::Organizations => {
                 "name, slug, owner_id::text AS owner_id, coalesce((SELECT json_agg( \
                  json_build_object('userId', m.user_id::text, 'role', m.member_role) \
@@ -640,7 +641,7 @@ impl Sync {
                 moderated_at: moderated_at.unwrap_or_default(),
             });
             match one(self.docs.comment(at("comment.moderated", moderated)))?.action {
-                Action::Update { params, .. } if params["fields"].is_object() => {
+                Action::Script { params, .. } if params["fields"].is_object() => {
                     let fields = params["fields"].as_object().cloned().unwrap_or_default();
                     source_mut(&mut doc)?.extend(fields);
                 }
@@ -651,9 +652,8 @@ impl Sync {
     }
 
     /// The organization document the indexer holds once it has applied every event of the
-    /// row: `organization.created` at the row's version with `members` replaced by the
-    /// membership rows (`userId`, `role`: owner first, then in joining order, as the
-    /// `member_added` scripts append them).
+    /// row: `organization.created` at the row's version with its member entries replaced
+    /// by the membership rows (`userId`, `role`).
     fn organization_document(
         &self,
         id: &str,
@@ -667,7 +667,7 @@ impl Sync {
             slug: row.try_get("slug")?,
             owner_id: row.try_get("owner_id")?,
         });
-        let mut doc = self
+        let doc = self
             .docs
             .organization(envelope(
                 id.to_owned(),
@@ -678,9 +678,16 @@ impl Sync {
             ))
             .pop()
             .context("the mapping gives one document")?;
+        // The membership rows replace every entry the document has up to the row's version.
         let members: Value = row.try_get("members")?;
-        source_mut(&mut doc)?.insert("members".to_owned(), members);
-        Ok(doc)
+        let values: serde_json::Map<String, Value> = members
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| Some((m["userId"].as_str()?.to_owned(), m.clone())))
+            .collect();
+        let (field, key, first) = MEMBERS;
+        Ok(doc.with_entries(field, key, first, Value::Object(values), true))
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
