@@ -284,7 +284,7 @@ fn entities() -> Vec<Entity> {
                     episode_id: id.into(),
                     anime_id: "any-order-anime".into(),
                     number: 1,
-                    title: title.into(),
+                    title: Some(title.into()),
                     duration_seconds: Some(1440),
                     air_date: None,
                 };

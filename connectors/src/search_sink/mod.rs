@@ -281,7 +281,7 @@ const FIELDS: &str = "\
       if (had > v || (had == v && gone && !eq)) { ctx.op = 'none' } else { \
         def kept = [:]; for (def k : params.keep) { if (s.containsKey(k)) { kept[k] = s[k] } } \
         s.clear(); s.putAll(kept); s.putAll(params.fields); \
-        s.id = params.documentId; s.aggregateVersion = v; s.fieldVersions = [:]; s.entryVersions = [:] \
+        s.id = params.documentId; s.aggregateVersion = v \
       } \
     } else if (gone && (eq ? had > v : had >= v)) { ctx.op = 'none' } else { \
       def fv = s.fieldVersions; long base = -1L; \
