@@ -1,9 +1,11 @@
 //! Sync verification, repair and reindex: PostgreSQL (the source of truth) against the
 //! search indices (binary `anineplus-search`).
 //!
-//! - [`Sync::verify`]: reads every row (ids, versions, deleted flags) in id order with keyset
-//!   pagination and every document of the index (`id`, `aggregateVersion`, `deleted`) with
-//!   `search_after` on `id`, and reports the [`Drift`].
+//! - [`Sync::verify`]: reads every row (ids, versions, deleted flags) in primary-key order
+//!   with keyset pagination on the key (each page an index range scan) and every document of the index (`id`, `aggregateVersion`, `deleted`) with
+//!   `search_after` on `id`, and reports the [`Drift`]; every drifted id is read again
+//!   (document, then row) so that writes during the scans are not reported as drift
+//!   ([`Sync::verify_target`]).
 //! - [`Sync::repair`]: writes the drifted documents from their rows, built with the
 //!   indexer's own mapping ([`Documents`], fed row-derived events) and written the way the
 //!   indexer writes them (external versions, or version-guarded scripted upserts for the
@@ -15,7 +17,8 @@
 //!   documents without a row become tombstones at their own version.
 //! - Verify also compares the denormalised values where PostgreSQL has them (an anime's
 //!   live episode count, a comment's anime title): [`Drift::denormalised`].
-//! - [`Sync::reindex`]: builds `<alias>-v<N+1>` from PostgreSQL, switches the alias in one
+//! - [`Sync::reindex`]: builds `<alias>-v<N+1>` from PostgreSQL, catches it up (verify +
+//!   repair against the new generation), switches the alias in one
 //!   `_aliases` request, then runs verify + repair against the alias (the indexer writes
 //!   through the alias, so whatever it wrote to the old generation during the copy is in
 //!   PostgreSQL and is repaired from there), then deletes the old generation.
@@ -27,8 +30,8 @@
 //!   moderated, the fields of its `comment.moderated` merged in, as the indexer's partial
 //!   update does; a deleted row (`deleted_at`) its `comment.deleted` tombstone;
 //! - `organizations` (`Sync::organization_document`): `organization.created` with
-//!   `members` replaced by the `organization_members` rows (owner first, then by joining
-//!   time, as the indexer's membership scripts append them).
+//!   its member entries replaced by the `organization_members` rows at the row's version
+//!   (the write lists them as the indexer does: owner first, then by user id).
 //!
 //! Progress goes to stderr.
 
@@ -48,10 +51,11 @@ use elasticsearch::Elasticsearch;
 use elasticsearch::http::Method;
 use elasticsearch::http::headers::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
+use sqlx::types::Uuid;
 use sqlx::{PgPool, Row};
 
 use crate::indexer::denormalise;
-use crate::indexer::documents::Documents;
+use crate::indexer::documents::{Documents, MEMBERS};
 use crate::indexer::indices::Index;
 
 /// Indices the sync commands handle.
@@ -101,6 +105,22 @@ fn title_digest(title: &str) -> u64 {
     hasher.finish()
 }
 
+/// The document fields [`document_entry`] reads.
+const ENTRY_FIELDS: [&str; 4] = ["aggregateVersion", "deleted", "episodeCount", "animeTitle"];
+
+/// A document's entry from its `_source` (of at least [`ENTRY_FIELDS`]).
+fn document_entry(index: Index, source: &Value) -> Entry {
+    Entry {
+        version: source["aggregateVersion"].as_i64().unwrap_or(0),
+        deleted: source["deleted"].as_bool().unwrap_or(false),
+        denormalised: match index {
+            Index::Anime => Some(source["episodeCount"].as_u64().unwrap_or(0)),
+            Index::Comments => source["animeTitle"].as_str().map(title_digest),
+            _ => None,
+        },
+    }
+}
+
 /// What differs between PostgreSQL and one index.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Drift {
@@ -131,6 +151,19 @@ impl Drift {
             && self.orphaned.is_empty()
             && self.ahead.is_empty()
             && self.denormalised.is_empty()
+    }
+
+    /// Every id with a difference of any kind.
+    fn drifted(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .to_write()
+            .into_iter()
+            .chain(self.orphaned.iter().cloned())
+            .chain(self.ahead.iter().cloned())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
     }
 
     /// Ids to write from PostgreSQL (missing, stale, denormalised values off).
@@ -208,6 +241,7 @@ fn source_mut(doc: &mut Document) -> Result<&mut serde_json::Map<String, Value>>
     let source = match &mut doc.action {
         Action::Index(source) => source,
         Action::Update { params, .. } if params["source"].is_object() => &mut params["source"],
+        Action::Script { params, .. } if params["fields"].is_object() => &mut params["fields"],
         _ => bail!("{}: expected a whole-document write", doc.id),
     };
     source.as_object_mut().context("a JSON object")
@@ -287,9 +321,12 @@ impl Sync {
         }
     }
 
-    /// The SQL selecting rows of `index`: those with ids in `$3`, or (`$3` null) a page of
-    /// `$2` rows after id `$1` (the empty string starts).
-    fn select(index: Index) -> String {
+    /// The SQL selecting rows of `index`: with `by_ids`, those whose id is in `$1` (a
+    /// `uuid[]`); otherwise a page of `$2` rows after id `$1` (a `uuid`) in primary-key
+    /// order, an index range scan whatever the page (keyset pagination on the key itself:
+    /// a cast such as `id::text` in the order or the filter would sort the whole table for
+    /// every page).
+    fn select(index: Index, by_ids: bool) -> String {
         let columns = match index {
             // With its episodes (id, version, deleted) for the denormalised `episodes` map.
             Index::Anime => {
@@ -318,8 +355,8 @@ impl Sync {
                   AND a.deleted_at IS NULL) AS anime_title, \
                  (SELECT a.version FROM anime a WHERE a.id = comments.anime_id) AS anime_version"
             }
-            // Owner first (the created document starts with it), then in joining order
-            // (membership scripts append).
+            // Members as entries: the document's write orders them (owner first, then
+            // by user id).
             Index::Organizations => {
                 "name, slug, owner_id::text AS owner_id, coalesce((SELECT json_agg( \
                  json_build_object('userId', m.user_id::text, 'role', m.member_role) \
@@ -336,42 +373,75 @@ impl Sync {
             }
             Index::Organizations => "false",
         };
+        // `{table}.id`: a bare `id` in ORDER BY is the output column `id::text`.
+        let rows = if by_ids {
+            format!("WHERE {table}.id = ANY($1::uuid[])")
+        } else {
+            format!("WHERE {table}.id > $1::uuid ORDER BY {table}.id LIMIT $2")
+        };
         format!(
             "SELECT id::text AS id, version, {deleted} AS deleted, \
              floor(extract(epoch FROM updated_at) * 1000)::bigint AS updated_ms, {columns} \
-             FROM {table} WHERE ($3::text[] IS NULL AND id::text > $1) OR id::text = ANY($3) \
-             ORDER BY id::text LIMIT $2"
+             FROM {table} {rows}"
         )
     }
 
     /// One page of rows of `index` mapped to documents: those with `ids`, or (`ids =
-    /// None`) the next `batch` rows after id `after` in id order.
+    /// None`) the next `batch` rows after id `after` (`None` starts) in primary-key order.
     async fn page(
         &self,
         index: Index,
-        after: &str,
+        after: Option<Uuid>,
         ids: Option<&[String]>,
     ) -> Result<Vec<(String, Entry, Vec<Document>)>> {
-        let rows = sqlx::query(&Self::select(index))
-            .bind(after)
-            .bind(i64::try_from(self.batch).unwrap_or(i64::MAX))
-            .bind(ids)
+        let query = Self::select(index, ids.is_some());
+        let query = match ids {
+            // An id that is no UUID (a stray document's) has no row.
+            Some(ids) => sqlx::query(&query).bind(
+                ids.iter()
+                    .filter_map(|id| Uuid::parse_str(id).ok())
+                    .collect::<Vec<_>>(),
+            ),
+            None => sqlx::query(&query)
+                .bind(after.unwrap_or(Uuid::nil()))
+                .bind(i64::try_from(self.batch).unwrap_or(i64::MAX)),
+        };
+        let rows = query
             .fetch_all(&self.pool)
             .await
             .with_context(|| format!("reading {}", index.name()))?;
         rows.iter().map(|row| self.map_row(index, row)).collect()
     }
 
-    /// Every row of `index` as an entry, with progress.
-    async fn entries(&self, index: Index) -> Result<BTreeMap<String, Entry>> {
+    /// The id after which the page following `page` starts.
+    fn next_after(page: &[(String, Entry, Vec<Document>)]) -> Result<Option<Uuid>> {
+        page.last()
+            .map(|(id, _, _)| Uuid::parse_str(id).context("a row id is a UUID"))
+            .transpose()
+    }
+
+    /// PostgreSQL's plan of one page of the row scan of `index` (the second page: after
+    /// the first row's id), for checking that pages are read through the primary key.
+    pub async fn page_plan(&self, index: Index) -> Result<String> {
+        let first = self.page(index, None, None).await?;
+        let plan: Vec<String> =
+            sqlx::query_scalar(&format!("EXPLAIN {}", Self::select(index, false)))
+                .bind(Self::next_after(&first)?.unwrap_or(Uuid::nil()))
+                .bind(i64::try_from(self.batch).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(plan.join("\n"))
+    }
+
+    /// Every row of `index` as an entry (id, version, deleted flag, denormalised digest),
+    /// in pages of `batch`, with progress.
+    pub async fn rows(&self, index: Index) -> Result<BTreeMap<String, Entry>> {
         let mut out = BTreeMap::new();
-        let mut after = String::new();
+        let mut after = None;
         loop {
-            let page = self.page(index, &after, None).await?;
+            let page = self.page(index, after, None).await?;
             let n = page.len();
-            if let Some((id, _, _)) = page.last() {
-                after = id.clone();
-            }
+            after = Self::next_after(&page)?.or(after);
             let before = out.len() / PROGRESS_EVERY;
             out.extend(page.into_iter().map(|(id, e, _)| (id, e)));
             if out.len() / PROGRESS_EVERY > before {
@@ -571,7 +641,7 @@ impl Sync {
                 moderated_at: moderated_at.unwrap_or_default(),
             });
             match one(self.docs.comment(at("comment.moderated", moderated)))?.action {
-                Action::Update { params, .. } if params["fields"].is_object() => {
+                Action::Script { params, .. } if params["fields"].is_object() => {
                     let fields = params["fields"].as_object().cloned().unwrap_or_default();
                     source_mut(&mut doc)?.extend(fields);
                 }
@@ -582,9 +652,8 @@ impl Sync {
     }
 
     /// The organization document the indexer holds once it has applied every event of the
-    /// row: `organization.created` at the row's version with `members` replaced by the
-    /// membership rows (`userId`, `role`: owner first, then in joining order, as the
-    /// `member_added` scripts append them).
+    /// row: `organization.created` at the row's version with its member entries replaced
+    /// by the membership rows (`userId`, `role`).
     fn organization_document(
         &self,
         id: &str,
@@ -598,7 +667,7 @@ impl Sync {
             slug: row.try_get("slug")?,
             owner_id: row.try_get("owner_id")?,
         });
-        let mut doc = self
+        let doc = self
             .docs
             .organization(envelope(
                 id.to_owned(),
@@ -609,9 +678,16 @@ impl Sync {
             ))
             .pop()
             .context("the mapping gives one document")?;
+        // The membership rows replace every entry the document has up to the row's version.
         let members: Value = row.try_get("members")?;
-        source_mut(&mut doc)?.insert("members".to_owned(), members);
-        Ok(doc)
+        let values: serde_json::Map<String, Value> = members
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| Some((m["userId"].as_str()?.to_owned(), m.clone())))
+            .collect();
+        let (field, key, first) = MEMBERS;
+        Ok(doc.with_entries(field, key, first, Value::Object(values), true))
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
@@ -639,7 +715,7 @@ impl Sync {
             let mut body = json!({
                 "size": self.batch,
                 "sort": [{ "id": "asc" }],
-                "_source": ["aggregateVersion", "deleted", "episodeCount", "animeTitle"],
+                "_source": ENTRY_FIELDS,
                 "query": { "match_all": {} },
             });
             if let Some(after) = &after {
@@ -652,17 +728,7 @@ impl Sync {
             let before = out.len() / PROGRESS_EVERY;
             for hit in &hits {
                 let id = hit["_id"].as_str().unwrap_or_default().to_owned();
-                let source = &hit["_source"];
-                let entry = Entry {
-                    version: source["aggregateVersion"].as_i64().unwrap_or(0),
-                    deleted: source["deleted"].as_bool().unwrap_or(false),
-                    denormalised: match index {
-                        Index::Anime => Some(source["episodeCount"].as_u64().unwrap_or(0)),
-                        Index::Comments => source["animeTitle"].as_str().map(title_digest),
-                        _ => None,
-                    },
-                };
-                out.insert(id, entry);
+                out.insert(id, document_entry(index, &hit["_source"]));
             }
             if out.len() / PROGRESS_EVERY > before {
                 self.note(format_args!("  index {target}: {} documents", out.len()));
@@ -677,11 +743,40 @@ impl Sync {
     /// Compares PostgreSQL with the alias of `index`.
     pub async fn verify(&self, index: Index) -> Result<Drift> {
         Self::check(index)?;
-        let target = index.alias(&self.prefix);
-        self.refresh(&target).await?;
-        let rows = self.entries(index).await?;
-        let docs = self.documents(index, &target).await?;
-        let drift = compare(&target, &rows, &docs);
+        self.verify_target(index, &index.alias(&self.prefix)).await
+    }
+
+    /// Compares PostgreSQL with `target` (the alias of `index`, or one of its generations).
+    ///
+    /// Safe under live writes. The scans take a while: rows first, then documents, so an
+    /// entity written in between has a document newer than the row read (or no row read at
+    /// all) and would look *ahead* (or *orphaned*, and a repair would tombstone a live
+    /// entity at its own version). So every id found drifted is read again, its document
+    /// first (a realtime `_mget`) and its row after: a document is only written once its
+    /// row is committed, so a row read after its document is at least as new. What is
+    /// still orphaned or ahead then really is; what is still missing or stale may be the
+    /// indexer's lag, and writing it from its row is harmless (versioned writes: the newer
+    /// state wins either way).
+    pub async fn verify_target(&self, index: Index, target: &str) -> Result<Drift> {
+        self.refresh(target).await?;
+        let rows = self.rows(index).await?;
+        let docs = self.documents(index, target).await?;
+        let mut drift = compare(target, &rows, &docs);
+        if !drift.in_sync() {
+            let ids = drift.drifted();
+            let docs = self.documents_by_id(index, target, &ids).await?;
+            let rows: BTreeMap<String, Entry> = self
+                .rows_by_id(index, &ids)
+                .await?
+                .into_iter()
+                .map(|(id, entry, _)| (id, entry))
+                .collect();
+            drift = Drift {
+                rows: drift.rows,
+                documents: drift.documents,
+                ..compare(target, &rows, &docs)
+            };
+        }
         self.note(format_args!(
             "{target}: {} rows, {} documents; missing {}, stale {}, orphaned {}, ahead {}, \
              denormalised {}",
@@ -696,14 +791,53 @@ impl Sync {
         Ok(drift)
     }
 
+    /// The rows of `index` with `ids`, mapped to documents, in chunks of `batch`.
+    async fn rows_by_id(
+        &self,
+        index: Index,
+        ids: &[String],
+    ) -> Result<Vec<(String, Entry, Vec<Document>)>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(self.batch.max(1)) {
+            out.extend(self.page(index, None, Some(chunk)).await?);
+        }
+        Ok(out)
+    }
+
+    /// The documents of `target` with `ids`, as they are now (a realtime `_mget`, which
+    /// needs no refresh).
+    async fn documents_by_id(
+        &self,
+        index: Index,
+        target: &str,
+        ids: &[String],
+    ) -> Result<BTreeMap<String, Entry>> {
+        let mut out = BTreeMap::new();
+        for chunk in ids.chunks(self.batch.max(1)) {
+            let body = json!({ "ids": chunk });
+            let path = format!(
+                "/{target}/_mget?realtime=true&_source_includes={}",
+                ENTRY_FIELDS.join(",")
+            );
+            let answer = self.call(Method::Post, &path, Some(&body)).await?;
+            for doc in answer["docs"].as_array().into_iter().flatten() {
+                if let (Some(id), true) = (doc["_id"].as_str(), doc["found"] == json!(true)) {
+                    out.insert(id.to_owned(), document_entry(index, &doc["_source"]));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Writes what `drift` lists (missing, stale, orphaned) into its target.
     pub async fn repair(&self, index: Index, drift: &Drift) -> Result<Repaired> {
         Self::check(index)?;
-        let mut docs = Vec::new();
-        for ids in drift.to_write().chunks(self.batch.max(1)) {
-            let page = self.page(index, "", Some(ids)).await?;
-            docs.extend(page.into_iter().flat_map(|(_, _, d)| d));
-        }
+        let mut docs: Vec<Document> = self
+            .rows_by_id(index, &drift.to_write())
+            .await?
+            .into_iter()
+            .flat_map(|(_, _, d)| d)
+            .collect();
         let orphans = self.documents_of(&drift.target, &drift.orphaned).await?;
         docs.extend(
             orphans
@@ -765,20 +899,33 @@ impl Sync {
         );
         let mut repaired = Repaired::default();
         let mut written = std::collections::BTreeSet::new();
-        for (doc, outcome) in docs.iter().zip(sink.write(docs).await) {
-            match outcome {
-                Outcome::Done | Outcome::AlreadyApplied => {
-                    if doc.index == target {
-                        written.insert(doc.id.as_str());
+        // Items refused retryably (a scripted update that lost a race with the indexer, a
+        // rejected item) are written again, a few times.
+        let mut pending: Vec<&Document> = docs.iter().collect();
+        for attempt in 1..=4 {
+            let outcomes = sink.write(&pending).await;
+            let mut again = Vec::new();
+            for (doc, outcome) in pending.into_iter().zip(outcomes) {
+                match outcome {
+                    Outcome::Done | Outcome::AlreadyApplied => {
+                        if doc.index == target {
+                            written.insert(doc.id.as_str());
+                        }
+                    }
+                    Outcome::Unavailable(e) => bail!("search engine unavailable: {e}"),
+                    Outcome::Retry(_) if attempt < 4 => again.push(doc),
+                    Outcome::Retry(e) | Outcome::Permanent(e) => {
+                        repaired
+                            .failed
+                            .push(format!("{}/{}: {e}", doc.index, doc.id));
                     }
                 }
-                Outcome::Unavailable(e) => bail!("search engine unavailable: {e}"),
-                Outcome::Retry(e) | Outcome::Permanent(e) => {
-                    repaired
-                        .failed
-                        .push(format!("{}/{}: {e}", doc.index, doc.id));
-                }
             }
+            if again.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            pending = again;
         }
         repaired.written = written.len();
         Ok(repaired)
@@ -810,13 +957,11 @@ impl Sync {
             sqlx::query_scalar(&format!("SELECT count(*) FROM {}", Self::table(index)))
                 .fetch_one(&self.pool)
                 .await?;
-        let (mut loaded, mut failed, mut after) = (0, Vec::new(), String::new());
+        let (mut loaded, mut failed, mut after) = (0, Vec::new(), None);
         loop {
-            let page = self.page(index, &after, None).await?;
+            let page = self.page(index, after, None).await?;
             let n = page.len();
-            if let Some((id, _, _)) = page.last() {
-                after = id.clone();
-            }
+            after = Self::next_after(&page)?.or(after);
             let mut docs: Vec<Document> = page.into_iter().flat_map(|(_, _, d)| d).collect();
             self.retarget(index, &mut docs, new);
             let r = self.write(new, &docs).await?;
@@ -870,6 +1015,12 @@ impl Sync {
             Some(&json!({ "index": { "refresh_interval": "1s" } })),
         )
         .await?;
+        // Catch up with what changed in PostgreSQL during the copy before searches see the
+        // new generation (the pass after the switch then has little left to do).
+        let drift = self.verify_target(index, &new).await?;
+        if !drift.in_sync() {
+            self.repair(index, &drift).await?;
+        }
         self.refresh(&new).await?;
         let mut actions: Vec<Value> = old
             .iter()

@@ -21,7 +21,9 @@
 //! [`Action::Update`]s: a painless script guarded by the stored `aggregateVersion`, so an
 //! older or repeated partial event is a no-op. An update bumps the internal `_version` by
 //! one, which equals the event's version when versions are contiguous, so later external
-//! writes and 409s for older ones keep working.
+//! writes and 409s for older ones keep working. A 409 on an update is something else: a
+//! concurrency conflict (another write won the race, `retry_on_conflict` times), retried
+//! ([`retry::item_outcome`]).
 //!
 //! Indices with *denormalised* fields (data of another entity, written by that entity's
 //! events) cannot use external versions at all: those writes bump `_version` without
@@ -31,6 +33,12 @@
 //! [`Action::Script`]s that carry their own guard (e.g. a per-source version). Scripts
 //! take every value from `params`, so each kind of write compiles once (the engine limits
 //! script compilations per minute).
+//!
+//! Entities that have partial events as well as whole-state ones are written field by field
+//! ([`Document::fields`]): each field (and each entry of a keyed collection, say members)
+//! carries the version it is from and is set only over an older one, so the order in
+//! which events arrive does not matter; a tombstone clears the fields and makes older
+//! writes no-ops.
 //!
 //! Only APIs common to OpenSearch 2.x and Elasticsearch 8 are used (`_bulk`,
 //! `_index_template`, index creation with aliases).
@@ -153,6 +161,78 @@ impl Document {
         }
     }
 
+    /// A change of some of the entity's fields (`fields`, a JSON object) at `version`,
+    /// applied field by field: each field is set only over an older value of that field
+    /// (each field's version is kept in `fieldVersions`, stored, not indexed), so the
+    /// document ends at every field's latest value in any order of the events, whole or
+    /// partial. A document deleted at this version or later is left as is. Nothing else of
+    /// the stored document is touched (denormalised fields stay). Keyed collections (an
+    /// organization's members) are set with [`Document::with_entries`].
+    pub fn fields(
+        index: impl Into<String>,
+        id: impl Into<String>,
+        version: i64,
+        fields: Value,
+    ) -> Self {
+        Document {
+            index: index.into(),
+            id: id.into(),
+            version,
+            action: Action::Script {
+                script: FIELDS.into(),
+                params: json!({
+                    "version": version, "fields": fields, "entries": [],
+                    "tombstone": false, "keep": [], "equal": false,
+                }),
+            },
+        }
+    }
+
+    /// The tombstone of [`Document::fields`] documents at `version`: every field cleared
+    /// but those named in `keep` (denormalised ones), then `fields` set (say `updatedAt`),
+    /// `deleted: true`; any later write of an older version is a no-op.
+    pub fn fields_tombstone(
+        index: impl Into<String>,
+        id: impl Into<String>,
+        version: i64,
+        fields: Value,
+        keep: &[&str],
+    ) -> Self {
+        let mut doc = Document::fields(index, id, version, fields);
+        if let Action::Script { params, .. } = &mut doc.action {
+            params["fields"][DELETED_FIELD] = true.into();
+            params["tombstone"] = true.into();
+            params["keep"] = json!(keep);
+        }
+        doc
+    }
+
+    /// Adds to a [`Document::fields`] write the entries `values` (key → value object, or
+    /// `null` for a removed entry) of the keyed collection `field`, whose values carry
+    /// their key in `key`. Each entry is versioned on its own (in `entryVersions`; a
+    /// removal is remembered at its version, so an older add does not bring it back); with
+    /// `replace`, entries missing from `values` are removed too (a whole-state event). The
+    /// stored `field` is the list of live values, the one whose key equals the document's
+    /// field `first` first, then by key.
+    pub fn with_entries(
+        mut self,
+        field: &str,
+        key: &str,
+        first: &str,
+        values: Value,
+        replace: bool,
+    ) -> Self {
+        if let Action::Script { params, .. } = &mut self.action
+            && let Some(entries) = params["entries"].as_array_mut()
+        {
+            entries.retain(|e| e["field"] != json!(field));
+            entries.push(json!({
+                "field": field, "key": key, "first": first, "values": values, "replace": replace,
+            }));
+        }
+        self
+    }
+
     /// The same write, applied over a stored document at the *same* version too (not only
     /// an older one): what a repair from the source of truth needs, e.g. to turn a wrong
     /// tombstone back into the live document at its version. External versions
@@ -165,6 +245,10 @@ impl Document {
                     script: version_guarded(&script, true),
                     params,
                 }
+            }
+            Action::Script { script, mut params } if script == FIELDS => {
+                params["equal"] = true.into();
+                Action::Script { script, params }
             }
             other => other,
         };
@@ -183,6 +267,62 @@ pub(crate) fn version_guarded(script: &str, overwrite_equal: bool) -> String {
          ctx._source.id = params.documentId }}"
     )
 }
+
+/// The field-by-field write of [`Document::fields`] (and its tombstone, and keyed entries).
+/// `params`: `version`, `fields`, `entries` (`[{field, key, first, values, replace}]`),
+/// `tombstone`, `keep`, `equal` (also over an equal version: repairs), `documentId`.
+/// Documents written before field versions existed count each present field at the
+/// document's `aggregateVersion`.
+const FIELDS: &str = "\
+    def s = ctx._source; long v = params.version; boolean eq = params.equal; \
+    def stored = s.aggregateVersion; long had = stored == null ? -1L : ((Number) stored).longValue(); \
+    boolean gone = s.deleted == true; \
+    if (params.tombstone) { \
+      if (had > v || (had == v && gone && !eq)) { ctx.op = 'none' } else { \
+        def kept = [:]; for (def k : params.keep) { if (s.containsKey(k)) { kept[k] = s[k] } } \
+        s.clear(); s.putAll(kept); s.putAll(params.fields); \
+        s.id = params.documentId; s.aggregateVersion = v \
+      } \
+    } else if (gone && (eq ? had > v : had >= v)) { ctx.op = 'none' } else { \
+      def fv = s.fieldVersions; long base = -1L; \
+      if (fv == null) { fv = [:]; base = had } \
+      boolean changed = false; \
+      for (def e : params.fields.entrySet()) { \
+        def k = e.getKey(); \
+        long at = fv.containsKey(k) ? ((Number) fv[k]).longValue() : (s.containsKey(k) ? base : -1L); \
+        if (eq ? at <= v : at < v) { s[k] = e.getValue(); fv[k] = v; changed = true } \
+      } \
+      def ev = s.entryVersions; if (ev == null) { ev = [:] } \
+      for (def op : params.entries) { \
+        String name = op.field; String key = op.key; \
+        def mine = ev[name]; \
+        if (mine == null) { \
+          mine = [:]; \
+          if (s[name] instanceof List) { for (def m : s[name]) { mine[m[key]] = ['v': base, 'value': m] } } \
+        } \
+        for (def e : op.values.entrySet()) { \
+          def cur = mine[e.getKey()]; long at = cur == null ? -1L : ((Number) cur.v).longValue(); \
+          if (eq ? at <= v : at < v) { mine[e.getKey()] = ['v': v, 'value': e.getValue()]; changed = true } \
+        } \
+        if (op.replace) { \
+          for (def k : new ArrayList(mine.keySet())) { \
+            long at = ((Number) mine[k].v).longValue(); \
+            if (!op.values.containsKey(k) && (eq ? at <= v : at < v)) { mine[k] = ['v': v, 'value': null]; changed = true } \
+          } \
+        } \
+        ev[name] = mine; \
+        def live = []; for (def en : mine.values()) { if (en.value != null) { live.add(en.value) } } \
+        def lead = s[op.first]; \
+        Collections.sort(live, (a, b) -> { \
+          boolean x = lead != null && lead.equals(a[key]); boolean y = lead != null && lead.equals(b[key]); \
+          if (x != y) { return x ? -1 : 1 } return a[key].compareTo(b[key]) }); \
+        s[name] = live \
+      } \
+      if (changed) { \
+        s.fieldVersions = fv; s.entryVersions = ev; s.id = params.documentId; \
+        if (had < v) { s.aggregateVersion = v } \
+      } else { ctx.op = 'none' } \
+    }";
 
 /// Replaces `ctx._source` with `params.source`, keeping the fields listed in `params.keep`.
 const REPLACE_KEEPING: &str = "def kept = [:]; \
@@ -213,5 +353,39 @@ mod tests {
         assert_eq!(source["aggregateVersion"], json!(7));
         let q = live(json!({"match_all": {}}));
         assert_eq!(q["bool"]["must_not"][0]["term"]["deleted"], json!(true));
+    }
+
+    #[test]
+    fn field_by_field_writes_carry_their_version_entries_and_repair_flag_in_params() {
+        let doc = Document::fields("o", "o1", 2, json!({"name": "n"})).with_entries(
+            "members",
+            "userId",
+            "ownerId",
+            json!({"u1": {"userId": "u1"}}),
+            false,
+        );
+        let Action::Script { script, params } = &doc.action else {
+            panic!("{doc:?}")
+        };
+        assert_eq!(script, FIELDS);
+        assert_eq!(params["version"], json!(2));
+        assert_eq!(params["equal"], json!(false));
+        assert_eq!(params["entries"][0]["values"]["u1"]["userId"], json!("u1"));
+        let Action::Script { params, .. } = doc.clone().overwriting_equal().action else {
+            panic!()
+        };
+        assert_eq!(
+            params["equal"],
+            json!(true),
+            "a repair also replaces an equal version"
+        );
+        let tomb = Document::fields_tombstone("o", "o1", 3, json!({}), &["kept"]);
+        let Action::Script { script, params } = &tomb.action else {
+            panic!()
+        };
+        assert_eq!(script, FIELDS, "one script for every kind: compiled once");
+        assert_eq!(params["tombstone"], json!(true));
+        assert_eq!(params["fields"]["deleted"], json!(true));
+        assert_eq!(params["keep"], json!(["kept"]));
     }
 }

@@ -144,8 +144,8 @@ pub fn read_response(body: &[u8], expected: usize) -> Vec<Outcome> {
     parsed
         .items
         .into_iter()
-        .map(|item| match item.into_values().next() {
-            Some(item) => retry::item_outcome(item.status, item.error.as_ref()),
+        .map(|item| match item.into_iter().next() {
+            Some((op, item)) => retry::item_outcome(&op, item.status, item.error.as_ref()),
             None => Outcome::Retry("empty bulk item".into()),
         })
         .collect()
@@ -340,6 +340,34 @@ mod tests {
         assert!(outcomes[3].is_retryable());
         assert!(outcomes[4].is_retryable());
         assert_eq!(outcomes[5], Outcome::Done);
+    }
+
+    /// Captured from OpenSearch 2.19: scripted upserts of one document from 60 concurrent
+    /// bulks; two updates lost the race (`retry_on_conflict` spent), one applied.
+    const CAPTURED_CONFLICT: &str = r#"{"took":31,"errors":true,"items":[
+      {"update":{"_index":"h4probe-22120","_id":"x","status":409,"error":{"type":"version_conflict_engine_exception","reason":"[x]: version conflict, required seqNo [435], primary term [1]. current document has seqNo [436] and primary term [1]","index":"h4probe-22120","shard":"0","index_uuid":"ODvDEukcQ7Sykd-t-lA8GA"}}},
+      {"update":{"_index":"h4probe-22120","_id":"x","_version":438,"result":"updated","_shards":{"total":1,"successful":1,"failed":0},"_seq_no":437,"_primary_term":1,"status":200}},
+      {"update":{"_index":"h4probe-22120","_id":"x","status":409,"error":{"type":"version_conflict_engine_exception","reason":"[x]: version conflict, required seqNo [442], primary term [1]. current document has seqNo [450] and primary term [1]","index":"h4probe-22120","shard":"0","index_uuid":"ODvDEukcQ7Sykd-t-lA8GA"}}}
+    ]}"#;
+
+    #[test]
+    fn a_409_on_a_scripted_update_is_a_conflict_to_retry() {
+        let outcomes = read_response(CAPTURED_CONFLICT.as_bytes(), 3);
+        for i in [0, 2] {
+            match &outcomes[i] {
+                Outcome::Retry(reason) => {
+                    assert!(reason.starts_with("concurrency conflict"), "{reason}");
+                    assert!(reason.contains("version_conflict_engine_exception"));
+                }
+                other => panic!("item {i}: {other:?}"),
+            }
+        }
+        assert_eq!(outcomes[1], Outcome::Done);
+        // The same status on an external-version `index` stays "already applied".
+        assert_eq!(
+            read_response(CAPTURED.as_bytes(), 6)[1],
+            Outcome::AlreadyApplied
+        );
     }
 
     #[test]

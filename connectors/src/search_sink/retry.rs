@@ -5,10 +5,20 @@ use serde_json::Value;
 
 use crate::Outcome;
 
-/// The outcome of one bulk item from its HTTP status and error object.
-pub fn item_outcome(status: u16, error: Option<&Value>) -> Outcome {
+/// The outcome of one bulk item from its operation (`index`, `update`, ...: the key of the
+/// item in the bulk response), its HTTP status and error object.
+///
+/// A 409 means two different things. On an `index` with an external version it is the
+/// engine refusing an older (or equal) version: already applied. On an `update` (a script)
+/// it is a concurrency conflict: another write changed the document between the script's
+/// read and its write, `retry_on_conflict` times over; the script never ran to the end,
+/// so the item is retried.
+pub fn item_outcome(op: &str, status: u16, error: Option<&Value>) -> Outcome {
     match status {
         200..=299 => Outcome::Done,
+        409 if op == "update" => {
+            Outcome::Retry(format!("concurrency conflict: {}", describe(status, error)))
+        }
         409 => Outcome::AlreadyApplied,
         429 | 500..=599 => Outcome::Retry(describe(status, error)),
         _ => Outcome::Permanent(describe(status, error)),
@@ -64,11 +74,16 @@ mod tests {
 
     #[test]
     fn statuses_are_classified() {
-        assert_eq!(item_outcome(201, None), Outcome::Done);
-        assert_eq!(item_outcome(409, None), Outcome::AlreadyApplied);
-        assert!(item_outcome(429, None).is_retryable());
-        assert!(item_outcome(503, None).is_retryable());
-        assert!(matches!(item_outcome(400, None), Outcome::Permanent(_)));
+        assert_eq!(item_outcome("index", 201, None), Outcome::Done);
+        assert_eq!(item_outcome("update", 200, None), Outcome::Done);
+        assert_eq!(item_outcome("index", 409, None), Outcome::AlreadyApplied);
+        assert!(item_outcome("update", 409, None).is_retryable());
+        assert!(item_outcome("index", 429, None).is_retryable());
+        assert!(item_outcome("index", 503, None).is_retryable());
+        assert!(matches!(
+            item_outcome("index", 400, None),
+            Outcome::Permanent(_)
+        ));
         assert!(request_outcome(502, "bad gateway").is_unavailable());
         assert!(matches!(
             request_outcome(413, "too large"),
@@ -80,7 +95,7 @@ mod tests {
     fn a_mapping_error_keeps_the_engines_reason() {
         let error = json!({"type": "mapper_parsing_exception", "reason": "failed to parse field [n]",
             "caused_by": {"type": "number_format_exception", "reason": "For input string: \"x\""}});
-        let Outcome::Permanent(reason) = item_outcome(400, Some(&error)) else {
+        let Outcome::Permanent(reason) = item_outcome("index", 400, Some(&error)) else {
             panic!()
         };
         assert_eq!(

@@ -141,10 +141,11 @@ impl IndexerSink {
     }
 
     fn follow_up(&self, doc: &Document) -> Option<FollowUp> {
-        let Action::Update { params, .. } = &doc.action else {
+        let (Action::Update { params, .. } | Action::Script { params, .. }) = &doc.action else {
             return None;
         };
-        // Whole documents (`replace`) carry `source`, partial ones (`merge`) `fields`.
+        // Whole documents (`replace`) carry `source`, field-by-field ones `fields`; the
+        // denormalised writes (scripts) neither.
         let fields = params.get("source").or_else(|| params.get("fields"))?;
         if fields.get("deleted") == Some(&Value::Bool(true)) {
             return None;
@@ -420,7 +421,7 @@ mod tests {
                 anime_id: "a1".into()
             })
         );
-        let moderated = Document::merge("p-comments", "c1", 2, json!({"animeId": "a1"}));
+        let moderated = Document::fields("p-comments", "c1", 2, json!({"animeId": "a1"}));
         assert!(s.follow_up(&moderated).is_some());
         let episode = episode_on_anime("p-anime".into(), "a1", "e1", 1, true);
         assert_eq!(

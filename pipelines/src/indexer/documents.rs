@@ -1,10 +1,14 @@
 //! Events → search documents. Pure: one event gives the writes that reflect it.
 //!
-//! Whole-state events (`*.created`, `anime|episode.updated`) are whole-document writes at
-//! the event's `aggregateVersion`; deletes are soft-delete tombstones at the delete's
-//! version; events carrying part of an entity (`user.updated` lacks `createdAt`,
-//! `comment.moderated`, `organization.updated` and membership changes) are
-//! version-guarded partial updates, so nothing they do not carry is lost.
+//! Anime and episodes have only whole-state events (`*.created`, `*.updated`): whole-document
+//! writes at the event's `aggregateVersion`; deletes are soft-delete tombstones at the
+//! delete's version. Users, organizations and comments also have events carrying part of
+//! the entity (`user.updated` lacks `createdAt`, `comment.moderated`,
+//! `organization.updated`, membership changes): every write of theirs, whole or partial,
+//! goes field by field ([`Document::fields`]: each field, and each member, set only over an
+//! older version of it), so the document ends at the latest state of every field in any
+//! order of the events: a partial event indexed before the whole-state one it follows is
+//! not undone by it. Their deletes are tombstones that clear the fields.
 //! Subscriptions have no index yet: their events produce no writes.
 //!
 //! Denormalised fields (see [`super::denormalise`]): an episode event also writes its
@@ -12,7 +16,7 @@
 //! with [`Document::replace`] (guarded by `aggregateVersion`, keeping those fields) instead
 //! of external versions. Comments get `animeTitle` from the indexer's sink once written.
 
-use anineplus_connectors::search_sink::{self, Action, Document};
+use anineplus_connectors::search_sink::{self, Document};
 use anineplus_schemas::events::{
     AnimeData, CommentData, Envelope, EpisodeData, OrganizationData, SubscriptionData, UserData,
 };
@@ -28,6 +32,11 @@ pub struct Documents {
 }
 
 const DAY_MS: i64 = 86_400_000;
+
+/// An organization's `members`: the keyed collection (field, key of each value, the field
+/// naming the entry shown first) of [`Document::with_entries`]: the owner first, then by
+/// user id.
+pub const MEMBERS: (&str, &str, &str) = ("members", "userId", "ownerId");
 
 impl Documents {
     /// Documents for the indices `<prefix>-*`.
@@ -78,9 +87,11 @@ impl Documents {
         )
     }
 
-    fn partial<T>(&self, index: Index, e: &Envelope<T>, mut fields: Value) -> Document {
+    /// Some of the entity's fields (whole state or part of it), written field by field
+    /// ([`Document::fields`]): for the entities that have partial events.
+    fn fields<T>(&self, index: Index, e: &Envelope<T>, mut fields: Value) -> Document {
         fields["updatedAt"] = e.timestamp.into();
-        Document::merge(
+        Document::fields(
             index.alias(&self.prefix),
             &e.aggregate_id,
             e.aggregate_version,
@@ -88,19 +99,22 @@ impl Documents {
         )
     }
 
-    fn script<T>(&self, index: Index, e: &Envelope<T>, script: &str, params: Value) -> Document {
-        Document {
-            index: index.alias(&self.prefix),
-            id: e.aggregate_id.clone(),
-            version: e.aggregate_version,
-            action: Action::Update {
-                script: script.to_owned(),
-                params,
-            },
-        }
+    /// The whole state of an entity with partial events: its fields, live.
+    fn whole_fields<T>(&self, index: Index, e: &Envelope<T>, mut fields: Value) -> Document {
+        fields["deleted"] = false.into();
+        self.fields(index, e, fields)
     }
 
     fn tombstone<T>(&self, index: Index, e: &Envelope<T>) -> Document {
+        if Self::field_versioned(index) {
+            return Document::fields_tombstone(
+                index.alias(&self.prefix),
+                &e.aggregate_id,
+                e.aggregate_version,
+                json!({ "updatedAt": e.timestamp }),
+                denormalise::kept(index),
+            );
+        }
         Document::soft_delete(
             index.alias(&self.prefix),
             &e.aggregate_id,
@@ -108,9 +122,25 @@ impl Documents {
         )
     }
 
+    /// Whether `index`'s entity has partial events, so that its documents are written
+    /// field by field ([`Document::fields`]): a partial event applied before an older
+    /// whole-state one (a retry topic, a replay) must not be undone by it.
+    pub fn field_versioned(index: Index) -> bool {
+        matches!(index, Index::Users | Index::Organizations | Index::Comments)
+    }
+
     /// The tombstone of document `id` of `index` at `version`, written the way the
     /// indexer writes that index's deletes (for repairs of documents without a row).
     pub fn tombstone_of(&self, index: Index, id: &str, version: i64) -> Document {
+        if Self::field_versioned(index) {
+            return Document::fields_tombstone(
+                index.alias(&self.prefix),
+                id,
+                version,
+                json!({}),
+                denormalise::kept(index),
+            );
+        }
         if denormalise::kept(index).is_empty() {
             return Document::soft_delete(index.alias(&self.prefix), id, version);
         }
@@ -170,7 +200,7 @@ impl Documents {
     /// `comment` events.
     pub fn comment(&self, e: Envelope<CommentData>) -> Vec<Document> {
         vec![match &e.data {
-            CommentData::CommentCreated(c) => self.replace(
+            CommentData::CommentCreated(c) => self.whole_fields(
                 Index::Comments,
                 &e,
                 json!({
@@ -178,7 +208,7 @@ impl Documents {
                     "body": c.body, "status": c.status, "createdAt": c.created_at,
                 }),
             ),
-            CommentData::CommentModerated(m) => self.partial(
+            CommentData::CommentModerated(m) => self.fields(
                 Index::Comments,
                 &e,
                 json!({
@@ -187,20 +217,20 @@ impl Documents {
                     "moderatedAt": m.moderated_at,
                 }),
             ),
-            CommentData::CommentDeleted(_) => self.replace_tombstone(Index::Comments, &e),
+            CommentData::CommentDeleted(_) => self.tombstone(Index::Comments, &e),
         }]
     }
 
     /// `user` events: never the email.
     pub fn user(&self, e: Envelope<UserData>) -> Vec<Document> {
         vec![match &e.data {
-            UserData::UserCreated(u) => self.whole(
+            UserData::UserCreated(u) => self.whole_fields(
                 Index::Users,
                 &e,
                 json!({ "name": u.name, "role": u.role, "createdAt": u.created_at }),
             ),
             UserData::UserUpdated(u) => {
-                self.partial(Index::Users, &e, json!({ "name": u.name, "role": u.role }))
+                self.fields(Index::Users, &e, json!({ "name": u.name, "role": u.role }))
             }
             UserData::UserDeleted(_) => self.tombstone(Index::Users, &e),
         }]
@@ -209,36 +239,48 @@ impl Documents {
     /// `organization` events.
     pub fn organization(&self, e: Envelope<OrganizationData>) -> Vec<Document> {
         vec![match &e.data {
-            OrganizationData::OrganizationCreated(o) => self.whole(
-                Index::Organizations,
-                &e,
-                json!({
-                    "name": o.name, "slug": o.slug, "ownerId": o.owner_id,
-                    "members": [{ "userId": o.owner_id, "role": "OWNER" }],
-                }),
-            ),
-            OrganizationData::OrganizationUpdated(o) => self.partial(
+            OrganizationData::OrganizationCreated(o) => self
+                .whole_fields(
+                    Index::Organizations,
+                    &e,
+                    json!({ "name": o.name, "slug": o.slug, "ownerId": o.owner_id }),
+                )
+                .with_entries(
+                    MEMBERS.0,
+                    MEMBERS.1,
+                    MEMBERS.2,
+                    entry(
+                        &o.owner_id,
+                        json!({ "userId": o.owner_id, "role": "OWNER" }),
+                    ),
+                    true,
+                ),
+            OrganizationData::OrganizationUpdated(o) => self.fields(
                 Index::Organizations,
                 &e,
                 json!({ "name": o.name, "slug": o.slug }),
             ),
-            OrganizationData::OrganizationMemberAdded(m) => self.script(
-                Index::Organizations,
-                &e,
-                "if (ctx._source.members == null) { ctx._source.members = [] } \
-                 ctx._source.members.removeIf(m -> m.userId == params.userId); \
-                 ctx._source.members.add(['userId': params.userId, 'role': params.role]); \
-                 ctx._source.updatedAt = params.at",
-                json!({ "userId": m.user_id, "role": m.member_role, "at": e.timestamp }),
-            ),
-            OrganizationData::OrganizationMemberRemoved(m) => self.script(
-                Index::Organizations,
-                &e,
-                "if (ctx._source.members != null) { \
-                 ctx._source.members.removeIf(m -> m.userId == params.userId) } \
-                 ctx._source.updatedAt = params.at",
-                json!({ "userId": m.user_id, "at": e.timestamp }),
-            ),
+            OrganizationData::OrganizationMemberAdded(m) => self
+                .fields(Index::Organizations, &e, json!({}))
+                .with_entries(
+                    MEMBERS.0,
+                    MEMBERS.1,
+                    MEMBERS.2,
+                    entry(
+                        &m.user_id,
+                        json!({ "userId": m.user_id, "role": m.member_role }),
+                    ),
+                    false,
+                ),
+            OrganizationData::OrganizationMemberRemoved(m) => self
+                .fields(Index::Organizations, &e, json!({}))
+                .with_entries(
+                    MEMBERS.0,
+                    MEMBERS.1,
+                    MEMBERS.2,
+                    entry(&m.user_id, Value::Null),
+                    false,
+                ),
         }]
     }
 
@@ -248,9 +290,15 @@ impl Documents {
     }
 }
 
+/// `{key: value}`.
+fn entry(key: &str, value: Value) -> Value {
+    Value::Object(serde_json::Map::from_iter([(key.to_owned(), value)]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use anineplus_connectors::search_sink::Action;
     use anineplus_schemas::events::samples;
 
     #[test]
@@ -279,19 +327,24 @@ mod tests {
         }
         let created = &out[0];
         assert_eq!(created.index, "p-users");
-        let Action::Index(source) = &created.action else {
+        assert_eq!(created.version, 1);
+        let Action::Script { params, .. } = &created.action else {
+            panic!("users are written field by field")
+        };
+        assert_eq!(params["fields"]["deleted"], json!(false));
+        assert!(params["fields"]["createdAt"].is_i64());
+        let Action::Script { params, .. } = &out[1].action else {
             panic!()
         };
-        assert_eq!(source["aggregateVersion"], json!(1));
-        assert_eq!(source["deleted"], json!(false));
         assert!(
-            matches!(out[1].action, Action::Update { .. }),
+            params["fields"].get("createdAt").is_none(),
             "user.updated is partial"
         );
-        let Action::Index(tomb) = &out[2].action else {
+        let Action::Script { params, .. } = &out[2].action else {
             panic!()
         };
-        assert_eq!(tomb["deleted"], json!(true));
+        assert_eq!(params["tombstone"], json!(true));
+        assert_eq!(params["fields"]["deleted"], json!(true));
     }
 
     #[test]
@@ -314,7 +367,16 @@ mod tests {
         };
         assert_eq!(params["keep"], json!(["episodes", "episodeCount"]));
         let comment = docs.comment(all.comments[0].clone());
-        let Action::Update { params, .. } = &comment[0].action else {
+        let Action::Script { params, .. } = &comment[0].action else {
+            panic!()
+        };
+        assert!(
+            params["fields"].get("animeTitle").is_none(),
+            "field by field: the title is left alone"
+        );
+        let id = all.comments[0].aggregate_id.clone();
+        let tomb = docs.tombstone_of(Index::Comments, &id, 3);
+        let Action::Script { params, .. } = &tomb.action else {
             panic!()
         };
         assert_eq!(params["keep"], json!(["animeTitle", "animeTitleVersion"]));
