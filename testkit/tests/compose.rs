@@ -356,7 +356,11 @@ fn every_project_service_of_make_up_is_in_docker_compose_with_the_scripts_settin
             if var == "SCHEMA_REGISTRY_URL" {
                 // services.sh gives each service its own registry user in the URL's userinfo
                 // (the registry itself: admin); compose must too, on the same address.
-                let user = if name == "registry" { "admin" } else { name.as_str() };
+                let user = if name == "registry" {
+                    "admin"
+                } else {
+                    name.as_str()
+                };
                 let want = resolve(vars.get(var).map_or("", String::as_str), &vars);
                 let (set_user, set_url) = split_userinfo(&seen_from_host(
                     env.get(var).map_or("", String::as_str),
