@@ -54,7 +54,17 @@ impl OwnRegistry {
         let task = tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
-                let _ = anineplus_registry::serve(listener, registry, shutdown).await;
+                // Anonymous reads, as the indexer of this test reads without credentials.
+                let access = anineplus_registry::Access::new(
+                    anineplus_registry::auth::AccessFile {
+                        users: Vec::new(),
+                        permissions: Vec::new(),
+                    },
+                    true,
+                )
+                .expect("an access of anonymous reads");
+                let _ =
+                    anineplus_registry::serve(listener, registry, access.into(), shutdown).await;
             }
         });
         (OwnRegistry { shutdown, task }, bound)
