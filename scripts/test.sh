@@ -33,7 +33,7 @@ section "npm packages of the federation tests"
 bash scripts/node-deps.sh
 
 section "integration tests (real Kafka, OpenSearch, PostgreSQL, Redis, registry)"
-run_phase integration cargo test --workspace --test '*' -- --test-threads 4
+run_phase integration cargo test --workspace --no-fail-fast --test '*' -- --test-threads 4
 
 section "summary"
 printf 'unit:        %s passed, %s failed\n' "$(count passed "$log_dir/unit.log")" "$(count failed "$log_dir/unit.log")"

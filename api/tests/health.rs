@@ -50,9 +50,16 @@ async fn kafka_or_registry_down_is_degraded_not_unready() {
     // Kafka: a port where nothing ever listens. The registry: a proxy, up for the start
     // (schemas are registered then), down later.
     let kafka = TcpProxy::reserve(stack.kafka_brokers.split(',').next().unwrap());
-    let registry = TcpProxy::reserve(stack.registry_url.trim_start_matches("http://"));
+    // The stack's URL may carry credentials (`http://user:password@host:port`): the proxy
+    // forwards to the host, the API keeps the credentials.
+    let authority = stack.registry_url.trim_start_matches("http://");
+    let (userinfo, target) = match authority.rsplit_once('@') {
+        Some((userinfo, target)) => (format!("{userinfo}@"), target),
+        None => (String::new(), authority),
+    };
+    let registry = TcpProxy::reserve(target.trim_end_matches('/'));
     registry.up().await;
-    let registry_url = format!("http://{}", registry.addr);
+    let registry_url = format!("http://{userinfo}{}", registry.addr);
     let api = TestApi::start_with(&[
         "--kafka-brokers",
         &kafka.addr,
