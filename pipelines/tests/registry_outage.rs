@@ -54,10 +54,16 @@ impl OwnRegistry {
         let task = tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
-                // Anonymous reads, as the indexer of this test reads without credentials.
+                // Anonymous reads, as the indexer of this test reads without credentials
+                // (a users file lists at least one user: an admin no one here uses).
                 let access = anineplus_registry::Access::new(
                     anineplus_registry::auth::AccessFile {
-                        users: Vec::new(),
+                        users: vec![anineplus_registry::auth::UserEntry {
+                            username: "admin".into(),
+                            algorithm: "plain".into(),
+                            salt: String::new(),
+                            password: "unused".into(),
+                        }],
                         permissions: Vec::new(),
                     },
                     true,
