@@ -1,8 +1,10 @@
 //! Checks of a query document that async-graphql has no switch for: the number of aliases,
 //! of operations and of `_entities` representations; and the size rule of the lists that
 //! are not Relay pages. (Depth and complexity are the schema's `limit_depth` and
-//! `limit_complexity`; what a request may use while it runs is [`super::budget`].) A
-//! document that does not parse passes here: the executor reports its syntax error.
+//! `limit_complexity`; what a request may use while it runs is [`super::budget`].) The
+//! document is the request's own parsed one (`Request::parsed_query`), so it is parsed
+//! once per request; a document that does not parse is not checked here: the executor
+//! reports its syntax error.
 //!
 //! Cost: a field costs 1 plus its children; a list costs its size times its children, so
 //! a nested fan-out multiplies. Relay pages count `first` (default 20); the plain lists
@@ -14,8 +16,11 @@
 use std::time::Duration;
 
 use async_graphql::Variables;
-use async_graphql::parser::types::{DocumentOperations, Selection, SelectionSet};
-use async_graphql::parser::{Positioned, parse_query};
+use async_graphql::parser::Positioned;
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, Selection,
+    SelectionSet,
+};
 
 use crate::{Error, Result};
 
@@ -70,10 +75,14 @@ pub struct DocumentLimits {
 }
 
 /// What [`check`] learnt of a document.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Shape {
     /// Representations asked of `_entities`, all occurrences together.
     pub entities: usize,
+    /// Whether the operation that runs is a mutation.
+    pub mutation: bool,
+    /// The first root field of the operation that runs, for metrics labels.
+    pub root_field: Option<String>,
 }
 
 /// The representations of every `_entities` field in `set` (literal lists or variables).
@@ -125,11 +134,14 @@ fn count_aliases(set: &Positioned<SelectionSet>) -> usize {
         .sum()
 }
 
-/// Checks `query` (with its `variables`) against `limits`.
-pub fn check(query: &str, variables: &Variables, limits: &DocumentLimits) -> Result<Shape> {
-    let Ok(document) = parse_query(query) else {
-        return Ok(Shape::default());
-    };
+/// Checks `document` (with its `variables`) against `limits`; `operation` names the
+/// operation that runs (needed when the document defines several).
+pub fn check(
+    document: &ExecutableDocument,
+    operation: Option<&str>,
+    variables: &Variables,
+    limits: &DocumentLimits,
+) -> Result<Shape> {
     let operations: Vec<_> = match &document.operations {
         DocumentOperations::Single(op) => vec![op],
         DocumentOperations::Multiple(ops) => ops.values().collect(),
@@ -169,45 +181,37 @@ pub fn check(query: &str, variables: &Variables, limits: &DocumentLimits) -> Res
             limits.max_entities
         )));
     }
-    Ok(Shape { entities })
+    let selected = selected(document, operation);
+    Ok(Shape {
+        entities,
+        mutation: selected.is_some_and(|op| op.node.ty == OperationType::Mutation),
+        root_field: selected.and_then(|op| {
+            op.node
+                .selection_set
+                .node
+                .items
+                .iter()
+                .find_map(|item| match &item.node {
+                    Selection::Field(field) => Some(field.node.name.node.to_string()),
+                    _ => None,
+                })
+        }),
+    })
 }
 
-/// Whether the operation `name` (or the only one) of `query` is a mutation.
-pub fn is_mutation(query: &str, name: Option<&str>) -> bool {
-    use async_graphql::parser::types::OperationType;
-    let Ok(document) = parse_query(query) else {
-        return false;
-    };
-    let op = match (&document.operations, name) {
+/// The operation `name` of `document` (or its first, when no name is given).
+fn selected<'a>(
+    document: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a Positioned<OperationDefinition>> {
+    match (&document.operations, name) {
         (DocumentOperations::Single(op), _) => Some(op),
         (DocumentOperations::Multiple(ops), Some(name)) => ops
             .iter()
             .find(|(n, _)| n.as_str() == name)
             .map(|(_, op)| op),
         (DocumentOperations::Multiple(ops), None) => ops.values().next(),
-    };
-    op.is_some_and(|op| op.node.ty == OperationType::Mutation)
-}
-
-/// The first root field of the operation `name` (or the only one), for metrics labels.
-pub fn root_field(query: &str, name: Option<&str>) -> Option<String> {
-    let document = parse_query(query).ok()?;
-    let op = match (&document.operations, name) {
-        (DocumentOperations::Single(op), _) => op,
-        (DocumentOperations::Multiple(ops), Some(name)) => {
-            ops.iter().find(|(n, _)| n.as_str() == name)?.1
-        }
-        (DocumentOperations::Multiple(ops), None) => ops.values().next()?,
-    };
-    op.node
-        .selection_set
-        .node
-        .items
-        .iter()
-        .find_map(|item| match &item.node {
-            Selection::Field(field) => Some(field.node.name.node.to_string()),
-            _ => None,
-        })
+    }
 }
 
 #[cfg(test)]
@@ -224,7 +228,17 @@ mod tests {
     };
 
     fn check(query: &str, limits: DocumentLimits) -> Result<Shape> {
-        super::check(query, &Variables::default(), &limits)
+        check_with(query, None, &Variables::default(), &limits)
+    }
+
+    fn check_with(
+        query: &str,
+        operation: Option<&str>,
+        variables: &Variables,
+        limits: &DocumentLimits,
+    ) -> Result<Shape> {
+        let document = async_graphql::parser::parse_query(query).expect("a valid document");
+        super::check(&document, operation, variables, limits)
     }
 
     #[test]
@@ -236,8 +250,8 @@ mod tests {
         let vars = |n: usize| {
             Variables::from_json(serde_json::json!({"r": vec![serde_json::json!({}); n]}))
         };
-        assert_eq!(super::check(q, &vars(3), &LIMITS).unwrap().entities, 3);
-        assert!(super::check(q, &vars(4), &LIMITS).is_err());
+        assert_eq!(check_with(q, None, &vars(3), &LIMITS).unwrap().entities, 3);
+        assert!(check_with(q, None, &vars(4), &LIMITS).is_err());
     }
 
     #[test]
@@ -253,8 +267,15 @@ mod tests {
         assert!(slice(items.clone(), Some(0), None).is_err());
         assert!(slice(items.clone(), Some(LIST_CAP as i32 + 1), None).is_err());
         assert!(slice(items, None, Some(-1)).is_err());
-        assert!(is_mutation("mutation { a }", None));
-        assert!(!is_mutation("query A { a } mutation B { b }", Some("A")));
+        let limits = DocumentLimits {
+            max_operations: 2,
+            ..LIMITS
+        };
+        let none = Variables::default();
+        assert!(check("mutation { a }", LIMITS).unwrap().mutation);
+        let two = "query A { a } mutation B { b }";
+        assert!(!check_with(two, Some("A"), &none, &limits).unwrap().mutation);
+        assert!(check_with(two, Some("B"), &none, &limits).unwrap().mutation);
     }
 
     #[test]
@@ -274,7 +295,10 @@ mod tests {
     fn operations_are_counted() {
         assert!(check("query A { me { id } } query B { me { id } }", LIMITS).is_err());
         assert_eq!(
-            root_field("query A { me { id } }", None).as_deref(),
+            check("query A { me { id } }", LIMITS)
+                .unwrap()
+                .root_field
+                .as_deref(),
             Some("me")
         );
     }

@@ -281,7 +281,19 @@ async fn execute(
     deadline: tokio::time::Instant,
 ) -> GqlResponse {
     let started = Instant::now();
-    let shape = match limits::check(&request.query, &request.variables, &state.limits) {
+    let mut request = request;
+    // Parsed once here; the executor uses the same document. (The name and variables are
+    // lent out of the request while its document is borrowed, then put back.)
+    let operation = request.operation_name.take();
+    let variables = std::mem::take(&mut request.variables);
+    let checked = match request.parsed_query() {
+        Ok(document) => limits::check(document, operation.as_deref(), &variables, &state.limits),
+        // The executor reports the syntax error.
+        Err(_) => Ok(limits::Shape::default()),
+    };
+    request.operation_name = operation;
+    request.variables = variables;
+    let shape = match checked {
         Ok(shape) => shape,
         Err(e) => {
             state
@@ -292,15 +304,18 @@ async fn execute(
             return GqlResponse::from_errors(vec![request_error(&e)]);
         }
     };
-    let field = limits::root_field(&request.query, request.operation_name.as_deref());
-    let mutation = limits::is_mutation(&request.query, request.operation_name.as_deref());
+    let limits::Shape {
+        entities,
+        mutation,
+        root_field: field,
+    } = shape;
     let caller = Caller {
         viewer,
         correlation_id: correlation_id.to_owned(),
     };
     let budget = RequestBudget::new(
         state.limits.resolver_concurrency,
-        shape.entities,
+        entities,
         state.limits.max_complexity,
     );
     let run = state.schema.execute(request.data(caller).data(budget));
