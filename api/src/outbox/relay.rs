@@ -26,10 +26,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anineplus_schemas::events::{
-    AnimeData, CommentData, EpisodeData, OrganizationData, SubscriptionData, UserData,
-};
-use anineplus_schemas::{Codec, Envelope, Topic, TopicValue};
+use anineplus_schemas::{Codec, EncodeError, Topic};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -318,24 +315,16 @@ impl OutboxRelay {
 
     /// The wire-format value of an outbox payload of `topic`.
     async fn encode(&self, topic: Topic, payload: &serde_json::Value) -> Result<Vec<u8>> {
-        match topic {
-            Topic::User => self.encode_as::<UserData>(payload).await,
-            Topic::Organization => self.encode_as::<OrganizationData>(payload).await,
-            Topic::Anime => self.encode_as::<AnimeData>(payload).await,
-            Topic::Episode => self.encode_as::<EpisodeData>(payload).await,
-            Topic::Comment => self.encode_as::<CommentData>(payload).await,
-            Topic::Subscription => self.encode_as::<SubscriptionData>(payload).await,
-            Topic::Logs => Err(Error::Internal("the outbox carries no log records".into())),
+        if topic == Topic::Logs {
+            return Err(Error::Internal("the outbox carries no log records".into()));
         }
-    }
-
-    async fn encode_as<D>(&self, payload: &serde_json::Value) -> Result<Vec<u8>>
-    where
-        Envelope<D>: TopicValue,
-    {
-        let envelope: Envelope<D> = serde_json::from_value(payload.clone())
-            .map_err(|e| Error::Internal(format!("outbox payload does not decode: {e}")))?;
-        Ok(self.codec.encode(&envelope).await?)
+        match self.codec.encode_json(topic, payload).await {
+            Ok(bytes) => Ok(bytes),
+            Err(e @ EncodeError::Value { .. }) => Err(Error::Internal(format!(
+                "outbox payload does not decode: {e}"
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -27,10 +27,6 @@
 use std::time::Duration;
 
 use anineplus_connectors::kafka;
-use anineplus_schemas::events::LogRecord;
-use anineplus_schemas::events::{
-    AnimeData, CommentData, Envelope, EpisodeData, OrganizationData, SubscriptionData, UserData,
-};
 use anineplus_schemas::{Codec, Topic, wire};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
@@ -129,7 +125,7 @@ impl DeadLetterRecord {
             .strip_prefix(topic_prefix)
             .and_then(Topic::from_name);
         let decoded = match topic {
-            Some(topic) => decode_json(codec, topic, self.raw.value()).await,
+            Some(topic) => codec.decode_json(topic, self.raw.value()).await,
             None => Err(format!("unknown original topic {}", self.original_topic())),
         };
         match decoded {
@@ -149,28 +145,6 @@ impl DeadLetterRecord {
             }
         }
         out
-    }
-}
-
-async fn decode_json(
-    codec: &Codec,
-    topic: Topic,
-    bytes: &[u8],
-) -> std::result::Result<serde_json::Value, String> {
-    fn json<T: serde::Serialize>(
-        v: std::result::Result<T, anineplus_schemas::DecodeError>,
-    ) -> std::result::Result<serde_json::Value, String> {
-        v.map_err(|e| e.to_string())
-            .and_then(|v| serde_json::to_value(v).map_err(|e| e.to_string()))
-    }
-    match topic {
-        Topic::User => json(codec.decode::<Envelope<UserData>>(bytes).await),
-        Topic::Organization => json(codec.decode::<Envelope<OrganizationData>>(bytes).await),
-        Topic::Anime => json(codec.decode::<Envelope<AnimeData>>(bytes).await),
-        Topic::Episode => json(codec.decode::<Envelope<EpisodeData>>(bytes).await),
-        Topic::Comment => json(codec.decode::<Envelope<CommentData>>(bytes).await),
-        Topic::Subscription => json(codec.decode::<Envelope<SubscriptionData>>(bytes).await),
-        Topic::Logs => json(codec.decode::<LogRecord>(bytes).await),
     }
 }
 
