@@ -19,7 +19,12 @@ export BENCH_EVENTS="${BENCH_EVENTS:-100000}"            # pipelines indexer: ev
 export BENCH_FRESHNESS_MUTATIONS="${BENCH_FRESHNESS_MUTATIONS:-200}"  # freshness: mutations
 export BENCH_FRESHNESS_RATE="${BENCH_FRESHNESS_RATE:-20}"             # freshness: per second
 
+export BENCH_PYTHON_ROUNDS="${BENCH_PYTHON_ROUNDS:-1}"    # indexer_vs_python: (ours, peer, peer, ours) rounds
+
 bash scripts/stack/up.sh
+# The Python peer of the indexer bench: a venv under .stack/, from PyPI the first time.
+BENCH_PYTHON="${BENCH_PYTHON:-$(bash scripts/bench/python-env.sh)}"
+export BENCH_PYTHON
 rm -f "$BENCH_RESULTS"
 started=$SECONDS
 # Bench targets only (`--bench '*'`): every `harness = false` binary of every crate, without

@@ -69,6 +69,24 @@ pub fn peak_rss_mb(pid: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// CPU time (user + system, every thread) process `pid` has used so far, in seconds, from
+/// fields 14 and 15 of `/proc/<pid>/stat` (in clock ticks of the kernel's fixed `USER_HZ`,
+/// 100 per second); NaN when it cannot be read (the process is gone).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    const USER_HZ: f64 = 100.0;
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // The command name (field 2) is in parentheses and may hold spaces.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / USER_HZ)
+        })
+        .unwrap_or(f64::NAN)
+}
+
 /// The median of `values` (the upper one of an even count); NaN when empty.
 pub fn median(mut values: Vec<f64>) -> f64 {
     if values.is_empty() {
@@ -135,6 +153,18 @@ fn format_figure(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_process_has_used_some_cpu() {
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert!(x != 1);
+        let cpu = cpu_seconds(std::process::id());
+        assert!(cpu.is_finite() && cpu >= 0.0, "{cpu}");
+        assert!(cpu_seconds(u32::MAX).is_nan());
+    }
 
     #[test]
     fn table_is_sorted_and_aligned() {

@@ -8,11 +8,14 @@
 //!   against one stack and never see each other's data.
 //! - [`TestDatabase`]: a PostgreSQL database of a test's own, dropped even when the test
 //!   panics.
-//! - [`bench`] collects benchmark figures into `target/bench/results.json`.
+//! - [`bench`] collects benchmark figures into `target/bench/results.json` (and reads a
+//!   process's CPU time and peak memory).
+//! - [`topics`]: topics of a benchmark's own, created, filled and deleted by name.
 
 pub mod bench;
 mod database;
 mod stack;
+pub mod topics;
 
 pub use database::{TestDatabase, with_database};
 pub use stack::{

@@ -1,0 +1,84 @@
+//! Topics of a benchmark's or test's own: created, filled and deleted by name.
+
+use std::time::Duration;
+
+use anineplus_connectors::kafka;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::unique;
+
+/// Most sends awaited at once while filling a topic.
+const IN_FLIGHT: usize = 10_000;
+
+/// Creates `topic` with `partitions` partitions (replication 1).
+pub async fn create(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = kafka::producer_config(brokers).create()?;
+    for result in admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await?
+    {
+        result.map_err(|(t, code)| anyhow::anyhow!("creating {t}: {code}"))?;
+    }
+    Ok(())
+}
+
+/// Produces every `(key, value)` of `records` to `topic` (the project's idempotent producer,
+/// 20 ms linger) and waits until Kafka acknowledged them all.
+pub async fn produce(
+    brokers: &str,
+    topic: &str,
+    records: impl IntoIterator<Item = (String, Vec<u8>)>,
+) -> anyhow::Result<()> {
+    let producer: FutureProducer = kafka::producer_config(brokers)
+        .set("linger.ms", "20")
+        .create()?;
+    let mut pending = FuturesUnordered::new();
+    for (key, value) in records {
+        let producer = producer.clone();
+        pending.push(async move {
+            producer
+                .send(
+                    FutureRecord::to(topic).key(&key).payload(&value),
+                    Duration::from_secs(60),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| e)
+        });
+        if pending.len() >= IN_FLIGHT {
+            while let Some(sent) = pending.next().await {
+                sent?;
+            }
+        }
+    }
+    while let Some(sent) = pending.next().await {
+        sent?;
+    }
+    Ok(())
+}
+
+/// Deletes every topic whose name starts with `prefix`.
+pub async fn delete_prefixed(brokers: &str, prefix: &str) -> anyhow::Result<()> {
+    let consumer: BaseConsumer =
+        kafka::consumer_config(brokers, &unique("testkit-meta")).create()?;
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+    let names: Vec<&str> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    if !names.is_empty() {
+        let admin: AdminClient<DefaultClientContext> = kafka::producer_config(brokers).create()?;
+        admin.delete_topics(&names, &AdminOptions::new()).await?;
+    }
+    Ok(())
+}
