@@ -46,14 +46,11 @@ use anineplus_pipelines::sink::{Outcome, Sink};
 use anineplus_pipelines::{Pipeline, PipelineConfig, Stream};
 use anineplus_schemas::events::{AnimeData, Envelope, samples};
 use anineplus_schemas::{Codec, Topic};
-use anineplus_testkit::{Stack, bench, unique};
+use anineplus_testkit::{Stack, bench, topics, unique};
 use elasticsearch::Elasticsearch;
 use elasticsearch::http::Method;
 use elasticsearch::http::headers::HeaderMap;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -88,47 +85,14 @@ impl Sink for NullSink {
 }
 
 async fn fill(stack: &Stack, codec: &Codec, topic: &str, n: usize) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> =
-        kafka::producer_config(&stack.kafka_brokers).create()?;
-    admin
-        .create_topics(
-            &[NewTopic::new(topic, 3, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await?;
+    topics::create(&stack.kafka_brokers, topic, 3).await?;
     let id = codec.register(Topic::Anime).await?;
-    let producer: FutureProducer = kafka::producer_config(&stack.kafka_brokers)
-        .set("linger.ms", "20")
-        .create()?;
-    let mut pending = futures::stream::FuturesUnordered::new();
-    for i in 0..n {
+    let records = (0..n).map(|i| {
         let e = samples::anime_updated(i as u64);
-        let bytes = anineplus_schemas::codec::encode_with_id(id, &e)?;
-        let key = e.aggregate_id.clone();
-        let producer = producer.clone();
-        let topic = topic.to_owned();
-        pending.push(async move {
-            producer
-                .send(
-                    FutureRecord::to(&topic).key(&key).payload(&bytes),
-                    Duration::from_secs(60),
-                )
-                .await
-                .map(|_| ())
-                .map_err(|(e, _)| e)
-        });
-        if pending.len() >= 10_000 {
-            use futures::StreamExt;
-            while let Some(r) = pending.next().await {
-                r?;
-            }
-        }
-    }
-    use futures::StreamExt;
-    while let Some(r) = pending.next().await {
-        r?;
-    }
-    Ok(())
+        let value = anineplus_schemas::codec::encode_with_id(id, &e).expect("sample encodes");
+        (e.aggregate_id, value)
+    });
+    topics::produce(&stack.kafka_brokers, topic, records).await
 }
 
 /// Runs until `done()` holds; the clock starts at the first consumed record.
@@ -401,25 +365,6 @@ async fn drop_indices(client: &Elasticsearch, prefix: &str) {
     }
 }
 
-/// Deletes every topic whose name starts with `prefix`.
-async fn drop_topics(stack: &Stack, prefix: &str) -> anyhow::Result<()> {
-    let consumer: BaseConsumer =
-        kafka::consumer_config(&stack.kafka_brokers, &unique("bench-meta")).create()?;
-    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
-    let names: Vec<&str> = metadata
-        .topics()
-        .iter()
-        .map(|t| t.name())
-        .filter(|n| n.starts_with(prefix))
-        .collect();
-    if !names.is_empty() {
-        let admin: AdminClient<DefaultClientContext> =
-            kafka::producer_config(&stack.kafka_brokers).create()?;
-        admin.delete_topics(&names, &AdminOptions::new()).await?;
-    }
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let stack = Stack::from_env();
@@ -450,7 +395,7 @@ async fn main() -> anyhow::Result<()> {
     for p in &index_prefixes {
         drop_indices(&client, p).await;
     }
-    if let Err(e) = drop_topics(&stack, &prefix).await {
+    if let Err(e) = topics::delete_prefixed(&stack.kafka_brokers, &prefix).await {
         eprintln!("bench: could not delete the topics under {prefix}: {e}");
     }
     result
