@@ -10,8 +10,14 @@
 //!   mutation until the outbox is empty) divided by the mutation rate. Goal ≥ 1 (the relay
 //!   keeps up).
 //! - `api_peak_rss_mb`: peak resident memory (VmHWM) of the API process.
+//! - `api_cpu_us_per_request`: CPU time of the API process (its relay included) from the
+//!   first mutation until the outbox is empty, per mutation; `api_postgres_cpu_us_per_request`
+//!   and `pgbench_postgres_cpu_us_per_tx`: PostgreSQL's CPU time (every `postgres` process)
+//!   per mutation and per pgbench transaction. CPU per operation is steadier than a rate on
+//!   a shared machine, and says which side a change moved.
 //!
-//! `BENCH_SECS` (default 10) and `BENCH_CONCURRENCY` (default 16) change the run.
+//! `BENCH_SECS` (default 10) and `BENCH_CONCURRENCY` (default 16) change the run;
+//! `BENCH_API_BIN` runs another build of the API binary instead of this one's.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -35,9 +41,12 @@ async fn main() -> anyhow::Result<()> {
         p99,
         relay_rate,
         rss_mb,
+        api_cpu_us,
+        api_pg_cpu_us,
+        pgbench_pg_cpu_us,
     } = result?;
     println!(
-        "api_vs_pgbench: postComment through the API binary vs pgbench's same two inserts, {concurrency} clients for {secs} s each: API {api_rate:.0}/s (p50 {p50:.1} ms, p99 {p99:.1} ms), pgbench {pg_rate:.0} tps, relay {relay_rate:.0} rows/s, API peak RSS {rss_mb:.1} MiB"
+        "api_vs_pgbench: postComment through the API binary vs pgbench's same two inserts, {concurrency} clients for {secs} s each: API {api_rate:.0}/s (p50 {p50:.1} ms, p99 {p99:.1} ms), pgbench {pg_rate:.0} tps, relay {relay_rate:.0} rows/s, API peak RSS {rss_mb:.1} MiB; CPU per mutation: API {api_cpu_us:.0} µs, PostgreSQL {api_pg_cpu_us:.0} µs; PostgreSQL CPU per pgbench transaction {pgbench_pg_cpu_us:.0} µs"
     );
     bench::record(&[
         ("api_vs_pgbench_ratio", api_rate / pg_rate),
@@ -47,6 +56,9 @@ async fn main() -> anyhow::Result<()> {
         ("api_post_comment_p99_ms", p99),
         ("api_relay_vs_mutation_rate_ratio", relay_rate / api_rate),
         ("api_peak_rss_mb", rss_mb),
+        ("api_cpu_us_per_request", api_cpu_us),
+        ("api_postgres_cpu_us_per_request", api_pg_cpu_us),
+        ("pgbench_postgres_cpu_us_per_tx", pgbench_pg_cpu_us),
     ])?;
     Ok(())
 }
@@ -58,6 +70,9 @@ struct Figures {
     p99: f64,
     relay_rate: f64,
     rss_mb: f64,
+    api_cpu_us: f64,
+    api_pg_cpu_us: f64,
+    pgbench_pg_cpu_us: f64,
 }
 
 /// Kills the API binary on every way out of [`run`].
@@ -80,7 +95,10 @@ async fn run(
         .local_addr()?
         .port();
     let url = format!("http://127.0.0.1:{port}");
-    let api = Command::new(env!("CARGO_BIN_EXE_anineplus-api"))
+    // `BENCH_API_BIN` runs another build of the API (e.g. an older commit's) in the same arm.
+    let binary = std::env::var("BENCH_API_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_anineplus-api").to_owned());
+    let api = Command::new(binary)
         .env("RUST_LOG", "warn")
         .args([
             "--env",
@@ -140,6 +158,8 @@ async fn run(
 
     // Arm 1: the API.
     let pool = sqlx::PgPool::connect(db_url).await?;
+    let api_cpu_before = bench::cpu_seconds(api.0.id());
+    let pg_cpu_before = bench::cpu_seconds_of_all("postgres");
     let started = Instant::now();
     let deadline = started + Duration::from_secs(secs);
     let workers: Vec<_> = (0..concurrency)
@@ -191,6 +211,9 @@ async fn run(
         .fetch_one(&pool)
         .await?;
     let relay_rate = published as f64 / started.elapsed().as_secs_f64();
+    let requests = latencies.len() as f64;
+    let api_cpu_us = (bench::cpu_seconds(api.0.id()) - api_cpu_before) / requests * 1e6;
+    let api_pg_cpu_us = (bench::cpu_seconds_of_all("postgres") - pg_cpu_before) / requests * 1e6;
     let rss_mb = bench::peak_rss_mb(&api.0.id().to_string());
     api.0.kill()?;
     api.0.wait()?;
@@ -210,6 +233,7 @@ async fn run(
          WITH appended AS (INSERT INTO outbox (topic, aggregate_id, aggregate_version, event_type, correlation_id, payload) VALUES ('comment', gen_random_uuid()::text, 1, 'comment.created', 'bench', '{\"eventType\": \"comment.created\", \"body\": \"benchmark comment\"}'::jsonb) RETURNING id) SELECT pg_notify('anineplus_outbox', '') FROM appended;\n\
          COMMIT;\n",
     )?;
+    let pg_cpu_before = bench::cpu_seconds_of_all("postgres");
     let output = Command::new("pgbench")
         .args([
             "-n",
@@ -230,6 +254,7 @@ async fn run(
         .arg(&script)
         .arg(db_url)
         .output();
+    let pg_cpu = bench::cpu_seconds_of_all("postgres") - pg_cpu_before;
     let _ = std::fs::remove_file(&script);
     let output = output?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -245,6 +270,8 @@ async fn run(
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {text}"))?;
     pool.close().await;
+    // pgbench reports its transactions per second over the run.
+    let pgbench_pg_cpu_us = pg_cpu / (pg_rate * secs as f64) * 1e6;
     Ok(Figures {
         api_rate,
         pg_rate,
@@ -252,5 +279,8 @@ async fn run(
         p99,
         relay_rate,
         rss_mb,
+        api_cpu_us,
+        api_pg_cpu_us,
+        pgbench_pg_cpu_us,
     })
 }

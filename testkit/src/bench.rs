@@ -73,18 +73,47 @@ pub fn peak_rss_mb(pid: &str) -> f64 {
 /// fields 14 and 15 of `/proc/<pid>/stat` (in clock ticks of the kernel's fixed `USER_HZ`,
 /// 100 per second); NaN when it cannot be read (the process is gone).
 pub fn cpu_seconds(pid: u32) -> f64 {
-    const USER_HZ: f64 = 100.0;
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            // The command name (field 2) is in parentheses and may hold spaces.
-            let rest = stat.rsplit_once(')')?.1;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let utime: f64 = fields.get(11)?.parse().ok()?;
-            let stime: f64 = fields.get(12)?.parse().ok()?;
-            Some((utime + stime) / USER_HZ)
-        })
+    stat_ticks(&format!("/proc/{pid}/stat"))
+        .map(|(own, _)| own)
         .unwrap_or(f64::NAN)
+}
+
+/// CPU time, in seconds, used so far by every process whose command name is `comm` (e.g.
+/// `postgres`), including the children they have reaped (fields 16 and 17): PostgreSQL's
+/// postmaster reaps its backends, so the figure keeps the CPU of connections that have
+/// closed. The difference of two readings is what those processes used in between.
+pub fn cpu_seconds_of_all(comm: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return f64::NAN;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim_end() == comm)
+        })
+        .filter_map(|e| stat_ticks(&e.path().join("stat").to_string_lossy()))
+        .map(|(own, children)| own + children)
+        .sum()
+}
+
+/// (own, reaped children's) CPU seconds of a `/proc/<pid>/stat` file.
+fn stat_ticks(path: &str) -> Option<(f64, f64)> {
+    const USER_HZ: f64 = 100.0;
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    Some((
+        (tick(11)? + tick(12)?) / USER_HZ,
+        (tick(13)? + tick(14)?) / USER_HZ,
+    ))
 }
 
 /// The median of `values` (the upper one of an even count); NaN when empty.
