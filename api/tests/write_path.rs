@@ -200,6 +200,11 @@ async fn nested_reads_and_cache_invalidation() {
     assert_eq!(reply.data()["anime"], json!(null));
     // Comments need a live anime (and an episode of that anime).
     let post = "mutation($a: ID!, $e: ID) { postComment(input: {animeId: $a, episodeId: $e, body: \"hi\"}) { id } }";
+    let comment_events = "SELECT count(*) FROM outbox WHERE topic = 'comment'";
+    let events_before: i64 = sqlx::query_scalar(comment_events)
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
     api.gql(post, json!({"a": anime}), Some(&admin))
         .await
         .assert_code("NOT_FOUND");
@@ -211,6 +216,15 @@ async fn nested_reads_and_cache_invalidation() {
     api.gql(post, json!({"a": other, "e": episode}), Some(&admin))
         .await
         .assert_code("NOT_FOUND");
+    // A refused comment appends no event (the comment and its event are one statement).
+    let events_after: i64 = sqlx::query_scalar(comment_events)
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        events_after, events_before,
+        "a refused comment appended an event"
+    );
     api.gql(post, json!({"a": other}), Some(&admin))
         .await
         .data();

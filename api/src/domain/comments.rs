@@ -4,6 +4,7 @@
 //! list and can no longer be moderated.
 
 use anineplus_schemas::events::{self as ev, CommentData};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Caller, Comment, CommentStatus, Domain, Page, Role, validate};
@@ -43,29 +44,57 @@ impl Domain {
             return Err(Error::bad_input("body: must not be empty"));
         }
         let body = validate::optional_text("body", body, 5000)?;
-        let mut tx = self.pool.begin().await?;
-        // One statement checks that the author (locking the row against a concurrent
-        // deletion) and the anime (and episode) are live, and inserts: a round trip less
-        // on the hottest mutation.
-        let comment: Option<Comment> = sqlx::query_as(&format!(
-            "INSERT INTO comments (id, anime_id, episode_id, author_id, body, status) \
-             SELECT $1, $2, $3, $4, $5, 'VISIBLE' WHERE EXISTS ( \
-               SELECT 1 FROM anime a WHERE a.id = $2 AND a.deleted_at IS NULL AND ($3::uuid IS NULL \
-               OR EXISTS (SELECT 1 FROM episodes e WHERE e.id = $3 AND e.anime_id = a.id \
-                          AND e.deleted_at IS NULL))) \
-             AND EXISTS (SELECT 1 FROM users u WHERE u.id = $4 AND u.deleted_at IS NULL FOR SHARE) \
-             RETURNING {COMMENT_COLUMNS}"
-        ))
-        .bind(Uuid::now_v7())
-        .bind(anime_id)
-        .bind(episode_id)
-        .bind(me)
-        .bind(body)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let id = Uuid::now_v7();
+        // The row and its event carry the same instant (PostgreSQL keeps microseconds).
+        let created_at = DateTime::from_timestamp_micros(Utc::now().timestamp_micros())
+            .expect("now is a valid timestamp");
+        let event = outbox::Pending::new(
+            id,
+            1,
+            &caller.correlation_id,
+            CommentData::CommentCreated(ev::CommentPosted {
+                comment_id: id.to_string(),
+                anime_id: anime_id.to_string(),
+                episode_id: episode_id.map(|e| e.to_string()),
+                author_id: me.to_string(),
+                body: body.to_owned(),
+                status: ev::CommentStatus::Visible,
+                created_at: super::millis(created_at),
+            }),
+        )?;
+        // The hottest mutation is one statement, so one round trip and no BEGIN/COMMIT: it
+        // checks that the author (locking the row against a concurrent deletion) and the
+        // anime (and episode) are live, inserts the comment, and appends its event only if
+        // the comment was inserted.
+        let comment: Option<Comment> = event
+            .bind(
+                sqlx::query_as(&format!(
+                    "WITH c AS (INSERT INTO comments (id, anime_id, episode_id, author_id, body, \
+                     status, created_at) \
+                     SELECT $1, $2, $3, $4, $5, 'VISIBLE', $6 WHERE EXISTS ( \
+                       SELECT 1 FROM anime a WHERE a.id = $2 AND a.deleted_at IS NULL \
+                       AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM episodes e \
+                         WHERE e.id = $3 AND e.anime_id = a.id AND e.deleted_at IS NULL))) \
+                     AND EXISTS (SELECT 1 FROM users u WHERE u.id = $4 AND u.deleted_at IS NULL \
+                       FOR SHARE) \
+                     RETURNING {COMMENT_COLUMNS}), {} \
+                     SELECT c.*, {} FROM c, appended",
+                    outbox::Pending::cte(7, "c"),
+                    outbox::Pending::notify(7),
+                ))
+                .bind(id)
+                .bind(anime_id)
+                .bind(episode_id)
+                .bind(me)
+                .bind(body)
+                .bind(created_at),
+            )
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(comment) = comment else {
             // Which condition failed: only on this (rare) path.
-            return Err(if !self.live_user(&mut tx, me).await? {
+            let mut conn = self.pool.acquire().await?;
+            return Err(if !self.live_user(&mut conn, me).await? {
                 Error::Unauthenticated
             } else if episode_id.is_some() {
                 Error::NotFound("episode")
@@ -73,23 +102,6 @@ impl Domain {
                 Error::NotFound("anime")
             });
         };
-        outbox::append(
-            &mut tx,
-            comment.id,
-            comment.version,
-            &caller.correlation_id,
-            CommentData::CommentCreated(ev::CommentPosted {
-                comment_id: comment.id.to_string(),
-                anime_id: comment.anime_id.to_string(),
-                episode_id: comment.episode_id.map(|e| e.to_string()),
-                author_id: comment.author_id.to_string(),
-                body: comment.body.clone(),
-                status: event_status(comment.status),
-                created_at: super::millis(comment.created_at),
-            }),
-        )
-        .await?;
-        tx.commit().await?;
         Ok(comment)
     }
 

@@ -5,7 +5,7 @@ pub mod relay;
 pub mod store;
 
 pub use relay::OutboxRelay;
-pub use store::{OutboxEvent, append};
+pub use store::{OutboxEvent, Pending, append};
 
 /// The `LISTEN/NOTIFY` channel an append wakes the relay on.
 pub const CHANNEL: &str = "anineplus_outbox";

@@ -10,6 +10,90 @@ use crate::Result;
 /// The `source` of every envelope this process writes.
 pub const SOURCE: &str = "anineplus-api";
 
+/// An event ready for the outbox: its row's fields, the envelope already serialised.
+#[derive(Debug)]
+pub struct Pending {
+    topic: &'static str,
+    aggregate_id: String,
+    version: i64,
+    event_type: String,
+    correlation_id: String,
+    payload: serde_json::Value,
+}
+
+impl Pending {
+    /// The event `data` of `aggregate_id` at `version`, in an envelope of its own id and
+    /// timestamp.
+    pub fn new<D>(aggregate_id: Uuid, version: i64, correlation_id: &str, data: D) -> Result<Self>
+    where
+        D: EventData,
+        Envelope<D>: TopicValue,
+    {
+        let envelope = Envelope {
+            event_id: Uuid::new_v4().to_string(),
+            event_type: data.event_type().to_owned(),
+            timestamp: chrono::Utc::now().timestamp_millis(),
+            source: SOURCE.to_owned(),
+            version: 1,
+            correlation_id: Some(correlation_id.to_owned()),
+            causation_id: None,
+            aggregate_id: aggregate_id.to_string(),
+            aggregate_version: version,
+            data,
+        };
+        let payload = serde_json::to_value(&envelope)
+            .map_err(|e| crate::Error::Internal(format!("outbox payload: {e}")))?;
+        Ok(Self {
+            topic: <Envelope<D> as TopicValue>::TOPIC.name(),
+            aggregate_id: envelope.aggregate_id,
+            version,
+            event_type: envelope.event_type,
+            correlation_id: correlation_id.to_owned(),
+            payload,
+        })
+    }
+
+    /// For a write and its event in ONE statement (no `BEGIN`/`COMMIT` round trips): the
+    /// data-modifying CTE `appended`, which appends this event once per row of `from` (a
+    /// CTE of the same statement that writes at most one row: no row written, no event),
+    /// with its parameters numbered from `$first`. The statement's final `SELECT` must call
+    /// [`Pending::notify`] and read `appended` (e.g. `SELECT ..., <notify> FROM c, appended`);
+    /// bind the parameters with [`Pending::bind`] after the statement's own.
+    pub fn cte(first: usize, from: &str) -> String {
+        let p = |i: usize| first + i;
+        format!(
+            "appended AS (INSERT INTO outbox (topic, aggregate_id, aggregate_version, event_type, \
+             correlation_id, payload) SELECT ${}, ${}, ${}, ${}, ${}, ${} FROM {from} RETURNING id)",
+            p(0),
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5)
+        )
+    }
+
+    /// The notification of a [`Pending::cte`] numbered from `$first` (delivered at commit).
+    pub fn notify(first: usize) -> String {
+        format!("pg_notify(${}, '')", first + 6)
+    }
+
+    /// Binds the parameters of [`Pending::cte`] and [`Pending::notify`].
+    pub fn bind<'q, O>(
+        self,
+        query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        query
+            .bind(self.topic)
+            .bind(self.aggregate_id)
+            .bind(self.version)
+            .bind(self.event_type)
+            .bind(self.correlation_id)
+            .bind(self.payload)
+            .bind(super::CHANNEL)
+    }
+}
+
 /// Appends the event `data` of `aggregate_id` at `version` to the outbox, inside the
 /// caller's transaction, and notifies the relay (delivered at commit).
 pub async fn append<D>(
@@ -23,32 +107,19 @@ where
     D: EventData,
     Envelope<D>: TopicValue,
 {
-    let envelope = Envelope {
-        event_id: Uuid::new_v4().to_string(),
-        event_type: data.event_type().to_owned(),
-        timestamp: chrono::Utc::now().timestamp_millis(),
-        source: SOURCE.to_owned(),
-        version: 1,
-        correlation_id: Some(correlation_id.to_owned()),
-        causation_id: None,
-        aggregate_id: aggregate_id.to_string(),
-        aggregate_version: version,
-        data,
-    };
-    let payload = serde_json::to_value(&envelope)
-        .map_err(|e| crate::Error::Internal(format!("outbox payload: {e}")))?;
+    let event = Pending::new(aggregate_id, version, correlation_id, data)?;
     // One round trip: the row and the notification (delivered at commit).
     sqlx::query(
         "WITH appended AS (INSERT INTO outbox (topic, aggregate_id, aggregate_version, event_type, \
          correlation_id, payload) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id) \
          SELECT pg_notify($7, '') FROM appended",
     )
-    .bind(<Envelope<D> as TopicValue>::TOPIC.name())
-    .bind(&envelope.aggregate_id)
-    .bind(version)
-    .bind(&envelope.event_type)
-    .bind(correlation_id)
-    .bind(payload)
+    .bind(event.topic)
+    .bind(event.aggregate_id)
+    .bind(event.version)
+    .bind(event.event_type)
+    .bind(event.correlation_id)
+    .bind(event.payload)
     .bind(super::CHANNEL)
     .execute(&mut *tx)
     .await?;
