@@ -168,7 +168,7 @@ pub async fn serve(
             introspection: config.is_dev(),
         },
     );
-    let state = http::AppState {
+    let state = http::AppState::new(http::Shared {
         schema,
         domain,
         limiter: ratelimit::RateLimiter::new(
@@ -194,6 +194,7 @@ pub async fn serve(
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             resolver_concurrency: config.resolver_concurrency,
         },
+        documents: Default::default(),
         max_batch: config.max_operations,
         dev: config.is_dev(),
         health: Arc::new(http::health::Probes {
@@ -207,7 +208,7 @@ pub async fn serve(
                 .build()
                 .map_err(|e| Error::Internal(e.to_string()))?,
         }),
-    };
+    });
 
     let relay_stop = CancellationToken::new();
     let relay = outbox::OutboxRelay::new(

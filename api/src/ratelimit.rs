@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -107,19 +108,20 @@ pub enum Verdict {
     Limited(u64),
 }
 
-/// Counts requests per user and per client IP.
+/// Counts requests per user and per client IP. Cheap to clone (each request's
+/// [`PasswordGate`] holds one): the scripts and the key prefix are shared.
 #[derive(Clone)]
 pub struct RateLimiter {
     redis: ConnectionManager,
-    script: Script,
-    prefix: String,
+    script: Arc<Script>,
+    prefix: Arc<str>,
     limit: u64,
     window_ms: u64,
     fail: FailPolicy,
     timeout: std::time::Duration,
     password: PasswordLimits,
-    password_admit: Script,
-    password_failed: Script,
+    password_admit: Arc<Script>,
+    password_failed: Arc<Script>,
 }
 
 impl RateLimiter {
@@ -134,8 +136,8 @@ impl RateLimiter {
     ) -> Self {
         Self {
             redis,
-            script: Script::new(SCRIPT),
-            prefix: prefix.to_owned(),
+            script: Arc::new(Script::new(SCRIPT)),
+            prefix: prefix.into(),
             limit,
             window_ms: window_secs * 1000,
             fail,
@@ -146,8 +148,8 @@ impl RateLimiter {
                 backoff_ms: 1000,
                 max_backoff_ms: 15 * 60 * 1000,
             },
-            password_admit: Script::new(PASSWORD_ADMIT),
-            password_failed: Script::new(PASSWORD_FAILED),
+            password_admit: Arc::new(Script::new(PASSWORD_ADMIT)),
+            password_failed: Arc::new(Script::new(PASSWORD_FAILED)),
         }
     }
 

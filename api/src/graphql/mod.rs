@@ -1,7 +1,8 @@
 //! The GraphQL schema: [`query`] and [`mutation`] roots, the object types of [`types`],
 //! the inputs of [`inputs`], Relay-style pages in [`page`], the document checks
 //! async-graphql does not have built in ([`limits`]) and what an operation may use while it
-//! runs ([`budget`]). Resolvers stay thin: they parse ids,
+//! runs ([`budget`]); [`documents`] keeps the parsed documents of recent requests.
+//! Resolvers stay thin: they parse ids,
 //! call the [`crate::domain::Domain`] and wrap its rows.
 //!
 //! It is an Apollo Federation v2 subgraph: `User`, `Anime` and `Episode` are entities
@@ -10,6 +11,7 @@
 //! `composeServices`, a gateway, a router) finds the roots by those default names only.
 
 pub mod budget;
+pub mod documents;
 pub mod inputs;
 pub mod limits;
 pub mod mutation;

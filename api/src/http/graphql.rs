@@ -286,7 +286,7 @@ async fn execute(
     // lent out of the request while its document is borrowed, then put back.)
     let operation = request.operation_name.take();
     let variables = std::mem::take(&mut request.variables);
-    let checked = match request.parsed_query() {
+    let checked = match state.documents.parsed(&mut request) {
         Ok(document) => limits::check(document, operation.as_deref(), &variables, &state.limits),
         // The executor reports the syntax error.
         Err(_) => Ok(limits::Shape::default()),

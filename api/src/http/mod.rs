@@ -14,13 +14,33 @@ use axum::routing::get;
 
 use crate::config::Config;
 use crate::graphql::ApiSchema;
+use crate::graphql::documents::DocumentCache;
 use crate::graphql::limits::DocumentLimits;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 
-/// What every handler shares.
+/// What every handler shares: one allocation, so handing it to a request (axum clones the
+/// state for each) is a reference count, not a copy of the domain's keys and settings.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// The state of `shared`.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of an [`AppState`].
+pub struct Shared {
     /// The GraphQL schema (holds the domain).
     pub schema: ApiSchema,
     /// The domain (token checks).
@@ -31,6 +51,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Document limits.
     pub limits: DocumentLimits,
+    /// Parsed documents of recent requests.
+    pub documents: DocumentCache,
     /// Most requests in one batch.
     pub max_batch: usize,
     /// Dev mode (GraphiQL).
