@@ -37,51 +37,109 @@ pub struct BulkRequest {
 }
 
 /// Appends the action and source lines of `doc` to `out`.
+///
+/// Written straight into `out`: no JSON tree is built or copied per document. The bytes are
+/// those of serialising the equivalent `serde_json::Value` objects (keys in sorted order,
+/// compact), so the body does not depend on how it was made (a unit test holds both to it).
 pub fn encode(doc: &Document, out: &mut Vec<u8>) {
     match &doc.action {
         Action::Index(source) => {
-            let action = serde_json::json!({ "index": {
-                "_index": doc.index,
-                "_id": doc.id,
-                "version": doc.version,
-                "version_type": "external_gte",
-            }});
-            write_line(out, &action);
-            write_line(out, source);
+            out.extend_from_slice(b"{\"index\":{\"_id\":");
+            write_str(out, &doc.id);
+            out.extend_from_slice(b",\"_index\":");
+            write_str(out, &doc.index);
+            out.extend_from_slice(b",\"version\":");
+            serde_json::to_writer(&mut *out, &doc.version).expect("JSON to a Vec never fails");
+            out.extend_from_slice(b",\"version_type\":\"external_gte\"}}\n");
+            write_value(out, source);
+            out.push(b'\n');
         }
-        Action::Update { script, params } => {
-            let mut params = params.clone();
-            params["version"] = doc.version.into();
-            params["documentId"] = doc.id.clone().into();
-            write_upsert(out, doc, super::version_guarded(script, false), params);
-        }
-        Action::Script { script, params } => {
-            let mut params = params.clone();
-            params["documentId"] = doc.id.clone().into();
-            write_upsert(out, doc, script.clone(), params);
-        }
+        Action::Update { script, params } => GUARDED.with(|guarded| {
+            let mut guarded = guarded.borrow_mut();
+            if !guarded.contains_key(script) {
+                guarded.insert(script.clone(), super::version_guarded(script, false));
+            }
+            write_upsert(out, doc, &guarded[script], params, Some(doc.version));
+        }),
+        Action::Script { script, params } => write_upsert(out, doc, script, params, None),
     }
 }
 
-/// Appends a scripted upsert (the script also runs on a missing document, as `{}`).
-fn write_upsert(out: &mut Vec<u8>, doc: &Document, source: String, params: Value) {
-    let action = serde_json::json!({ "update": {
-        "_index": doc.index,
-        "_id": doc.id,
-        "retry_on_conflict": 3,
-    }});
-    let body = serde_json::json!({
-        "scripted_upsert": true,
-        "upsert": {},
-        "script": { "lang": "painless", "source": source, "params": params },
-    });
-    write_line(out, &action);
-    write_line(out, &body);
+thread_local! {
+    /// The version-guarded text of each [`Action::Update`] script (a handful of constants),
+    /// made once per thread instead of once per document.
+    static GUARDED: std::cell::RefCell<std::collections::HashMap<String, String>> =
+        Default::default();
 }
 
-fn write_line(out: &mut Vec<u8>, value: &Value) {
+/// Appends a scripted upsert (the script also runs on a missing document, as `{}`): `params`
+/// plus `documentId` (and `version`, when given).
+fn write_upsert(
+    out: &mut Vec<u8>,
+    doc: &Document,
+    source: &str,
+    params: &Value,
+    version: Option<i64>,
+) {
+    out.extend_from_slice(b"{\"update\":{\"_id\":");
+    write_str(out, &doc.id);
+    out.extend_from_slice(b",\"_index\":");
+    write_str(out, &doc.index);
+    out.extend_from_slice(b",\"retry_on_conflict\":3}}\n");
+    out.extend_from_slice(b"{\"script\":{\"lang\":\"painless\",\"params\":");
+    write_params(out, params, &doc.id, version);
+    out.extend_from_slice(b",\"source\":");
+    write_str(out, source);
+    out.extend_from_slice(b"},\"scripted_upsert\":true,\"upsert\":{}}\n");
+}
+
+/// Writes the object `params` with `documentId` (and `version`) set, keys in sorted order
+/// like a `serde_json` object (a non-object `params` counts as empty, as indexing it with
+/// a key would have replaced it).
+fn write_params(out: &mut Vec<u8>, params: &Value, id: &str, version: Option<i64>) {
+    let empty = serde_json::Map::new();
+    let map = params.as_object().unwrap_or(&empty);
+    let mut extras: Vec<(&str, Value)> = Vec::with_capacity(2);
+    extras.push(("documentId", Value::from(id)));
+    if let Some(version) = version {
+        extras.push(("version", Value::from(version)));
+    }
+    let mut extras = extras.into_iter().peekable();
+    let mut first = true;
+    let mut entry = |out: &mut Vec<u8>, key: &str, value: &Value| {
+        out.push(if first { b'{' } else { b',' });
+        first = false;
+        write_str(out, key);
+        out.push(b':');
+        write_value(out, value);
+    };
+    for (key, value) in map {
+        while let Some((extra, _)) = extras.peek()
+            && *extra <= key.as_str()
+        {
+            let (extra, value) = extras.next().expect("peeked");
+            entry(out, extra, &value);
+        }
+        if key == "documentId" || (key == "version" && version.is_some()) {
+            continue;
+        }
+        entry(out, key, value);
+    }
+    for (extra, value) in extras {
+        entry(out, extra, &value);
+    }
+    if first {
+        out.push(b'{');
+    }
+    out.push(b'}');
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("JSON to a Vec never fails");
+}
+
+fn write_value(out: &mut Vec<u8>, value: &Value) {
     serde_json::to_writer(&mut *out, value).expect("JSON to a Vec never fails");
-    out.push(b'\n');
 }
 
 /// Splits `docs` into bulk bodies bounded by `limits`, keeping their order.
@@ -155,6 +213,104 @@ pub fn read_response(body: &[u8], expected: usize) -> Vec<Outcome> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The encoding as `serde_json` objects, the reference [`encode`] must equal byte for
+    /// byte.
+    fn encode_as_values(doc: &Document) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut line = |value: &Value| {
+            serde_json::to_writer(&mut out, value).unwrap();
+            out.push(b'\n');
+        };
+        let upsert = |source: String, params: Value| {
+            json!({
+                "scripted_upsert": true,
+                "upsert": {},
+                "script": { "lang": "painless", "source": source, "params": params },
+            })
+        };
+        let update = json!({ "update": {
+            "_index": doc.index, "_id": doc.id, "retry_on_conflict": 3,
+        }});
+        match &doc.action {
+            Action::Index(source) => {
+                line(&json!({ "index": {
+                    "_index": doc.index, "_id": doc.id, "version": doc.version,
+                    "version_type": "external_gte",
+                }}));
+                line(source);
+            }
+            Action::Update { script, params } => {
+                let mut params = params.clone();
+                params["version"] = doc.version.into();
+                params["documentId"] = doc.id.clone().into();
+                line(&update);
+                line(&upsert(
+                    crate::search_sink::version_guarded(script, false),
+                    params,
+                ));
+            }
+            Action::Script { script, params } => {
+                let mut params = params.clone();
+                params["documentId"] = doc.id.clone().into();
+                line(&update);
+                line(&upsert(script.clone(), params));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_body_is_byte_for_byte_the_serde_json_encoding() {
+        let docs = [
+            Document::index(
+                "anime",
+                "a\"1",
+                3,
+                json!({"title": "Frieren \u{1F600}", "n": 1.5}),
+            ),
+            Document::soft_delete("anime", "a2", 9),
+            Document::merge("comments", "c1", 4, json!({"status": "HIDDEN"})),
+            Document::replace("users", "u1", 2, json!({"name": "A"}), &["animeTitle"]),
+            Document::fields("organizations", "o1", 7, json!({"name": "O", "zeta": null}))
+                .with_entries(
+                    "members",
+                    "userId",
+                    "owner",
+                    json!({"u": {"userId": "u"}}),
+                    true,
+                ),
+            Document::fields_tombstone("users", "u2", 8, json!({"updatedAt": 1}), &["x"]),
+            Document::fields("users", "u3", 1, json!({})).overwriting_equal(),
+            Document {
+                index: "x".into(),
+                id: "y".into(),
+                version: 5,
+                action: Action::Script {
+                    script: "ctx.op = 'none'".into(),
+                    params: json!({"version": 99, "documentId": "stale", "a": [1, {"b": 2}]}),
+                },
+            },
+            Document {
+                index: "x".into(),
+                id: "z".into(),
+                version: 6,
+                action: Action::Update {
+                    script: "ctx._source.a = 1".into(),
+                    params: json!({"version": 1, "aa": 1, "documentIdx": 2, "w": 3}),
+                },
+            },
+        ];
+        for doc in &docs {
+            let mut ours = Vec::new();
+            encode(doc, &mut ours);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(encode_as_values(doc)).unwrap(),
+                "{doc:?}"
+            );
+        }
+    }
 
     fn doc(id: &str, version: i64, size: usize) -> Document {
         Document::index("anime", id, version, json!({ "title": "x".repeat(size) }))
