@@ -168,7 +168,11 @@ async fn sighup_reloads_the_users_file() {
 
     replace(&path, &users_file(&[ADMIN, LATE]));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(status(&url, LATE).await, 401, "no reload without the signal");
+    assert_eq!(
+        status(&url, LATE).await,
+        401,
+        "no reload without the signal"
+    );
     let sent = std::process::Command::new("kill")
         .args(["-HUP", &std::process::id().to_string()])
         .status()
