@@ -144,17 +144,7 @@ async fn roles_and_ownership_are_enforced_and_failures_write_nothing() {
     .assert_code("UNAUTHENTICATED");
 
     // Organizations: only the owner manages members.
-    let reply = api
-        .gql(
-            "mutation { createOrganization(input: {name: \"Fans\", slug: \"fans-club\"}) { id members { role user { id } } } }",
-            json!({}),
-            Some(&alice),
-        )
-        .await;
-    let org = reply.data()["createOrganization"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let org = api.create_organization(&alice, "Fans", "fans-club").await;
     let before_members = api.outbox_count().await;
     api.gql(
         "mutation($o: ID!, $u: ID!) { addMember(input: {organizationId: $o, userId: $u}) { id } }",
@@ -261,17 +251,9 @@ async fn add_member_refuses_a_second_owner() {
     let admin = api.admin().await;
     let (alice, _) = api.user().await;
     let (_, bob_id) = api.user().await;
-    let reply = api
-        .gql(
-            "mutation { createOrganization(input: {name: \"Owners\", slug: \"owners-club\"}) { id } }",
-            json!({}),
-            Some(&alice),
-        )
+    let org = api
+        .create_organization(&alice, "Owners", "owners-club")
         .await;
-    let org = reply.data()["createOrganization"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let add = "mutation($o: ID!, $u: ID!) { addMember(input: {organizationId: $o, userId: $u, role: OWNER}) { version members { role user { id } } } }";
     let before = api.outbox_count().await;
     for (who, token) in [("the owner", &alice), ("an admin", &admin)] {

@@ -157,28 +157,8 @@ async fn a_deleted_account_leaves_no_personal_data_and_keeps_its_comments_author
     let (token, me) = api.sign_up(&email).await;
     let comment = post_comment(&api, &token, &anime, "still worth reading").await;
     // Owner of one organization, member of another.
-    let own = api
-        .gql(
-            "mutation { createOrganization(input: {name: \"Mine\", slug: \"mine-org\"}) { id } }",
-            json!({}),
-            Some(&token),
-        )
-        .await;
-    let own = own.data()["createOrganization"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let club = api
-        .gql(
-            "mutation { createOrganization(input: {name: \"Club\", slug: \"the-club\"}) { id } }",
-            json!({}),
-            Some(&admin),
-        )
-        .await;
-    let club = club.data()["createOrganization"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let own = api.create_organization(&token, "Mine", "mine-org").await;
+    let club = api.create_organization(&admin, "Club", "the-club").await;
     api.gql(
         "mutation($o: ID!, $u: ID!) { addMember(input: {organizationId: $o, userId: $u}) { id } }",
         json!({"o": club, "u": me}),
@@ -364,16 +344,8 @@ async fn owners_rename_their_organization_as_organization_updated() {
     let (stranger, _) = api.user().await;
     let admin = api.admin().await;
     let org = api
-        .gql(
-            "mutation { createOrganization(input: {name: \"Studio\", slug: \"studio-one\"}) { id } }",
-            json!({}),
-            Some(&owner),
-        )
+        .create_organization(&owner, "Studio", "studio-one")
         .await;
-    let org = org.data()["createOrganization"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     api.gql(
         "mutation { createOrganization(input: {name: \"Taken\", slug: \"taken-slug\"}) { id } }",
         json!({}),

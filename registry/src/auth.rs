@@ -27,7 +27,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -140,20 +140,66 @@ pub enum Caller {
     User(String),
 }
 
-/// The users, their permissions and whether anonymous callers may read.
+/// The users, their permissions and whether anonymous callers may read. The users and
+/// permissions can be replaced while the registry runs ([`Access::reload`]): a request sees
+/// either the old set or the new one, never a mix.
 #[derive(Debug)]
 pub struct Access {
+    users: RwLock<Arc<Users>>,
+    anonymous_read: bool,
+}
+
+/// One users file's users and permissions, as validated.
+#[derive(Debug)]
+struct Users {
     users: HashMap<String, User>,
     permissions: Vec<Permission>,
-    anonymous_read: bool,
     /// SHA-256 of the passwords already verified, per user: the PBKDF2 work is done once per
-    /// user and password, not on every request.
+    /// user and password, not on every request. It goes with the users it was verified
+    /// against, so a changed password is checked again.
     verified: Mutex<HashMap<String, [u8; 32]>>,
 }
 
 impl Access {
     /// Reads and validates the users file at `path`.
     pub fn load(path: &Path, anonymous_read: bool) -> Result<Self, Error> {
+        Ok(Self {
+            users: RwLock::new(Arc::new(Users::load(path)?)),
+            anonymous_read,
+        })
+    }
+
+    /// Reads the users file at `path` again and, when it is valid, replaces the users and
+    /// permissions in one step; the number of users it lists. When it is not, the current
+    /// users stay and the error names the file (and, for JSON errors, the line).
+    pub fn reload(&self, path: &Path) -> Result<usize, Error> {
+        let users = Users::load(path)?;
+        let count = users.users.len();
+        let mut current = self.users.write().unwrap_or_else(|e| e.into_inner());
+        *current = Arc::new(users);
+        Ok(count)
+    }
+
+    /// How many users are configured.
+    pub fn user_count(&self) -> usize {
+        self.current().users.len()
+    }
+
+    fn current(&self) -> Arc<Users> {
+        Arc::clone(&self.users.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Validates a users file; every problem is listed in the error.
+    pub fn new(file: AccessFile, anonymous_read: bool) -> Result<Self, Error> {
+        Ok(Self {
+            users: RwLock::new(Arc::new(Users::new(file)?)),
+            anonymous_read,
+        })
+    }
+}
+
+impl Users {
+    fn load(path: &Path) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Error::AccessConfig(format!(
                 "cannot read the users file {}: {e}",
@@ -166,11 +212,16 @@ impl Access {
                 path.display()
             ))
         })?;
-        Self::new(file, anonymous_read)
+        Self::new(file).map_err(|e| match e {
+            Error::AccessConfig(problems) => Error::AccessConfig(format!(
+                "the users file {} is not valid: {problems}",
+                path.display()
+            )),
+            other => other,
+        })
     }
 
-    /// Validates a users file; every problem is listed in the error.
-    pub fn new(file: AccessFile, anonymous_read: bool) -> Result<Self, Error> {
+    fn new(file: AccessFile) -> Result<Self, Error> {
         let mut problems = Vec::new();
         let mut users = HashMap::new();
         for entry in file.users {
@@ -249,11 +300,12 @@ impl Access {
         Ok(Self {
             users,
             permissions,
-            anonymous_read,
             verified: Mutex::new(HashMap::new()),
         })
     }
+}
 
+impl Access {
     /// Whether anonymous callers may read.
     pub fn anonymous_read(&self) -> bool {
         self.anonymous_read
@@ -278,9 +330,10 @@ impl Access {
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .ok_or_else(refused)?;
         let (username, password) = decoded.split_once(':').ok_or_else(refused)?;
-        let user = self.users.get(username).ok_or_else(refused)?;
+        let current = self.current();
+        let user = current.users.get(username).ok_or_else(refused)?;
         let fingerprint: [u8; 32] = Sha256::digest(password.as_bytes()).into();
-        let known = self
+        let known = current
             .verified
             .lock()
             .ok()
@@ -291,7 +344,7 @@ impl Access {
         if !user.matches(password) {
             return Err(refused());
         }
-        if let Ok(mut verified) = self.verified.lock() {
+        if let Ok(mut verified) = current.verified.lock() {
             verified.insert(username.to_owned(), fingerprint);
         }
         Ok(Caller::User(username.to_owned()))
@@ -301,7 +354,7 @@ impl Access {
     pub fn allows(&self, caller: &Caller, operation: Operation, resource: &Resource) -> bool {
         match caller {
             Caller::Anonymous => self.anonymous_read && operation == Operation::Read,
-            Caller::User(name) => self.permissions.iter().any(|p| {
+            Caller::User(name) => self.current().permissions.iter().any(|p| {
                 &p.username == name
                     && (p.operation == Operation::Write || operation == Operation::Read)
                     && match (&p.pattern, resource) {
@@ -461,5 +514,49 @@ mod tests {
         for word in ["md5", "user 'b'", "'Everything'", "lists no user"] {
             assert!(err.contains(word), "{word}: {err}");
         }
+    }
+
+    #[test]
+    fn a_reload_replaces_the_users_or_keeps_them_and_names_the_file_and_line() {
+        let dir = std::env::temp_dir().join(format!("auth-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("users.json");
+        let one = r#"{"users": [{"username": "a", "algorithm": "plain", "password": "pa"}]}"#;
+        std::fs::write(&path, one).unwrap();
+        let access = Access::load(&path, false).unwrap();
+        let basic = |user: &str, password: &str| {
+            let pair = format!("{user}:{password}");
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        };
+        assert!(access.authenticate(Some(&basic("b", "pb"))).is_err());
+
+        let two = r#"{"users": [
+            {"username": "a", "algorithm": "plain", "password": "pa"},
+            {"username": "b", "algorithm": "plain", "password": "pb"}
+        ]}"#;
+        std::fs::write(&path, two).unwrap();
+        assert_eq!(access.reload(&path).unwrap(), 2);
+        assert_eq!(
+            access.authenticate(Some(&basic("b", "pb"))).unwrap(),
+            Caller::User("b".to_owned())
+        );
+
+        std::fs::write(&path, "{\n  \"users\": [\n    {\"username\": \"a\",,}\n").unwrap();
+        let err = access.reload(&path).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert_eq!(access.user_count(), 2);
+        assert!(access.authenticate(Some(&basic("b", "pb"))).is_ok());
+
+        // A changed password is checked again, not taken from the verified cache.
+        let changed = r#"{"users": [{"username": "b", "algorithm": "plain", "password": "new"}]}"#;
+        std::fs::write(&path, changed).unwrap();
+        assert_eq!(access.reload(&path).unwrap(), 1);
+        assert!(access.authenticate(Some(&basic("b", "pb"))).is_err());
+        assert!(access.authenticate(Some(&basic("b", "new"))).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -71,6 +71,12 @@ pub struct Config {
     #[arg(long, env = "REGISTRY_AUTH_FILE")]
     pub auth_file: Option<PathBuf>,
 
+    /// Seconds between checks of the users file's modification time: a changed file is
+    /// read again (so is any file on SIGHUP). A file that does not parse keeps the users
+    /// loaded before. 0: only on SIGHUP.
+    #[arg(long, env = "REGISTRY_AUTH_RELOAD_SECS", default_value_t = 5)]
+    pub auth_reload_secs: u64,
+
     /// Let callers without credentials read (schemas, subjects, settings); they can never
     /// write.
     #[arg(long, env = "REGISTRY_ANONYMOUS_READ", default_value_t = false, action = clap::ArgAction::Set)]
@@ -92,6 +98,7 @@ impl Config {
             database_acquire_timeout_secs: 10,
             default_compatibility: Compatibility::default(),
             auth_file: None,
+            auth_reload_secs: 5,
             anonymous_read: false,
             max_schema_bytes: Limits::default().max_schema_bytes,
             max_schema_depth: Limits::default().max_schema_depth,

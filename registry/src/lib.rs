@@ -17,6 +17,7 @@
 //! - `http/`: the REST routes, thin handlers over [`Registry`], Confluent's JSON and errors,
 //!   behind the access guard (basic authentication, the permission each route needs);
 //! - [`auth`]: users, password hashes and per-subject read/write permissions;
+//! - [`reload`]: the users file read again on SIGHUP and when it changes;
 //! - [`registry`]: the rules (register, look up, check, soft and permanent delete, modes);
 //! - [`compat`]: compatibility levels and the Avro schema-resolution checker (polynomial:
 //!   each reader/writer pair is decided once);
@@ -41,6 +42,7 @@ mod http;
 pub mod limits;
 pub mod mode;
 pub mod registry;
+pub mod reload;
 mod server;
 pub mod store;
 

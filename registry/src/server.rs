@@ -1,6 +1,7 @@
 //! Starting and stopping the server: connect and migrate, bind, serve until cancelled.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -9,6 +10,7 @@ use crate::auth::Access;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::registry::Registry;
+use crate::reload::Hangups;
 use crate::store::Store;
 
 /// Connects to the configured database and applies the migrations.
@@ -44,10 +46,22 @@ pub async fn serve(
 }
 
 /// The whole server: load the users file (refusing to start without one: writes are never
-/// open to anonymous callers), connect, migrate, listen on `config.listen`, serve until `shutdown`,
+/// open to anonymous callers) and watch it ([`crate::reload`]), connect, migrate, listen on `config.listen`, serve until `shutdown`,
 /// close the pool.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let access = Arc::new(config.access()?);
+    // The watcher stops with the server, and on any early return (the guard cancels it).
+    let watching = shutdown.child_token();
+    let stop_watching = watching.clone().drop_guard();
+    let watcher = config.auth_file.clone().map(|path| {
+        tokio::spawn(crate::reload::watch(
+            Arc::clone(&access),
+            path,
+            Duration::from_secs(config.auth_reload_secs),
+            Hangups::listen(),
+            watching,
+        ))
+    });
     let registry = connect(&config).await?;
     let listener = TcpListener::bind(config.listen).await?;
     tracing::info!(
@@ -55,9 +69,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
         database = %config.redacted_database_url(),
         default_compatibility = %config.default_compatibility,
         anonymous_read = access.anonymous_read(),
+        users = access.user_count(),
+        auth_reload_secs = config.auth_reload_secs,
         "schema registry listening"
     );
-    let served = serve(listener, registry.clone(), access, shutdown).await;
+    let served = serve(listener, registry.clone(), access, shutdown.clone()).await;
+    drop(stop_watching);
+    if let Some(watcher) = watcher {
+        let _ = watcher.await;
+    }
     registry.store().pool().close().await;
     tracing::info!("schema registry stopped");
     served

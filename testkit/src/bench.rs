@@ -185,13 +185,19 @@ mod tests {
 
     #[test]
     fn this_process_has_used_some_cpu() {
+        // Spin for 300 ms of wall time: however loaded the machine, that is more than one
+        // clock tick (10 ms) of CPU, so a reading that does not grow is a wrong reading.
+        let before = cpu_seconds(std::process::id());
+        let started = std::time::Instant::now();
         let mut x = 0u64;
-        for i in 0..5_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
+        while started.elapsed() < std::time::Duration::from_millis(300) {
+            for i in 0..10_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
         }
-        assert!(x != 1);
-        let cpu = cpu_seconds(std::process::id());
-        assert!(cpu.is_finite() && cpu >= 0.0, "{cpu}");
+        let after = cpu_seconds(std::process::id());
+        assert!(before.is_finite() && after.is_finite(), "{before} {after}");
+        assert!(after > before, "spinning used no CPU: {before} -> {after}");
         assert!(cpu_seconds(u32::MAX).is_nan());
     }
 

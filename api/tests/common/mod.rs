@@ -56,6 +56,23 @@ impl Reply {
     pub fn assert_code(&self, code: &str) {
         assert_eq!(self.code(), Some(code), "{self:?}");
     }
+
+    /// Asserts an error with `code` whose first message contains `words`.
+    pub fn assert_error(&self, code: &str, words: &str) {
+        self.assert_code(code);
+        let message = self.body["errors"][0]["message"].as_str().unwrap_or("");
+        assert!(message.contains(words), "message lacks {words:?}: {self:?}");
+    }
+
+    /// How many errors carry `code` (a batch or aliases answer one per field).
+    pub fn count_code(&self, code: &str) -> usize {
+        self.body["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["extensions"]["code"] == code)
+            .count()
+    }
 }
 
 /// An API served in this process.
@@ -253,6 +270,31 @@ impl TestApi {
             data["signUp"]["token"].as_str().unwrap().to_owned(),
             data["signUp"]["user"]["id"].as_str().unwrap().to_owned(),
         )
+    }
+
+    /// A `login` mutation for `email` and `password`, with no token.
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.gql(
+            "mutation($i: LoginInput!) { login(input: $i) { token } }",
+            json!({"i": {"email": email, "password": password}}),
+            None,
+        )
+        .await
+    }
+
+    /// Creates an organization as `token`'s user; returns its id.
+    pub async fn create_organization(&self, token: &str, name: &str, slug: &str) -> String {
+        let reply = self
+            .gql(
+                "mutation($i: CreateOrganizationInput!) { createOrganization(input: $i) { id } }",
+                json!({"i": {"name": name, "slug": slug}}),
+                Some(token),
+            )
+            .await;
+        reply.data()["createOrganization"]["id"]
+            .as_str()
+            .expect("an organization id")
+            .to_owned()
     }
 
     /// A signed-up admin's token.

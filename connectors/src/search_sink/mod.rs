@@ -107,12 +107,7 @@ impl Document {
         version: i64,
         source: Value,
     ) -> Self {
-        Document {
-            index: index.into(),
-            id: id.into(),
-            version,
-            action: Action::Index(source),
-        }
+        Document::write(index, id, version, Action::Index(source))
     }
 
     /// The soft-delete tombstone of `id` at `version`: a late older write gets a 409.
@@ -129,15 +124,13 @@ impl Document {
         version: i64,
         fields: Value,
     ) -> Self {
-        Document {
-            index: index.into(),
-            id: id.into(),
+        Document::update(
+            index,
+            id,
             version,
-            action: Action::Update {
-                script: "ctx._source.putAll(params.fields)".into(),
-                params: json!({ "fields": fields }),
-            },
-        }
+            "ctx._source.putAll(params.fields)",
+            json!({ "fields": fields }),
+        )
     }
 
     /// The whole document `source` at `version`, as a version-guarded scripted upsert that
@@ -150,14 +143,39 @@ impl Document {
         source: Value,
         keep: &[&str],
     ) -> Self {
+        Document::update(
+            index,
+            id,
+            version,
+            REPLACE_KEEPING,
+            json!({ "source": source, "keep": keep }),
+        )
+    }
+
+    /// A version-guarded partial change (`script` with `params`, [`Action::Update`]).
+    fn update(
+        index: impl Into<String>,
+        id: impl Into<String>,
+        version: i64,
+        script: &str,
+        params: Value,
+    ) -> Self {
+        let script = script.to_owned();
+        Document::write(index, id, version, Action::Update { script, params })
+    }
+
+    /// Any write of `id` in `index` at `version`.
+    fn write(
+        index: impl Into<String>,
+        id: impl Into<String>,
+        version: i64,
+        action: Action,
+    ) -> Self {
         Document {
             index: index.into(),
             id: id.into(),
             version,
-            action: Action::Update {
-                script: REPLACE_KEEPING.into(),
-                params: json!({ "source": source, "keep": keep }),
-            },
+            action,
         }
     }
 
@@ -174,18 +192,12 @@ impl Document {
         version: i64,
         fields: Value,
     ) -> Self {
-        Document {
-            index: index.into(),
-            id: id.into(),
-            version,
-            action: Action::Script {
-                script: FIELDS.into(),
-                params: json!({
-                    "version": version, "fields": fields, "entries": [],
-                    "tombstone": false, "keep": [], "equal": false,
-                }),
-            },
-        }
+        let params = json!({
+            "version": version, "fields": fields, "entries": [],
+            "tombstone": false, "keep": [], "equal": false,
+        });
+        let script = FIELDS.into();
+        Document::write(index, id, version, Action::Script { script, params })
     }
 
     /// The tombstone of [`Document::fields`] documents at `version`: every field cleared
