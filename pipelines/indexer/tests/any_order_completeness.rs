@@ -23,7 +23,7 @@ use anineplus_schemas::events::{
     OrganizationData, OrganizationState, UserData, UserDeleted, UserRole, UserState, UserUpdated,
     samples,
 };
-use anineplus_sync::{SUPPORTED, Sync};
+use anineplus_sync::{SUPPORTED, SearchSync};
 use anineplus_testkit::{TestDatabase, unique};
 use common::Harness;
 use common::api::Api;
@@ -540,7 +540,7 @@ async fn deletions_renames_and_cleared_fields_reach_the_index_through_the_outbox
     );
 
     // `anineplus-search verify` agrees: deleted rows are tombstones, nothing drifted.
-    let sync = Sync::connect(&db.url, &t.stack.search_url, &t.index_prefix)
+    let sync = SearchSync::connect(&db.url, &t.stack.search_url, &t.index_prefix)
         .await
         .unwrap();
     for index in SUPPORTED {

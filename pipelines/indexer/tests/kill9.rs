@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anineplus_indexer::indices::Index;
 use anineplus_schemas::Topic;
-use anineplus_sync::Sync;
+use anineplus_sync::SearchSync;
 use anineplus_testkit::TestDatabase;
 use common::{Harness, anime, anime_deleted};
 use futures::StreamExt;
@@ -115,7 +115,7 @@ async fn killed_with_sigkill_ten_times_while_100k_events_flow_the_index_equals_p
         "kill9: all {total} records committed after {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let sync = Sync::connect(&db.url, &t.stack.search_url, &t.index_prefix)
+    let sync = SearchSync::connect(&db.url, &t.stack.search_url, &t.index_prefix)
         .await
         .unwrap();
     let drift = sync.verify(Index::Anime).await.unwrap();

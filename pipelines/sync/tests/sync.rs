@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anineplus_indexer::indices::Index;
-use anineplus_sync::Sync;
+use anineplus_sync::SearchSync;
 use anineplus_testkit::{TestDatabase, unique};
 use common::Harness;
 use common::api::{Api, SEARCH};
@@ -124,7 +124,7 @@ async fn verify_reports_drift_repair_fixes_it_and_reindex_switches_without_downt
     let (_, indexed_lost) = t.doc("anime", &ids[2]).await.unwrap();
     let (_, indexed_user) = t.wait_doc("users", &admin_id, |v, _| v == 1).await;
 
-    let sync = Sync::connect(&db.url, &t.stack.search_url, &t.index_prefix)
+    let sync = SearchSync::connect(&db.url, &t.stack.search_url, &t.index_prefix)
         .await
         .unwrap();
     let drift = sync.verify(Index::Anime).await.unwrap();
@@ -600,7 +600,7 @@ async fn comments_and_organizations_are_verified_repaired_to_the_indexer_documen
     t.wait_doc("anime", &anime, |v, _| v == 1).await;
     t.wait_doc("episodes", &episode, |v, _| v == 1).await;
 
-    let sync = Sync::connect(&db.url, &t.stack.search_url, &t.index_prefix)
+    let sync = SearchSync::connect(&db.url, &t.stack.search_url, &t.index_prefix)
         .await
         .unwrap();
     for index in [Index::Comments, Index::Organizations] {
@@ -881,7 +881,7 @@ async fn verify_pages_a_large_table_through_its_primary_key() {
     sqlx::query("ANALYZE anime").execute(&pool).await.unwrap();
     pool.close().await;
     let stack = anineplus_testkit::Stack::from_env();
-    let mut sync = Sync::connect(&db.url, &stack.search_url, &unique("ix"))
+    let mut sync = SearchSync::connect(&db.url, &stack.search_url, &unique("ix"))
         .await
         .unwrap();
     sync.batch = 1000;
@@ -930,7 +930,7 @@ async fn repair_and_reindex_under_live_writes_hide_nothing_and_lose_nothing() {
     .await
     .unwrap();
     pool.close().await;
-    let mut sync = Sync::connect(&db.url, &t.stack.search_url, &t.index_prefix)
+    let mut sync = SearchSync::connect(&db.url, &t.stack.search_url, &t.index_prefix)
         .await
         .unwrap();
     sync.batch = 100;

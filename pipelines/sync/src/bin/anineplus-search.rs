@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use anineplus_indexer::indices::Index;
-use anineplus_sync::{self as sync, Drift, Sync};
+use anineplus_sync::{self as sync, Drift, SearchSync};
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Keep the search indices in step with PostgreSQL, the source of truth.
@@ -132,7 +132,8 @@ fn print(drift: &Drift) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
-    let mut s = Sync::connect(&cli.database_url, &cli.elasticsearch_url, &cli.index_prefix).await?;
+    let mut s =
+        SearchSync::connect(&cli.database_url, &cli.elasticsearch_url, &cli.index_prefix).await?;
     s.batch = cli.batch.max(1);
     s.progress = !cli.quiet;
     let mut in_sync = true;
