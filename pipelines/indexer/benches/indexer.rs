@@ -40,7 +40,7 @@ use anineplus_connectors::search_sink::request::{self, BulkLimits, BulkRequest};
 use anineplus_connectors::search_sink::{Action, BulkService, Document, SearchSink};
 use anineplus_connectors::{kafka, search};
 use anineplus_indexer::documents::Documents;
-use anineplus_indexer::indices::Index;
+use anineplus_indexer::indices;
 use anineplus_indexer::sink::SearchWriter;
 use anineplus_schemas::events::{AnimeData, Envelope, samples};
 use anineplus_schemas::{Codec, Topic};
@@ -49,8 +49,6 @@ use anineplus_streams::sink::{Outcome, Sink};
 use anineplus_streams::{Pipeline, PipelineConfig, Stream};
 use anineplus_testkit::{Stack, bench, topics, unique};
 use elasticsearch::Elasticsearch;
-use elasticsearch::http::Method;
-use elasticsearch::http::headers::HeaderMap;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -158,14 +156,6 @@ fn documents(prefix: &str, n: usize) -> Vec<Document> {
     (0..n)
         .flat_map(|i| docs.anime(samples::anime_updated(i as u64)))
         .collect()
-}
-
-/// Puts the templates and creates fresh indices under `prefix`, as the indexer does at start.
-async fn create_indices(client: &Elasticsearch, prefix: &str) -> anyhow::Result<()> {
-    for index in Index::ALL {
-        index.spec(prefix).ensure(client).await?;
-    }
-    Ok(())
 }
 
 /// Documents/s of a raw load of `docs`: bodies from the sink's own encoder, 1,000 per
@@ -344,28 +334,6 @@ async fn indexer_binary(
     Ok((rate, rss))
 }
 
-/// Deletes the indices and templates under `prefix` (what `create_indices` made).
-async fn drop_indices(client: &Elasticsearch, prefix: &str) {
-    for index in Index::ALL {
-        let spec = index.spec(prefix);
-        for path in [
-            format!("/{}", spec.first_index()),
-            format!("/_index_template/{}", spec.alias),
-        ] {
-            let _ = client
-                .send(
-                    Method::Delete,
-                    &path,
-                    HeaderMap::new(),
-                    None::<&()>,
-                    None::<Vec<u8>>,
-                    None,
-                )
-                .await;
-        }
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let stack = Stack::from_env();
@@ -394,7 +362,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     for p in &index_prefixes {
-        drop_indices(&client, p).await;
+        indices::drop_all(&client, p).await;
     }
     if let Err(e) = topics::delete_prefixed(&stack.kafka_brokers, &prefix).await {
         eprintln!("bench: could not delete the topics under {prefix}: {e}");
@@ -451,9 +419,9 @@ async fn run(
         let service = BulkService::new(client.clone());
         let warm = unique("bench-warm");
         index_prefixes.push(warm.clone());
-        create_indices(client, &warm).await?;
+        indices::create_all(client, &warm).await?;
         raw_bulk(&service, &documents(&warm, n.min(WARM_UP_DOCS))).await?;
-        drop_indices(client, &warm).await;
+        indices::drop_all(client, &warm).await;
 
         let http = reqwest::Client::builder().no_proxy().build()?;
         let (mut raws, mut indexed, mut rss) = (Vec::new(), Vec::new(), Vec::<f64>::new());
@@ -464,7 +432,7 @@ async fn run(
             if step == "raw" {
                 let p = unique("bench-raw");
                 index_prefixes.push(p.clone());
-                create_indices(client, &p).await?;
+                indices::create_all(client, &p).await?;
                 let docs = documents(&p, n);
                 let rate = raw_bulk(&service, &docs).await?;
                 eprintln!("bench: raw _bulk {rate:.0} docs/s");
@@ -496,7 +464,7 @@ async fn run(
             // of the indexer's sink), into fresh indices.
             let p = unique("bench-rt");
             index_prefixes.push(p.clone());
-            create_indices(client, &p).await?;
+            indices::create_all(client, &p).await?;
             let docs = Documents::new(&p);
             let sink = SearchSink::new(
                 BulkService::new(client.clone()),
@@ -528,7 +496,7 @@ async fn run(
         if arm("plain") {
             let p = unique("bench-plain");
             index_prefixes.push(p.clone());
-            create_indices(client, &p).await?;
+            indices::create_all(client, &p).await?;
             let rate = raw_plain(&service, &documents(&p, n)).await?;
             figures.push(("indexer_raw_plain_index_docs_per_s", rate));
         }

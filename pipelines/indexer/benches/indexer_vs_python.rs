@@ -40,7 +40,7 @@ use anineplus_connectors::search;
 use anineplus_connectors::search_sink::BulkService;
 use anineplus_connectors::search_sink::request::{self, BulkLimits};
 use anineplus_indexer::documents::Documents;
-use anineplus_indexer::indices::Index;
+use anineplus_indexer::indices::{self, Index};
 use anineplus_schemas::events::samples;
 use anineplus_schemas::{Codec, Topic};
 use anineplus_testkit::{Stack, bench, topics, unique};
@@ -103,27 +103,6 @@ async fn call(client: &Elasticsearch, method: Method, path: &str) -> anyhow::Res
     let body: Value = response.json().await?;
     anyhow::ensure!(status.is_success(), "{path}: {status}: {body}");
     Ok(body)
-}
-
-/// Puts the templates and creates fresh indices under `prefix`, as the indexer does at start.
-async fn create_indices(client: &Elasticsearch, prefix: &str) -> anyhow::Result<()> {
-    for index in Index::ALL {
-        index.spec(prefix).ensure(client).await?;
-    }
-    Ok(())
-}
-
-/// Deletes the indices and templates under `prefix`.
-async fn drop_indices(client: &Elasticsearch, prefix: &str) {
-    for index in Index::ALL {
-        let spec = index.spec(prefix);
-        for path in [
-            format!("/{}", spec.first_index()),
-            format!("/_index_template/{}", spec.alias),
-        ] {
-            let _ = call(client, Method::Delete, &path).await;
-        }
-    }
 }
 
 /// Fails unless the anime index under `prefix` holds exactly `n` documents.
@@ -258,7 +237,7 @@ async fn peer(
     index_prefix: &str,
     n: usize,
 ) -> anyhow::Result<Run> {
-    create_indices(client, index_prefix).await?;
+    indices::create_all(client, index_prefix).await?;
     let group = unique("bench-python");
     let mut children = Vec::new();
     for partition in 0..PARTITIONS {
@@ -414,7 +393,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     for p in &index_prefixes {
-        drop_indices(&client, p).await;
+        indices::drop_all(&client, p).await;
     }
     if let Err(e) = topics::delete_prefixed(&stack.kafka_brokers, &prefix).await {
         eprintln!("bench: could not delete the topics under {prefix}: {e}");
@@ -436,7 +415,7 @@ async fn run(
 
     let warm = unique("bench-warm");
     index_prefixes.push(warm.clone());
-    create_indices(client, &warm).await?;
+    indices::create_all(client, &warm).await?;
     let service = BulkService::new(client.clone());
     let docs = Documents::new(&warm);
     let warm_docs: Vec<_> = (0..n.min(WARM_UP_DOCS))
@@ -449,7 +428,7 @@ async fn run(
     for r in request::build(&warm_docs, limits) {
         service.send(&r).await;
     }
-    drop_indices(client, &warm).await;
+    indices::drop_all(client, &warm).await;
 
     let http = reqwest::Client::builder().no_proxy().build()?;
     let (mut mine, mut theirs) = (Vec::new(), Vec::new());
@@ -476,7 +455,7 @@ async fn run(
                     .unwrap_or_default()
                     .trim()
             );
-            drop_indices(client, &p).await;
+            indices::drop_all(client, &p).await;
             if arm == "ours" {
                 &mut mine
             } else {

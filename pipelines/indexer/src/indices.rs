@@ -7,6 +7,9 @@
 //! `keyword` sub-field for sorting and exact match. No user email or secret is indexed.
 
 use anineplus_connectors::search_sink::IndexSpec;
+use anineplus_connectors::search_sink::templates::SetupError;
+use elasticsearch::Elasticsearch;
+use elasticsearch::indices::{IndicesDeleteIndexTemplateParts, IndicesDeleteParts};
 use serde_json::{Value, json};
 
 /// The logical indices.
@@ -117,6 +120,33 @@ impl Index {
         let map = properties.as_object_mut().expect("an object");
         map.extend(specific.as_object().expect("an object").clone());
         json!({ "dynamic": false, "properties": properties })
+    }
+}
+
+/// Puts the templates and creates the first index of every index under `prefix` where
+/// missing (idempotent): what the indexer does at start.
+pub async fn create_all(client: &Elasticsearch, prefix: &str) -> Result<(), SetupError> {
+    for index in Index::ALL {
+        index.spec(prefix).ensure(client).await?;
+    }
+    Ok(())
+}
+
+/// Deletes the first index and the template of every index under `prefix` (what
+/// [`create_all`] made), ignoring failures: tests and benches clean up with it.
+pub async fn drop_all(client: &Elasticsearch, prefix: &str) {
+    for index in Index::ALL {
+        let spec = index.spec(prefix);
+        let _ = client
+            .indices()
+            .delete(IndicesDeleteParts::Index(&[&spec.first_index()]))
+            .send()
+            .await;
+        let _ = client
+            .indices()
+            .delete_index_template(IndicesDeleteIndexTemplateParts::Name(&spec.alias))
+            .send()
+            .await;
     }
 }
 

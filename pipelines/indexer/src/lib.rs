@@ -37,7 +37,6 @@ use anineplus_streams::metrics::{self, Metrics};
 use anineplus_streams::{BatchConfig, Pipeline, PipelineConfig, Stream, Topology};
 use denormalise::IndexerSink;
 use documents::Documents;
-use indices::Index;
 
 /// The pipeline's name: its retry and dead-letter topics are `indexer.retry.<n>`, `indexer.dlq`.
 pub const PIPELINE: &str = "indexer";
@@ -141,9 +140,7 @@ pub struct Running {
 pub async fn topology(config: &IndexerConfig, setup: bool) -> Result<Topology<IndexerSink>> {
     let client = search::client(&config.elasticsearch_url, Duration::from_secs(30))?;
     if setup {
-        for index in Index::ALL {
-            index.spec(&config.index_prefix).ensure(&client).await?;
-        }
+        indices::create_all(&client, &config.index_prefix).await?;
     }
     let docs = Documents::new(&config.index_prefix);
     let t = |topic: Topic| format!("{}{}", config.topic_prefix, topic.name());

@@ -217,28 +217,7 @@ impl Harness {
     /// Deletes this test's indices, index templates and topics (called at the end of a
     /// passing test; a failing one leaves them for inspection).
     pub async fn cleanup(&self) {
-        let names: Vec<String> = indexer::indices::Index::ALL
-            .iter()
-            .map(|i| i.alias(&self.index_prefix))
-            .collect();
-        for alias in &names {
-            let _ = self
-                .search
-                .indices()
-                .delete(elasticsearch::indices::IndicesDeleteParts::Index(&[
-                    &format!("{alias}-v1"),
-                ]))
-                .send()
-                .await;
-            let _ = self
-                .search
-                .indices()
-                .delete_index_template(
-                    elasticsearch::indices::IndicesDeleteIndexTemplateParts::Name(alias),
-                )
-                .send()
-                .await;
-        }
+        indexer::indices::drop_all(&self.search, &self.index_prefix).await;
         self.kafka.delete_topics().await;
     }
 }
