@@ -296,6 +296,10 @@ async fn replay_to_sink(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Log lines (the runtime's warnings, say) go to stderr; stdout is the command's result.
+    if let Err(e) = anineplus_telemetry::init_logging("warn", anineplus_telemetry::Output::Stderr) {
+        eprintln!("error: {e}");
+    }
     let cli = Cli::parse();
     let topic = format!("{}{}.dlq", cli.topic_prefix, cli.pipeline);
     match &cli.command {

@@ -180,6 +180,10 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Log lines (the runtime's warnings, say) go to stderr; stdout is the command's result.
+    if let Err(e) = anineplus_telemetry::init_logging("warn", anineplus_telemetry::Output::Stderr) {
+        eprintln!("error: {e}");
+    }
     match run(Cli::parse()).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
