@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Inspect and reprocess the dead letters of a pipeline.
 ///
 /// Dead letters keep the original key and value bytes; their headers say where they came
-/// from and why they failed (see docs/pipelines.md). Typical session:
+/// from and why they failed (see docs/pipelines.md). Typical use:
 ///
 ///   anineplus-dlq count
 ///   anineplus-dlq list --class permanent
