@@ -270,7 +270,7 @@ async fn anime_with_episodes(api: &TestApi, admin: &str, count: usize) -> String
     anime
 }
 
-/// The depth-6 query: every list is unpaged, so 100 episodes fan out to 10^6 nodes.
+/// A depth-6 query: every list is unpaged, so 100 episodes fan out to 10^6 nodes.
 const FAN_OUT: &str = "query($id: ID!) { episodes(animeId: $id) { anime { episodes { anime { episodes { id } } } } } }";
 
 /// Scenario: an anonymous client sends the depth-6 fan-out over an anime with 100

@@ -1,6 +1,6 @@
 //! The `index` search backend when the engine cannot answer: `INTERNAL` without the cause
 //! (which is logged), or PostgreSQL's answer with `SEARCH_FALLBACK_POSTGRES=true`. The happy
-//! path, through the indexer, is `pipelines/tests/end_to_end.rs`.
+//! path, through the indexer, is `pipelines/indexer/tests/end_to_end.rs`.
 
 mod common;
 

@@ -1,8 +1,8 @@
 //! Connectors: the clients, sinks and sources that the pipelines runtime and the API plug in.
 //!
-//! Each connector is layered the same way (see `STYLE.md`): a typed config, a pure request
+//! Each connector is layered the same way: a typed config, a pure request
 //! builder, a service doing the I/O and turning responses into a delivery status, a retry
-//! policy, and the sink on top. The Foundation provides the first layer of each:
+//! policy, and the sink on top. Here is the first layer of each:
 //!
 //! - [`kafka`]: client configurations that encode our delivery guarantees once, so no
 //!   producer or consumer in the project is configured by hand: the idempotent producer

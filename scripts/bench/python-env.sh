@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Python venv of the indexer bench's peer (pipelines/benches/indexer_vs_python.rs):
+# The Python venv of the indexer bench's peer (pipelines/indexer/benches/indexer_vs_python.rs):
 # $STACK_DIR/bench-venv (default .stack/bench-venv) with scripts/bench/requirements.txt,
 # installed from PyPI the first time and again only when the requirements change.
 # Prints the venv's python on stdout.

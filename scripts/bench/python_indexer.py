@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The Python peer of the search indexer, for `pipelines/benches/indexer_vs_python.rs`.
+"""The Python peer of the search indexer, for `pipelines/indexer/benches/indexer_vs_python.rs`.
 
 A well-written Python indexer of one partition of the `anime` topic: confluent-kafka
 `consume(1000)`, fastavro with each writer schema fetched from the registry and parsed

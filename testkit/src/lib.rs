@@ -11,11 +11,13 @@
 //! - [`bench`] collects benchmark figures into `target/bench/results.json` (and reads a
 //!   process's CPU time and peak memory).
 //! - [`topics`]: topics of a benchmark's own, created, filled and deleted by name.
+//! - [`world`]: [`world::KafkaWorld`], a pipeline test's own topics, group and codec.
 
 pub mod bench;
 mod database;
 mod stack;
 pub mod topics;
+pub mod world;
 
 pub use database::{TestDatabase, with_database};
 pub use stack::{

@@ -213,11 +213,19 @@ fn port_and_path(url: &str) -> (u16, String) {
 }
 
 /// The crate directories whose code a binary runs: its own and its `anineplus-*` dependencies.
+/// Crates are the top-level folders with a `Cargo.toml` and the folders of `pipelines/`.
 fn crate_dirs(binary: &str) -> Vec<PathBuf> {
-    let manifests: Vec<(PathBuf, String)> = std::fs::read_dir(root())
-        .unwrap()
-        .filter_map(|e| {
-            let dir = e.ok()?.path();
+    let folders = |dir: PathBuf| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| Some(e.ok()?.path()))
+            .collect::<Vec<_>>()
+    };
+    let mut dirs = folders(root());
+    dirs.extend(folders(root().join("pipelines")));
+    let manifests: Vec<(PathBuf, String)> = dirs
+        .into_iter()
+        .filter_map(|dir| {
             let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
             Some((dir, manifest))
         })

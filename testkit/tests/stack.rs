@@ -1,7 +1,7 @@
 //! Smoke tests of the real local stack, with the crates the project uses.
 //!
 //! Each test talks to a real service started by `make up` and fails (never skips) with a
-//! message naming the service when it is down. They prove the pieces every later issue
+//! message naming the service when it is down. They prove the pieces everything else
 //! stands on: an idempotent producer and a consumer group committing offsets (rdkafka),
 //! external versioning with a 409 inside a bulk response (elasticsearch crate against
 //! OpenSearch), a sqlx round trip and a Redis round trip.

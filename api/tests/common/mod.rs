@@ -122,7 +122,7 @@ pub fn base_args(
         "--outbox-poll-ms",
         "1000",
         // Read-your-writes search without an indexer; the index backend is tested end to
-        // end in `pipelines/tests/end_to_end.rs` and in `search.rs`.
+        // end in `pipelines/indexer/tests/end_to_end.rs` and in `search.rs`.
         "--search-backend",
         "postgres",
     ]

@@ -1,6 +1,6 @@
 //! The Elasticsearch sink: versioned bulk writes whose response is read item by item.
 //!
-//! Layered like every connector (`STYLE.md` §6):
+//! Layered like every connector:
 //! - [`request`]: pure. Turns [`Document`]s into NDJSON bulk bodies bounded by count and
 //!   bytes, and reads a bulk response back into one [`crate::Outcome`] per document.
 //! - [`retry`]: pure. The policy: which item status is done, already applied, worth

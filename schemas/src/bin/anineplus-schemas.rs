@@ -45,6 +45,10 @@ enum Command {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    // Log lines (the runtime's warnings, say) go to stderr; stdout is the command's result.
+    if let Err(e) = anineplus_telemetry::init_logging("warn", anineplus_telemetry::Output::Stderr) {
+        eprintln!("error: {e}");
+    }
     let cli = Cli::parse();
     let client = RegistryClient::new(&cli.registry);
     match cli.command {

@@ -1,0 +1,509 @@
+//! Pipeline benchmarks, each a ratio of two arms on the same data in one run.
+//!
+//! `BENCH_EVENTS` `anime.updated` events (default 100,000) are produced once to a topic of
+//! 3 partitions; every arm reads that topic or writes the documents made of those events.
+//!
+//! - `indexer_vs_bulk_ratio`: the `anineplus-indexer` **binary** (spawned, as production
+//!   runs it: consume, decode, map to documents, bulk, settle offsets), documents/s with the
+//!   clock from its first consumed record to the last settled one (read from its `/metrics`)
+//!   ÷ a raw `_bulk` load of the same documents: the same `Document`s (made by the indexer's
+//!   own `Documents` from the same events), encoded by the sink's own request encoder
+//!   (`search_sink::request::build`), so both arms send identical bodies, through the same
+//!   client settings, 1,000 per request, one request in flight. Both arms write into fresh
+//!   indices made from the same templates (`IndexSpec::ensure`); one warm-up load into a
+//!   throwaway index runs first, then the arms run in the order raw, indexer, indexer, raw
+//!   (drift on the shared machine hits both alike) and the ratio compares the arms' mean
+//!   rates. Goal ≥ 0.8.
+//! - `pipeline_search_sink_docs_per_s` (context): the runtime in-process with the plain
+//!   `SearchSink` (the same documents, without the indexer sink's follow-up writes: the
+//!   anime title copied onto comments, a comments refresh and `_update_by_query` per batch).
+//! - `indexer_raw_plain_index_docs_per_s` (context): the same documents' sources as plain
+//!   `index` operations (no versions, no scripts) in the same way: what the engine does with
+//!   the cheapest write.
+//! - `indexer_peak_rss_mb`: the binary's peak resident memory (`VmHWM` of
+//!   `/proc/<pid>/status`, read just before it is stopped), the higher of its two runs.
+//! - `decode_vs_consumer_ratio`: the runtime with a null sink (consume + decode +
+//!   event → document) ÷ a bare `StreamConsumer::recv` loop over the same topic, each on a
+//!   fresh group; three rounds of (bare, null), medians compared. Goal ≥ 0.5.
+//! - `pipeline_decode_only_records_per_s` (context): the runtime decoding only.
+//!
+//! `BENCH_ARMS` (comma-separated, default `consumer,bulk`) runs a subset, e.g. `null` alone
+//! (the null-sink runtime arm, for profiling). Every index, template and topic the bench
+//! made is deleted at the end.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anineplus_connectors::search_sink::request::{self, BulkLimits, BulkRequest};
+use anineplus_connectors::search_sink::{Action, BulkService, Document, SearchSink};
+use anineplus_connectors::{kafka, search};
+use anineplus_indexer::documents::Documents;
+use anineplus_indexer::indices;
+use anineplus_indexer::sink::SearchWriter;
+use anineplus_schemas::events::{AnimeData, Envelope, samples};
+use anineplus_schemas::{Codec, Topic};
+use anineplus_streams::metrics::Metrics;
+use anineplus_streams::sink::{Outcome, Sink};
+use anineplus_streams::{Pipeline, PipelineConfig, Stream};
+use anineplus_testkit::{Stack, bench, topics, unique};
+use elasticsearch::Elasticsearch;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+const BULK: usize = 1000;
+const CONSUMER_ROUNDS: usize = 3;
+const WARM_UP_DOCS: usize = 10_000;
+
+fn arm(name: &str) -> bool {
+    let arms = std::env::var("BENCH_ARMS").unwrap_or_else(|_| "consumer,bulk".into());
+    arms.split(',').any(|a| {
+        let a = a.trim();
+        a == name
+            || (a == "consumer" && matches!(name, "bare" | "null" | "decode"))
+            || (a == "bulk" && matches!(name, "raw" | "indexer" | "plain" | "runtime"))
+    })
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// Null sink: counts what it is given.
+#[derive(Clone, Default)]
+struct NullSink(Arc<AtomicU64>);
+
+impl Sink for NullSink {
+    type Item = Document;
+    async fn write(&self, items: &[Document]) -> Vec<Outcome> {
+        self.0.fetch_add(items.len() as u64, Ordering::Relaxed);
+        vec![Outcome::Done; items.len()]
+    }
+}
+
+async fn fill(stack: &Stack, codec: &Codec, topic: &str, n: usize) -> anyhow::Result<()> {
+    topics::create(&stack.kafka_brokers, topic, 3).await?;
+    let id = codec.register(Topic::Anime).await?;
+    let records = (0..n).map(|i| {
+        let e = samples::anime_updated(i as u64);
+        let value = anineplus_schemas::codec::encode_with_id(id, &e).expect("sample encodes");
+        (e.aggregate_id, value)
+    });
+    topics::produce(&stack.kafka_brokers, topic, records).await
+}
+
+/// Runs until `done()` holds; the clock starts at the first consumed record.
+async fn clock(metrics: &Metrics, done: impl Fn() -> bool) -> Duration {
+    while Metrics::get(&metrics.consumed) == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let started = Instant::now();
+    while !done() {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    started.elapsed()
+}
+
+/// Records/s of a bare `recv` loop over `topic` on a fresh group, clock from the first record.
+async fn bare_consumer(stack: &Stack, topic: &str, n: usize) -> anyhow::Result<f64> {
+    let consumer: StreamConsumer =
+        kafka::consumer_config(&stack.kafka_brokers, &unique("bench-bare")).create()?;
+    consumer.subscribe(&[topic])?;
+    consumer.recv().await?;
+    let started = Instant::now();
+    for _ in 1..n {
+        consumer.recv().await?;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Records/s of the runtime over `topic` on a fresh group, into a null sink; with
+/// `documents`, each event becomes its search document, else it is only decoded.
+async fn null_pipeline(
+    stack: &Stack,
+    codec: &Codec,
+    prefix: &str,
+    topic: &str,
+    n: usize,
+    documents: bool,
+) -> anyhow::Result<f64> {
+    let sink = NullSink::default();
+    let docs = Documents::new("unused");
+    let stream = Stream::<Envelope<AnimeData>>::topic(topic);
+    let topology = if documents {
+        stream.flat_map(move |e| docs.anime(e)).to(sink.clone())
+    } else {
+        stream.flat_map(|_| None::<Document>).to(sink.clone())
+    };
+    let mut config = PipelineConfig::new("bench", &stack.kafka_brokers, &unique("bench-null"));
+    config.topic_prefix = prefix.to_owned();
+    let pipeline = Pipeline::new(config, topology, codec.clone());
+    let metrics = pipeline.metrics();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(pipeline.run(shutdown.clone()));
+    let m = metrics.clone();
+    let elapsed = clock(&metrics, || Metrics::get(&m.sunk) >= n as u64).await;
+    shutdown.cancel();
+    task.await??;
+    Ok(n as f64 / elapsed.as_secs_f64())
+}
+
+/// The documents the indexer makes of the `n` events, for the indices under `prefix`.
+fn documents(prefix: &str, n: usize) -> Vec<Document> {
+    let docs = Documents::new(prefix);
+    (0..n)
+        .flat_map(|i| docs.anime(samples::anime_updated(i as u64)))
+        .collect()
+}
+
+/// Documents/s of a raw load of `docs`: bodies from the sink's own encoder, 1,000 per
+/// request, one request in flight.
+async fn raw_bulk(service: &BulkService, docs: &[Document]) -> anyhow::Result<f64> {
+    let limits = BulkLimits {
+        max_docs: BULK,
+        max_bytes: usize::MAX,
+    };
+    let started = Instant::now();
+    for chunk in docs.chunks(BULK) {
+        for r in request::build(chunk, limits) {
+            let outcomes = service.send(&r).await;
+            anyhow::ensure!(
+                outcomes.iter().all(Outcome::is_success),
+                "raw bulk failed: {:?}",
+                outcomes.iter().find(|o| !o.is_success())
+            );
+        }
+    }
+    Ok(docs.len() as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The whole source a document writes, when it has one (whole-document writes and
+/// replacing upserts).
+fn plain_source(doc: &Document) -> Option<&Value> {
+    match &doc.action {
+        Action::Index(source) => Some(source),
+        Action::Update { params, .. } => params.get("source").filter(|s| s.is_object()),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// Documents/s of the same sources as plain `index` operations (no version, no script).
+async fn raw_plain(service: &BulkService, docs: &[Document]) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut written = 0usize;
+    for chunk in docs.chunks(BULK) {
+        let mut body = Vec::new();
+        let mut count = 0;
+        for doc in chunk {
+            let Some(source) = plain_source(doc) else {
+                continue;
+            };
+            let action = serde_json::json!({"index": {"_index": doc.index, "_id": doc.id}});
+            serde_json::to_writer(&mut body, &action)?;
+            body.push(b'\n');
+            serde_json::to_writer(&mut body, source)?;
+            body.push(b'\n');
+            count += 1;
+        }
+        if count == 0 {
+            continue;
+        }
+        let outcomes = service
+            .send(&BulkRequest {
+                body,
+                docs: 0..count,
+            })
+            .await;
+        anyhow::ensure!(
+            outcomes.iter().all(Outcome::is_success),
+            "plain bulk failed"
+        );
+        written += count;
+    }
+    Ok(written as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The spawned indexer binary; killed if still running when dropped.
+struct IndexerProcess {
+    child: Child,
+    metrics_url: String,
+}
+
+impl Drop for IndexerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Counter `name` from a Prometheus text exposition.
+fn counter(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn scrape(http: &reqwest::Client, url: &str) -> Option<(u64, u64)> {
+    let text = http.get(url).send().await.ok()?.text().await.ok()?;
+    Some((
+        counter(&text, "pipeline_records_consumed_total")?,
+        counter(&text, "pipeline_records_sunk_total")?,
+    ))
+}
+
+/// Runs the `anineplus-indexer` binary over the topics under `topic_prefix` into fresh
+/// indices under `index_prefix` until it settled `n` records. Returns documents/s (clock
+/// from its first consumed record to the scrape that saw `n` settled) and its peak RSS.
+async fn indexer_binary(
+    stack: &Stack,
+    http: &reqwest::Client,
+    topic_prefix: &str,
+    index_prefix: &str,
+    n: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_anineplus-indexer"))
+        .env("RUST_LOG", "warn,rdkafka=error")
+        .args([
+            "--kafka-brokers",
+            &stack.kafka_brokers,
+            "--elasticsearch-url",
+            &stack.search_url,
+            "--schema-registry-url",
+            &stack.registry_url,
+            "--group",
+            &unique("bench-indexer"),
+            "--index-prefix",
+            index_prefix,
+            "--topic-prefix",
+            topic_prefix,
+            "--metrics-listen",
+            &format!("127.0.0.1:{port}"),
+            "--bulk-docs",
+            &BULK.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .spawn()?;
+    let process = IndexerProcess {
+        child,
+        metrics_url: format!("http://127.0.0.1:{port}/metrics"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        anyhow::ensure!(Instant::now() < deadline, "the indexer consumed nothing");
+        if scrape(http, &process.metrics_url)
+            .await
+            .is_some_and(|(consumed, _)| consumed > 0)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let started = Instant::now();
+    loop {
+        anyhow::ensure!(
+            Instant::now() < deadline + Duration::from_secs(300),
+            "the indexer did not settle {n} records"
+        );
+        if scrape(http, &process.metrics_url)
+            .await
+            .is_some_and(|(_, sunk)| sunk >= n as u64)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    let rss = bench::peak_rss_mb(&process.child.id().to_string());
+    let _ = Command::new("kill")
+        .args(["-TERM", &process.child.id().to_string()])
+        .status();
+    let mut process = process;
+    for _ in 0..100 {
+        if process.child.try_wait()?.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((rate, rss))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let stack = Stack::from_env();
+    stack.kafka().await?;
+    stack.registry().await?;
+    if arm("raw") || arm("indexer") || arm("plain") || arm("runtime") {
+        stack.search().await?;
+    }
+    let n = bench::size("BENCH_EVENTS", 100_000);
+    let codec = Codec::new(&stack.registry_url);
+    let prefix = format!("{}.", unique("bench"));
+    let topic = format!("{prefix}anime");
+    fill(&stack, &codec, &topic, n).await?;
+    eprintln!("bench: {n} events on {topic}");
+    // The same client settings as the indexer's.
+    let client = search::client(&stack.search_url, Duration::from_secs(30))?;
+    let mut index_prefixes = Vec::new();
+    let result = run(
+        &stack,
+        &codec,
+        &client,
+        &prefix,
+        &topic,
+        n,
+        &mut index_prefixes,
+    )
+    .await;
+    for p in &index_prefixes {
+        indices::drop_all(&client, p).await;
+    }
+    if let Err(e) = topics::delete_prefixed(&stack.kafka_brokers, &prefix).await {
+        eprintln!("bench: could not delete the topics under {prefix}: {e}");
+    }
+    result
+}
+
+async fn run(
+    stack: &Stack,
+    codec: &Codec,
+    client: &Elasticsearch,
+    prefix: &str,
+    topic: &str,
+    n: usize,
+    index_prefixes: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let mut figures: Vec<(&str, f64)> = Vec::new();
+
+    // Consumer arms: rounds of (bare, null sink), each on a fresh group.
+    let (mut bares, mut nulls) = (Vec::new(), Vec::new());
+    for round in 0..CONSUMER_ROUNDS {
+        if arm("bare") {
+            bares.push(bare_consumer(stack, topic, n).await?);
+        }
+        if arm("null") {
+            nulls.push(null_pipeline(stack, codec, prefix, topic, n, true).await?);
+        }
+        if arm("bare") || arm("null") {
+            eprintln!(
+                "bench: round {round}: bare consumer {:.0}/s, null-sink runtime {:.0}/s",
+                bares.last().copied().unwrap_or(f64::NAN),
+                nulls.last().copied().unwrap_or(f64::NAN)
+            );
+        }
+    }
+    let (bare, null) = (bench::median(bares), bench::median(nulls));
+    if arm("bare") && arm("null") {
+        figures.push(("decode_vs_consumer_ratio", null / bare));
+    }
+    if arm("null") {
+        figures.push(("pipeline_null_sink_records_per_s", null));
+    }
+    if arm("bare") {
+        figures.push(("pipeline_bare_consumer_records_per_s", bare));
+    }
+    if arm("decode") {
+        let decode_only = null_pipeline(stack, codec, prefix, topic, n, false).await?;
+        figures.push(("pipeline_decode_only_records_per_s", decode_only));
+    }
+
+    // Bulk arms: fresh indices from the same templates each time; warm-up first; then
+    // raw, indexer, indexer, raw.
+    if arm("raw") || arm("indexer") || arm("plain") || arm("runtime") {
+        let service = BulkService::new(client.clone());
+        let warm = unique("bench-warm");
+        index_prefixes.push(warm.clone());
+        indices::create_all(client, &warm).await?;
+        raw_bulk(&service, &documents(&warm, n.min(WARM_UP_DOCS))).await?;
+        indices::drop_all(client, &warm).await;
+
+        let http = reqwest::Client::builder().no_proxy().build()?;
+        let (mut raws, mut indexed, mut rss) = (Vec::new(), Vec::new(), Vec::<f64>::new());
+        for step in ["raw", "indexer", "indexer", "raw"] {
+            if !arm(step) {
+                continue;
+            }
+            if step == "raw" {
+                let p = unique("bench-raw");
+                index_prefixes.push(p.clone());
+                indices::create_all(client, &p).await?;
+                let docs = documents(&p, n);
+                let rate = raw_bulk(&service, &docs).await?;
+                eprintln!("bench: raw _bulk {rate:.0} docs/s");
+                raws.push(rate);
+            } else {
+                let p = unique("bench-ix");
+                index_prefixes.push(p.clone());
+                let (rate, peak) = indexer_binary(stack, &http, prefix, &p, n).await?;
+                eprintln!("bench: indexer binary {rate:.0} docs/s, peak RSS {peak:.1} MiB");
+                indexed.push(rate);
+                rss.push(peak);
+            }
+        }
+        if arm("raw") && arm("indexer") {
+            figures.push(("indexer_vs_bulk_ratio", mean(&indexed) / mean(&raws)));
+        }
+        if arm("indexer") {
+            figures.push(("indexer_docs_per_s", mean(&indexed)));
+            figures.push((
+                "indexer_peak_rss_mb",
+                rss.iter().copied().fold(0.0, f64::max),
+            ));
+        }
+        if arm("raw") {
+            figures.push(("indexer_raw_bulk_docs_per_s", mean(&raws)));
+        }
+        if arm("runtime") {
+            // Context: the runtime in-process with the plain search sink (no follow-up writes
+            // of the indexer's sink), into fresh indices.
+            let p = unique("bench-rt");
+            index_prefixes.push(p.clone());
+            indices::create_all(client, &p).await?;
+            let docs = Documents::new(&p);
+            let sink = SearchSink::new(
+                BulkService::new(client.clone()),
+                BulkLimits {
+                    max_docs: BULK,
+                    max_bytes: 5 * 1024 * 1024,
+                },
+            );
+            let topology = Stream::<Envelope<AnimeData>>::topic(topic)
+                .flat_map(move |e| docs.anime(e))
+                .to(SearchWriter(sink));
+            let mut config =
+                PipelineConfig::new("bench", &stack.kafka_brokers, &unique("bench-rt"));
+            config.topic_prefix = prefix.to_owned();
+            config.batch.max_records = BULK;
+            let pipeline = Pipeline::new(config, topology, codec.clone());
+            let metrics = pipeline.metrics();
+            let shutdown = CancellationToken::new();
+            let task = tokio::spawn(pipeline.run(shutdown.clone()));
+            let m = metrics.clone();
+            let elapsed = clock(&metrics, || Metrics::get(&m.sunk) >= n as u64).await;
+            shutdown.cancel();
+            task.await??;
+            figures.push((
+                "pipeline_search_sink_docs_per_s",
+                n as f64 / elapsed.as_secs_f64(),
+            ));
+        }
+        if arm("plain") {
+            let p = unique("bench-plain");
+            index_prefixes.push(p.clone());
+            indices::create_all(client, &p).await?;
+            let rate = raw_plain(&service, &documents(&p, n)).await?;
+            figures.push(("indexer_raw_plain_index_docs_per_s", rate));
+        }
+    }
+
+    let line: Vec<String> = figures.iter().map(|(k, v)| format!("{k} {v:.3}")).collect();
+    println!("indexer: {n} anime.updated events: {}", line.join(", "));
+    bench::record(&figures)?;
+    Ok(())
+}

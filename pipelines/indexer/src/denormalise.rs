@@ -1,0 +1,435 @@
+//! Denormalised fields: what one entity's document carries of another's, kept idempotent.
+//!
+//! - Anime documents carry `episodeCount`, derived from `episodes`, a map episode id →
+//!   signed version (negative once deleted) that is stored but not indexed. Each episode
+//!   event writes its entry with an [`Action::Script`] that only moves an entry forward, so
+//!   redelivered, reordered or replayed episode events count once. An episode seen before its
+//!   anime creates a placeholder anime (`deleted: true`, `aggregateVersion` 0) that the
+//!   anime's own events then fill in.
+//! - Comment documents carry `animeTitle` and `animeTitleVersion` (the anime version the
+//!   title is from; a title only replaces an older one). [`IndexerSink`] keeps them
+//!   right from both sides, once the entity's own write is applied:
+//!   - after anime documents are written, it refreshes the comments index, searches the
+//!     comments of the batch's anime and writes the new title onto those with an older one;
+//!   - after comment documents are written, it reads their anime (a realtime `_mget`) and
+//!     writes the title onto them.
+//!
+//!   A comment written while its anime is renamed is covered either way: if its anime read
+//!   came before the rename's anime write, its own write came before the rename's refresh,
+//!   so the rename's search sees it.
+//!
+//! A follow-up that fails turns the outcome of the document that triggered it into
+//! [`Outcome::Retry`]: the runtime writes it again (a no-op, already applied) and repeats the
+//! follow-up. Because these writes are not external versions, anime and comment documents
+//! are written with [`Document::replace`] instead (see [`super::documents`]).
+
+use std::collections::{BTreeMap, HashMap};
+
+use anineplus_connectors::Outcome;
+use anineplus_connectors::search_sink::{Action, Document, SearchSink};
+use elasticsearch::Elasticsearch;
+use elasticsearch::http::Method;
+use elasticsearch::http::headers::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use serde_json::{Value, json};
+
+use super::indices::Index;
+use anineplus_streams::sink::Sink;
+
+/// The denormalised fields of `index`, kept when the entity's own document is replaced.
+pub fn kept(index: Index) -> &'static [&'static str] {
+    match index {
+        Index::Anime => &["episodes", "episodeCount"],
+        Index::Comments => &["animeTitle", "animeTitleVersion"],
+        Index::Episodes | Index::Users | Index::Organizations => &[],
+    }
+}
+
+/// Moves episode `episode_id`'s entry in anime `anime_id`'s `episodes` to `version` (live or
+/// deleted) unless it is already there or later, and recounts `episodeCount`.
+const EPISODE_ON_ANIME: &str = "\
+    if (ctx._source.episodes == null) { ctx._source.episodes = [:] } \
+    def seen = ctx._source.episodes[params.episodeId]; \
+    if (seen != null && Math.abs(seen) >= params.episodeVersion) { ctx.op = 'none' } else { \
+      ctx._source.episodes[params.episodeId] = params.live ? params.episodeVersion : -params.episodeVersion; \
+      int n = 0; for (def v : ctx._source.episodes.values()) { if (v > 0) { n++ } } \
+      ctx._source.episodeCount = n; \
+      if (ctx._source.aggregateVersion == null) { \
+        ctx._source.id = params.documentId; ctx._source.aggregateVersion = 0; ctx._source.deleted = true \
+      } \
+    }";
+
+/// Sets a comment's `animeTitle` unless it already has one from a later anime version, or
+/// this very title from this version (a different title at the same version can only be
+/// drift, which a repair overwrites).
+const TITLE_ON_COMMENT: &str = "\
+    def had = ctx._source.animeTitleVersion; \
+    if (had != null && (had > params.version || (had == params.version \
+        && params.title.equals(ctx._source.animeTitle)))) \
+    { ctx.op = 'none' } else { ctx._source.animeTitle = params.title; \
+    ctx._source.animeTitleVersion = params.version }";
+
+/// The write of an episode's entry on its anime's document (`anime_alias`).
+pub fn episode_on_anime(
+    anime_alias: String,
+    anime_id: &str,
+    episode_id: &str,
+    version: i64,
+    live: bool,
+) -> Document {
+    Document {
+        index: anime_alias,
+        id: anime_id.to_owned(),
+        version,
+        action: Action::Script {
+            script: EPISODE_ON_ANIME.into(),
+            params: json!({ "episodeId": episode_id, "episodeVersion": version, "live": live }),
+        },
+    }
+}
+
+/// The write of `title` (from anime version `version`) onto comment `comment_id`.
+pub fn title_on_comment(
+    comments_alias: String,
+    comment_id: &str,
+    title: &str,
+    version: i64,
+) -> Document {
+    Document {
+        index: comments_alias,
+        id: comment_id.to_owned(),
+        version,
+        action: Action::Script {
+            script: TITLE_ON_COMMENT.into(),
+            params: json!({ "title": title, "version": version }),
+        },
+    }
+}
+
+/// What an applied document asks for next.
+#[derive(Debug, Clone, PartialEq)]
+enum FollowUp {
+    /// A live anime document: its title goes to its comments.
+    TitleToComments { title: String },
+    /// A live comment document: it needs its anime's title.
+    TitleFromAnime { anime_id: String },
+}
+
+/// The sink of the indexer: the search sink, then the denormalisation follow-ups.
+#[derive(Debug, Clone)]
+pub struct IndexerSink {
+    search: SearchSink,
+    client: Elasticsearch,
+    anime: String,
+    comments: String,
+}
+
+impl IndexerSink {
+    /// Writes through `search` into the indices `<prefix>-*`.
+    pub fn new(search: SearchSink, prefix: &str) -> Self {
+        let client = search.service().client().clone();
+        IndexerSink {
+            search,
+            client,
+            anime: Index::Anime.alias(prefix),
+            comments: Index::Comments.alias(prefix),
+        }
+    }
+
+    /// The search sink underneath.
+    pub fn search(&self) -> &SearchSink {
+        &self.search
+    }
+
+    fn follow_up(&self, doc: &Document) -> Option<FollowUp> {
+        let (Action::Update { params, .. } | Action::Script { params, .. }) = &doc.action else {
+            return None;
+        };
+        // Whole documents (`replace`) carry `source`, field-by-field ones `fields`; the
+        // denormalised writes (scripts) neither.
+        let fields = params.get("source").or_else(|| params.get("fields"))?;
+        if fields.get("deleted") == Some(&Value::Bool(true)) {
+            return None;
+        }
+        if doc.index == self.anime {
+            let title = fields.get("title")?.as_str()?.to_owned();
+            Some(FollowUp::TitleToComments { title })
+        } else if doc.index == self.comments {
+            let anime_id = fields.get("animeId")?.as_str()?.to_owned();
+            Some(FollowUp::TitleFromAnime { anime_id })
+        } else {
+            None
+        }
+    }
+
+    /// One request; an engine that does not answer (or answers 429/5xx) is
+    /// [`Outcome::Unavailable`], so the runtime pauses as it does for the bulk itself.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Outcome> {
+        let body = body.map(|b| serde_json::to_vec(&b).expect("JSON to a Vec never fails"));
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let response = self
+            .client
+            .send(method, path, headers, None::<&()>, body, None)
+            .await
+            .map_err(|e| Outcome::Unavailable(format!("search engine unreachable: {e}")))?;
+        let status = response.status_code().as_u16();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| Outcome::Unavailable(format!("reading the response: {e}")))?;
+        if !(200..300).contains(&status) {
+            let reason = format!(
+                "{method:?} {path}: status {status}: {}",
+                text.chars().take(300).collect::<String>()
+            );
+            return Err(match status {
+                429 | 500..=599 => Outcome::Unavailable(reason),
+                _ => Outcome::Retry(reason),
+            });
+        }
+        serde_json::from_str(&text)
+            .map_err(|e| Outcome::Retry(format!("{path}: unreadable response: {e}")))
+    }
+
+    /// Sets the titles (anime id → (title, version)) on every comment of those anime that
+    /// has an older one: a refresh (comments written since the last one are invisible to
+    /// search otherwise), then a search for the comments of those anime, then guarded
+    /// title writes for those that need one. Usually the search finds none to change, and
+    /// costs a fraction of an update-by-query.
+    async fn titles_to_comments(
+        &self,
+        titles: &BTreeMap<String, (String, i64)>,
+    ) -> Result<(), Outcome> {
+        self.call(Method::Post, &format!("/{}/_refresh", self.comments), None)
+            .await?;
+        let ids: Vec<&String> = titles.keys().collect();
+        let mut writes = Vec::new();
+        let mut after: Option<Value> = None;
+        loop {
+            let mut body = json!({
+                "size": 1000,
+                "_source": ["animeId", "animeTitleVersion"],
+                "sort": [{ "id": "asc" }],
+                "query": { "bool": { "filter": [{ "terms": { "animeId": ids } }] } },
+            });
+            if let Some(after) = after.take() {
+                body["search_after"] = after;
+            }
+            let page = self
+                .call(
+                    Method::Post,
+                    &format!("/{}/_search", self.comments),
+                    Some(body),
+                )
+                .await?;
+            let hits = page["hits"]["hits"].as_array().cloned().unwrap_or_default();
+            for hit in &hits {
+                let source = &hit["_source"];
+                let (Some(id), Some((title, version))) = (
+                    hit["_id"].as_str(),
+                    source["animeId"].as_str().and_then(|a| titles.get(a)),
+                ) else {
+                    continue;
+                };
+                if source["animeTitleVersion"]
+                    .as_i64()
+                    .is_none_or(|had| had < *version)
+                {
+                    writes.push(title_on_comment(self.comments.clone(), id, title, *version));
+                }
+            }
+            match hits.last() {
+                Some(last) if hits.len() == 1000 => after = Some(last["sort"].clone()),
+                _ => break,
+            }
+        }
+        if writes.is_empty() {
+            return Ok(());
+        }
+        match self
+            .search
+            .write(&writes)
+            .await
+            .into_iter()
+            .find(|o| !applied(o))
+        {
+            None => Ok(()),
+            Some(failed) => Err(failed),
+        }
+    }
+
+    /// The comment writes of the titles of their anime, as the anime index has them now.
+    async fn titles_from_anime(
+        &self,
+        comments: &[(String, String)],
+    ) -> Result<Vec<Document>, Outcome> {
+        let mut ids: Vec<&String> = comments.iter().map(|(_, anime)| anime).collect();
+        ids.sort();
+        ids.dedup();
+        let path = format!(
+            "/{}/_mget?_source_includes=title,aggregateVersion,deleted&realtime=true",
+            self.anime
+        );
+        let answer = self
+            .call(Method::Post, &path, Some(json!({ "ids": ids })))
+            .await?;
+        let mut titles = HashMap::new();
+        for doc in answer["docs"].as_array().into_iter().flatten() {
+            let source = &doc["_source"];
+            if let (Some(id), Some(title), Some(version)) = (
+                doc["_id"].as_str(),
+                source["title"].as_str(),
+                source["aggregateVersion"].as_i64(),
+            ) && source["deleted"] != Value::Bool(true)
+            {
+                titles.insert(id.to_owned(), (title.to_owned(), version));
+            }
+        }
+        Ok(comments
+            .iter()
+            .filter_map(|(comment, anime)| {
+                let (title, version) = titles.get(anime)?;
+                Some(title_on_comment(
+                    self.comments.clone(),
+                    comment,
+                    title,
+                    *version,
+                ))
+            })
+            .collect())
+    }
+}
+
+/// `failure` with `context` before its reason; a permanent failure of a follow-up is
+/// retried (the document itself was applied; the follow-up is what must happen again).
+fn explained(failure: Outcome, context: &str) -> Outcome {
+    match failure {
+        Outcome::Unavailable(r) => Outcome::Unavailable(format!("{context}: {r}")),
+        Outcome::Retry(r) | Outcome::Permanent(r) => Outcome::Retry(format!("{context}: {r}")),
+        Outcome::Done | Outcome::AlreadyApplied => Outcome::Retry(context.to_owned()),
+    }
+}
+
+fn applied(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Done | Outcome::AlreadyApplied)
+}
+
+impl Sink for IndexerSink {
+    type Item = Document;
+
+    async fn write(&self, items: &[Document]) -> Vec<Outcome> {
+        let mut outcomes = self.search.write(items).await;
+        let mut titles: BTreeMap<String, (String, i64)> = BTreeMap::new();
+        let mut propagating = Vec::new();
+        let mut comments = Vec::new();
+        let mut looking_up = Vec::new();
+        for (i, doc) in items.iter().enumerate() {
+            if !applied(&outcomes[i]) {
+                continue;
+            }
+            match self.follow_up(doc) {
+                Some(FollowUp::TitleToComments { title }) => {
+                    let newer = titles.get(&doc.id).is_none_or(|(_, v)| *v < doc.version);
+                    if newer {
+                        titles.insert(doc.id.clone(), (title, doc.version));
+                    }
+                    propagating.push(i);
+                }
+                Some(FollowUp::TitleFromAnime { anime_id }) => {
+                    comments.push((doc.id.clone(), anime_id));
+                    looking_up.push(i);
+                }
+                None => {}
+            }
+        }
+        if !titles.is_empty()
+            && let Err(e) = self.titles_to_comments(&titles).await
+        {
+            let failed = explained(e, "anime title not yet on its comments");
+            for i in propagating {
+                outcomes[i] = failed.clone();
+            }
+        }
+        if !comments.is_empty() {
+            let failed = match self.titles_from_anime(&comments).await {
+                Ok(writes) if writes.is_empty() => None,
+                Ok(writes) => self
+                    .search
+                    .write(&writes)
+                    .await
+                    .into_iter()
+                    .find(|o| !applied(o)),
+                Err(e) => Some(e),
+            };
+            if let Some(e) = failed {
+                let failed = explained(e, "comment not yet given its anime title");
+                for i in looking_up {
+                    outcomes[i] = failed.clone();
+                }
+            }
+        }
+        outcomes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anineplus_connectors::search;
+    use anineplus_connectors::search_sink::{BulkLimits, BulkService};
+
+    fn sink() -> IndexerSink {
+        let client =
+            search::client("http://127.0.0.1:1", std::time::Duration::from_secs(1)).unwrap();
+        IndexerSink::new(
+            SearchSink::new(BulkService::new(client), BulkLimits::default()),
+            "p",
+        )
+    }
+
+    #[test]
+    fn live_anime_and_comment_documents_ask_for_their_follow_ups() {
+        let s = sink();
+        let anime = Document::replace(
+            "p-anime",
+            "a1",
+            3,
+            json!({"title": "T", "deleted": false}),
+            &[],
+        );
+        assert_eq!(
+            s.follow_up(&anime),
+            Some(FollowUp::TitleToComments { title: "T".into() })
+        );
+        let gone = Document::replace("p-anime", "a1", 4, json!({"deleted": true}), &[]);
+        assert_eq!(s.follow_up(&gone), None);
+        let comment = Document::replace(
+            "p-comments",
+            "c1",
+            1,
+            json!({"animeId": "a1", "deleted": false}),
+            &[],
+        );
+        assert_eq!(
+            s.follow_up(&comment),
+            Some(FollowUp::TitleFromAnime {
+                anime_id: "a1".into()
+            })
+        );
+        let moderated = Document::fields("p-comments", "c1", 2, json!({"animeId": "a1"}));
+        assert!(s.follow_up(&moderated).is_some());
+        let episode = episode_on_anime("p-anime".into(), "a1", "e1", 1, true);
+        assert_eq!(
+            s.follow_up(&episode),
+            None,
+            "denormalised writes trigger nothing"
+        );
+        let user = Document::index("p-users", "u1", 1, json!({"name": "n"}));
+        assert_eq!(s.follow_up(&user), None);
+    }
+}

@@ -1,0 +1,229 @@
+//! The search indexer: keeps the search indices in step with the aggregate topics. A
+//! pipeline on the `anineplus-streams` runtime; binary `anineplus-indexer`.
+//!
+//! Layout:
+//! - [`IndexerConfig`]: its configuration (the binary maps its flags and environment into it).
+//! - [`indices`]: the indices, aliases and mappings.
+//! - [`documents`]: events → versioned documents.
+//! - [`denormalise`]: the fields one entity's document carries of another's, and
+//!   [`IndexerSink`], the search sink followed by their follow-up writes.
+//! - [`sink`]: [`sink::SearchWriter`], the plain search sink (no follow-up writes);
+//! - [`topology`]: the topology below with its sink, no consumer started (also used by
+//!   `anineplus-dlq replay --to sink`);
+//! - [`run`]: puts the index templates, then runs the topology
+//!   `user|organization|anime|episode|comment|subscription → documents → IndexerSink` as the
+//!   pipeline `indexer` (retry topics `indexer.retry.{1,2,3}`, dead letters `indexer.dlq`,
+//!   all behind `TOPIC_PREFIX`), serving `/metrics` and `/health` on `METRICS_LISTEN`.
+
+pub mod denormalise;
+pub mod documents;
+pub mod indices;
+pub mod sink;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anineplus_connectors::search;
+use anineplus_connectors::search_sink::{BulkLimits, BulkService, SearchSink};
+use anineplus_schemas::Codec;
+use anineplus_schemas::Topic;
+use anineplus_schemas::events::{
+    AnimeData, CommentData, Envelope, EpisodeData, OrganizationData, SubscriptionData, UserData,
+};
+use tokio_util::sync::CancellationToken;
+
+use anineplus_streams::dead_letter::RetryPolicy;
+use anineplus_streams::metrics::{self, Metrics};
+use anineplus_streams::{BatchConfig, Pipeline, PipelineConfig, Stream, Topology};
+use denormalise::IndexerSink;
+use documents::Documents;
+
+/// The pipeline's name: its retry and dead-letter topics are `indexer.retry.<n>`, `indexer.dlq`.
+pub const PIPELINE: &str = "indexer";
+
+/// Configuration of the search indexer.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "anineplus-indexer",
+    about = "Keeps the search indices in step with the aggregate topics"
+)]
+pub struct IndexerConfig {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+    /// The Elasticsearch/OpenSearch URL.
+    #[arg(
+        long,
+        env = "ELASTICSEARCH_URL",
+        default_value = "http://127.0.0.1:9200"
+    )]
+    pub elasticsearch_url: String,
+    /// The schema registry URL.
+    #[arg(
+        long,
+        env = "SCHEMA_REGISTRY_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub schema_registry_url: String,
+    /// The consumer group (retry lanes use `<group>.retry.<n>`).
+    #[arg(long, env = "INDEXER_GROUP", default_value = "anineplus-indexer")]
+    pub group: String,
+    /// Prefix of the index aliases: `<prefix>-anime`, ...
+    #[arg(long, env = "INDEX_PREFIX", default_value = "anineplus")]
+    pub index_prefix: String,
+    /// Prefix of every topic read or written (empty in production; tests use a unique one).
+    #[arg(long, env = "TOPIC_PREFIX", default_value = "")]
+    pub topic_prefix: String,
+    /// Where `/metrics` and `/health` listen.
+    #[arg(long, env = "METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    pub metrics_listen: SocketAddr,
+    /// Most documents per bulk request.
+    #[arg(long, env = "INDEXER_BULK_DOCS", default_value_t = 1000)]
+    pub bulk_docs: usize,
+    /// Most bytes per bulk request.
+    #[arg(long, env = "INDEXER_BULK_BYTES", default_value_t = 5 * 1024 * 1024)]
+    pub bulk_bytes: usize,
+    /// Replication factor of the retry, dead-letter and missing source topics it creates
+    /// (-1: the broker's `default.replication.factor`).
+    #[arg(long, env = "TOPIC_REPLICATION", default_value_t = -1, allow_negative_numbers = true)]
+    pub topic_replication: i32,
+    /// Retry policy.
+    #[command(flatten)]
+    pub retry: RetryPolicy,
+}
+
+/// Why the indexer could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The runtime failed (Kafka, topics, ...).
+    #[error(transparent)]
+    Streams(#[from] anineplus_streams::Error),
+    /// A connector could not be built.
+    #[error(transparent)]
+    Connector(#[from] anineplus_connectors::Error),
+    /// The search indices could not be set up.
+    #[error(transparent)]
+    SearchSetup(#[from] anineplus_connectors::search_sink::templates::SetupError),
+    /// Something else in the set-up failed.
+    #[error("setup: {0}")]
+    Setup(String),
+}
+
+impl Error {
+    /// Whether starting again later may succeed (a service was unreachable).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Streams(e) => e.is_retryable(),
+            Error::SearchSetup(e) => e.is_retryable(),
+            Error::Connector(_) | Error::Setup(_) => false,
+        }
+    }
+}
+
+/// Result of the indexer.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A running indexer's handles.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// Its metrics.
+    pub metrics: std::sync::Arc<Metrics>,
+    /// Where `/metrics` and `/health` listen.
+    pub metrics_addr: SocketAddr,
+}
+
+/// The indexer's topology (`user|organization|anime|episode|comment|subscription →
+/// documents → IndexerSink`), built without starting any consumer: the one definition used
+/// by [`prepare`] and by `anineplus-dlq replay --to sink`. With `setup`, the index templates
+/// and first indices are put first (idempotent, as at start); without, nothing is sent to the
+/// engine.
+pub async fn topology(config: &IndexerConfig, setup: bool) -> Result<Topology<IndexerSink>> {
+    let client = search::client(&config.elasticsearch_url, Duration::from_secs(30))?;
+    if setup {
+        indices::create_all(&client, &config.index_prefix).await?;
+    }
+    let docs = Documents::new(&config.index_prefix);
+    let t = |topic: Topic| format!("{}{}", config.topic_prefix, topic.name());
+    let stream = {
+        let d = docs.clone();
+        Stream::<Envelope<AnimeData>>::topic(t(Topic::Anime)).flat_map(move |e| d.anime(e))
+    };
+    let stream = {
+        let d = docs.clone();
+        stream.merge(
+            Stream::<Envelope<EpisodeData>>::topic(t(Topic::Episode))
+                .flat_map(move |e| d.episode(e)),
+        )
+    };
+    let stream = {
+        let d = docs.clone();
+        stream.merge(
+            Stream::<Envelope<CommentData>>::topic(t(Topic::Comment))
+                .flat_map(move |e| d.comment(e)),
+        )
+    };
+    let stream = {
+        let d = docs.clone();
+        stream
+            .merge(Stream::<Envelope<UserData>>::topic(t(Topic::User)).flat_map(move |e| d.user(e)))
+    };
+    let stream = {
+        let d = docs.clone();
+        stream.merge(
+            Stream::<Envelope<OrganizationData>>::topic(t(Topic::Organization))
+                .flat_map(move |e| d.organization(e)),
+        )
+    };
+    let stream = stream.merge(
+        Stream::<Envelope<SubscriptionData>>::topic(t(Topic::Subscription))
+            .flat_map(move |e| docs.subscription(e)),
+    );
+    let search = SearchSink::new(
+        BulkService::new(client),
+        BulkLimits {
+            max_docs: config.bulk_docs,
+            max_bytes: config.bulk_bytes,
+        },
+    );
+    let sink = IndexerSink::new(search, &config.index_prefix);
+    Ok(stream.to(sink))
+}
+
+/// Sets up the indices and builds the pipeline; returns it with its metrics address.
+pub async fn prepare(
+    config: &IndexerConfig,
+    shutdown: &CancellationToken,
+) -> Result<(Pipeline<IndexerSink>, Running)> {
+    let topology = topology(config, true).await?;
+    let mut pipeline_config = PipelineConfig::new(PIPELINE, &config.kafka_brokers, &config.group);
+    pipeline_config.topic_prefix = config.topic_prefix.clone();
+    pipeline_config.retry = config.retry.clone();
+    pipeline_config.topic_replication = config.topic_replication;
+    pipeline_config.batch = BatchConfig {
+        max_records: config.bulk_docs,
+        ..BatchConfig::default()
+    };
+    let pipeline = Pipeline::new(
+        pipeline_config,
+        topology,
+        Codec::new(&config.schema_registry_url),
+    );
+    let metrics = pipeline.metrics();
+    let metrics_addr = metrics::serve(metrics.clone(), config.metrics_listen, shutdown.clone())
+        .await
+        .map_err(|e| Error::Setup(format!("metrics on {}: {e}", config.metrics_listen)))?;
+    Ok((
+        pipeline,
+        Running {
+            metrics,
+            metrics_addr,
+        },
+    ))
+}
+
+/// Runs the indexer until `shutdown`, then drains, commits and returns.
+pub async fn run(config: IndexerConfig, shutdown: CancellationToken) -> Result<()> {
+    let (pipeline, running) = prepare(&config, &shutdown).await?;
+    tracing::info!(metrics = %running.metrics_addr, "indexer metrics and health endpoint");
+    Ok(pipeline.run(shutdown).await?)
+}

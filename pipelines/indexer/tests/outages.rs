@@ -1,0 +1,214 @@
+//! The stack's real services stopped under a running indexer: OpenSearch stopped for a while
+//! mid-stream (nothing dead-lettered, nothing lost, indexing resumes by itself) and the Kafka
+//! broker restarted mid-stream (nothing lost). The services are stopped and started with the
+//! stack's own scripts (`scripts/stack/<service>.sh stop|start`), so these tests stop what
+//! every other test uses: the tests of this binary run one at a time (cargo runs test
+//! binaries one after another), and a guard starts the service again even when a test fails.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anineplus_connectors::kafka;
+use anineplus_schemas::Topic;
+use anineplus_streams::metrics::Metrics;
+use common::{Harness, anime};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::json;
+
+/// The tests of this file stop shared services: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const KEYS: usize = 1_000;
+
+/// A stack service stopped by this test; started again when dropped.
+struct Stopped {
+    service: &'static str,
+    started: bool,
+}
+
+fn script(service: &str, action: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts/stack")
+        .join(format!("{service}.sh"));
+    let at = Instant::now();
+    let status = Command::new("bash")
+        .arg(&path)
+        .arg(action)
+        .status()
+        .unwrap_or_else(|e| panic!("running {}: {e}", path.display()));
+    assert!(
+        status.success(),
+        "{} {action} failed: {status}",
+        path.display()
+    );
+    eprintln!(
+        "outages: {service} {action} took {:.1} s",
+        at.elapsed().as_secs_f64()
+    );
+}
+
+impl Stopped {
+    fn stop(service: &'static str) -> Self {
+        script(service, "stop");
+        Stopped {
+            service,
+            started: false,
+        }
+    }
+
+    fn start(mut self) {
+        script(self.service, "start");
+        self.started = true;
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if !self.started {
+            script(self.service, "start");
+        }
+    }
+}
+
+/// Sends every key at `version`, retrying each send until the broker takes it (a broker
+/// restart fails sends for a while; the producer is idempotent, a retry is at worst a
+/// duplicate, which versioned writes absorb).
+async fn send_all(t: &Harness, producer: &FutureProducer, version: i64) {
+    let topic = t.topic(Topic::Anime);
+    for k in 0..KEYS {
+        let id = format!("k{k}");
+        let event = anime(&id, version, &format!("{id} v{version}"));
+        let bytes = t.codec.encode(&event).await.expect("encode");
+        loop {
+            let record = FutureRecord::to(&topic).key(&id).payload(&bytes);
+            match producer.send(record, Duration::from_secs(60)).await {
+                Ok(_) => break,
+                Err((e, _)) => {
+                    eprintln!("outages: send of {id} v{version} failed ({e}); again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Waits until every key is indexed at `version`, checking with one search.
+async fn wait_all_at(t: &Harness, version: i64, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let count = t
+            .count("anime", json!({"term": {"aggregateVersion": version}}))
+            .await;
+        if count == KEYS {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {count} of {KEYS} anime at version {version}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A test's world, its in-process indexer and a producer.
+async fn start() -> (Harness, common::Indexer, FutureProducer) {
+    let t = Harness::new().await;
+    let indexer = t.start_indexer().await;
+    let producer = kafka::producer_config(&t.stack.kafka_brokers)
+        .create()
+        .unwrap();
+    (t, indexer, producer)
+}
+
+/// Records in the pipeline's retry and dead-letter topics.
+fn parked(t: &Harness) -> i64 {
+    let levels = t.config().retry.delays.len();
+    let mut topics = vec![t.dlq()];
+    topics.extend((1..=levels).map(|n| format!("{}indexer.retry.{n}", t.topic_prefix)));
+    topics.iter().map(|topic| t.committed(topic).1).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn opensearch_stopped_mid_stream_nothing_is_dead_lettered_or_lost_and_indexing_resumes() {
+    let _serial = SERIAL.lock().await;
+    let (t, indexer, producer) = start().await;
+
+    send_all(&t, &producer, 1).await;
+    wait_all_at(&t, 1, Duration::from_secs(60)).await;
+
+    let down = Stopped::stop("opensearch");
+    let stopped_at = Instant::now();
+    send_all(&t, &producer, 2).await;
+    send_all(&t, &producer, 3).await;
+    // Stay down a while: the indexer retries against a dead engine, pausing consumption.
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(stopped_at.elapsed())).await;
+    let metrics = indexer.running.metrics.clone();
+    let sunk_while_down = Metrics::get(&metrics.sunk);
+    down.start();
+    eprintln!(
+        "outages: opensearch down for {:.1} s",
+        stopped_at.elapsed().as_secs_f64()
+    );
+
+    wait_all_at(&t, 3, Duration::from_secs(120)).await;
+    let total = t
+        .wait_committed_within(&t.topic(Topic::Anime), Duration::from_secs(60))
+        .await;
+    assert_eq!(total, 3 * KEYS as i64);
+    assert!(
+        Metrics::get(&metrics.sunk) >= sunk_while_down + 2 * KEYS as u64,
+        "indexing resumed"
+    );
+    assert_eq!(
+        Metrics::get(&metrics.dead_lettered),
+        0,
+        "nothing dead-lettered"
+    );
+    assert_eq!(parked(&t), 0, "nothing in the retry or dead-letter topics");
+    assert!(
+        Metrics::get(&metrics.sink_retries) > 0,
+        "the indexer did meet the outage"
+    );
+    indexer.stop().await;
+    t.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_broker_restarted_mid_stream_loses_nothing() {
+    let _serial = SERIAL.lock().await;
+    let (t, indexer, producer) = start().await;
+
+    send_all(&t, &producer, 1).await;
+    let restart = async {
+        // Mid-stream: the broker goes while versions 2 and 3 are being produced and indexed.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let down = Stopped::stop("kafka");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        down.start();
+    };
+    let produce = async {
+        send_all(&t, &producer, 2).await;
+        send_all(&t, &producer, 3).await;
+    };
+    tokio::join!(restart, produce);
+
+    wait_all_at(&t, 3, Duration::from_secs(180)).await;
+    let total = t
+        .wait_committed_within(&t.topic(Topic::Anime), Duration::from_secs(120))
+        .await;
+    assert!(
+        total >= 3 * KEYS as i64,
+        "every produced record committed: {total}"
+    );
+    let metrics = indexer.running.metrics.clone();
+    assert_eq!(
+        Metrics::get(&metrics.dead_lettered),
+        0,
+        "nothing dead-lettered"
+    );
+    indexer.stop().await;
+    t.cleanup().await;
+}

@@ -1,0 +1,64 @@
+//! Streams: the Kafka Streams-style runtime the pipelines are built on. It knows topics,
+//! schemas and sinks, and no pipeline: each pipeline is a crate of its own under
+//! `pipelines/` (the search indexer: `anineplus-indexer`).
+//!
+//! Layout, bottom up:
+//! - [`record`]: a consumed record as bytes ([`record::RawRecord`]) and its origin;
+//! - [`topology`]: typed sources (topics decoded through the registry's [`Codec`]) and
+//!   per-record operators (`map`, `filter`, `flat_map`, `branch`, the keyed step
+//!   `key_by`), closed by a [`sink::Sink`] ([`sink::TopicSink`] repartitions through a topic);
+//!   [`Topology::source`] gives the step bound to a source topic;
+//! - [`offsets`]: [`offsets::OffsetTracker`], the per-partition contiguous completion that
+//!   decides which offset may be stored;
+//! - [`failure`] and [`dead_letter`]: the classification of failures, the retry policy, the
+//!   retry and dead-letter topics and their headers; `retry`: the in-place retries;
+//! - [`runtime`]: [`runtime::Pipeline`], the consumer groups that run a topology at least
+//!   once, with batching, backpressure, retries and graceful shutdown;
+//! - [`metrics`]: Prometheus metrics and the `/metrics` and `/health` endpoint;
+//! - [`dlq`]: the dead-letter engine (scan, filter, replay to the original topic or into a
+//!   topology's [`sink::Sink`], purge) that the `anineplus-dlq` tool drives.
+//!
+//! Topic and header names are documented in [`dead_letter`].
+//!
+//! [`Codec`]: anineplus_schemas::Codec
+
+pub mod dead_letter;
+pub mod dlq;
+pub mod failure;
+pub mod metrics;
+pub mod offsets;
+pub mod record;
+mod retry;
+pub mod runtime;
+pub mod sink;
+pub mod topology;
+
+pub use runtime::{BatchConfig, Pipeline, PipelineConfig};
+pub use topology::{Stream, Topology};
+
+/// Why a pipeline could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Kafka refused a client or request.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// A connector could not be built.
+    #[error(transparent)]
+    Connector(#[from] anineplus_connectors::Error),
+    /// Something else in the set-up failed.
+    #[error("setup: {0}")]
+    Setup(String),
+}
+
+impl Error {
+    /// Whether starting again later may succeed (a service was unreachable).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Kafka(_) => true,
+            Error::Connector(_) | Error::Setup(_) => false,
+        }
+    }
+}
+
+/// Result of the streams runtime.
+pub type Result<T> = std::result::Result<T, Error>;

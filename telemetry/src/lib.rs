@@ -1,0 +1,119 @@
+//! Telemetry: what every binary of the workspace sets up the same way at start.
+//!
+//! - [`init_logging`] / [`init_logging_with`]: JSON log lines (one object per event, with the
+//!   current span, no span list) filtered by `RUST_LOG` (or an explicit filter); services log
+//!   to stdout, command-line tools to stderr ([`Output`]), since their stdout carries the
+//!   command's results;
+//! - [`shutdown_on_signal`]: a [`CancellationToken`] cancelled on the first SIGINT or SIGTERM
+//!   (SIGINT alone where there is no SIGTERM), which services pass to their run loop to drain
+//!   and exit.
+
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Standard output: services.
+    Stdout,
+    /// Standard error: command-line tools, whose stdout is their result.
+    Stderr,
+}
+
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The filter is not a valid `RUST_LOG` directive list.
+    #[error("log filter {filter:?}: {source}")]
+    Filter {
+        /// The filter given.
+        filter: String,
+        /// Why it does not parse.
+        #[source]
+        source: tracing_subscriber::filter::ParseError,
+    },
+    /// A global subscriber is already installed.
+    #[error("logging already set up: {0}")]
+    AlreadySet(#[from] tracing_subscriber::util::TryInitError),
+}
+
+/// JSON logs filtered by `RUST_LOG` when it is set (and valid), else by `default`.
+pub fn init_logging(default: &str, output: Output) -> Result<(), Error> {
+    let filter = match EnvFilter::try_from_default_env() {
+        Ok(filter) => filter,
+        Err(_) => parse(default)?,
+    };
+    install(filter, output)
+}
+
+/// JSON logs filtered by `filter` (a `RUST_LOG` directive list), e.g. a `--log` flag's value.
+pub fn init_logging_with(filter: &str, output: Output) -> Result<(), Error> {
+    install(parse(filter)?, output)
+}
+
+fn parse(filter: &str) -> Result<EnvFilter, Error> {
+    EnvFilter::try_new(filter).map_err(|source| Error::Filter {
+        filter: filter.to_owned(),
+        source,
+    })
+}
+
+fn install(filter: EnvFilter, output: Output) -> Result<(), Error> {
+    use tracing_subscriber::util::SubscriberInitExt;
+    let builder = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_env_filter(filter);
+    match output {
+        Output::Stdout => builder.finish().try_init()?,
+        Output::Stderr => builder.with_writer(std::io::stderr).finish().try_init()?,
+    }
+    Ok(())
+}
+
+/// A token cancelled on the first SIGINT or SIGTERM (logged), from a task spawned on the
+/// current Tokio runtime.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        signal().await;
+        tracing::info!("shutdown requested: draining");
+        cancel.cancel();
+    });
+    token
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_filter_is_reported_with_its_text() {
+        let e = init_logging_with("info,[", Output::Stderr).unwrap_err();
+        assert!(e.to_string().contains("info,["), "{e}");
+    }
+}
