@@ -109,20 +109,14 @@ where
 {
     let event = Pending::new(aggregate_id, version, correlation_id, data)?;
     // One round trip: the row and the notification (delivered at commit).
-    sqlx::query(
-        "WITH appended AS (INSERT INTO outbox (topic, aggregate_id, aggregate_version, event_type, \
-         correlation_id, payload) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id) \
-         SELECT pg_notify($7, '') FROM appended",
-    )
-    .bind(event.topic)
-    .bind(event.aggregate_id)
-    .bind(event.version)
-    .bind(event.event_type)
-    .bind(event.correlation_id)
-    .bind(event.payload)
-    .bind(super::CHANNEL)
-    .execute(&mut *tx)
-    .await?;
+    let _: (bool,) = event
+        .bind(sqlx::query_as(
+            "WITH appended AS (INSERT INTO outbox (topic, aggregate_id, aggregate_version, \
+             event_type, correlation_id, payload) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id) \
+             SELECT pg_notify($7, '') IS NULL FROM appended",
+        ))
+        .fetch_one(&mut *tx)
+        .await?;
     Ok(())
 }
 
