@@ -23,6 +23,10 @@ pub struct Metrics {
     pub relay_published: IntCounter,
     /// Reads of the outbox by the relay (one per batch, empty ones included).
     pub relay_reads: IntCounter,
+    /// Outbox rows the relay parked because they can never be published.
+    pub relay_parked: IntCounter,
+    /// Parked outbox rows present (refreshed at scrape).
+    pub outbox_parked: IntGauge,
     /// 1 when a dependency answered its last probe, by `dependency`.
     pub dependency_up: IntGaugeVec,
     /// 1 when the API serves with a dependency down (readiness `degraded`).
@@ -77,6 +81,16 @@ impl Metrics {
             "Outbox reads by the relay, one per batch (empty ones included)",
         )
         .expect("valid metric");
+        let relay_parked = IntCounter::new(
+            "api_outbox_relay_parked_total",
+            "Outbox rows parked by the relay: they can never be published (see failure)",
+        )
+        .expect("valid metric");
+        let outbox_parked = IntGauge::new(
+            "api_outbox_parked",
+            "Parked outbox rows present, waiting for an operator",
+        )
+        .expect("valid metric");
         let dependency_up = IntGaugeVec::new(
             Opts::new(
                 "api_dependency_up",
@@ -98,6 +112,8 @@ impl Metrics {
             Box::new(outbox_oldest_age.clone()),
             Box::new(relay_published.clone()),
             Box::new(relay_reads.clone()),
+            Box::new(relay_parked.clone()),
+            Box::new(outbox_parked.clone()),
             Box::new(dependency_up.clone()),
             Box::new(degraded.clone()),
         ] {
@@ -115,6 +131,8 @@ impl Metrics {
             outbox_oldest_age,
             relay_published,
             relay_reads,
+            relay_parked,
+            outbox_parked,
             dependency_up,
             degraded,
         }

@@ -336,3 +336,62 @@ async fn notifications_do_not_pile_up_during_catch_up() {
     relay.stop().await;
     cleanup(db, pool, &prefix).await;
 }
+
+/// An outbox row that can never be published (its payload does not fit its topic's schema,
+/// it names no topic the API writes, or Kafka refuses the record for its size) is parked with its reason, and every row after it
+/// is still published: one bad row never blocks the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpublishable_row_is_parked_and_the_rows_after_it_are_published() {
+    let (db, pool) = outbox_with_backlog(0).await;
+    let mut huge = anineplus_schemas::events::samples::anime_updated(2);
+    if let anineplus_schemas::events::AnimeData::AnimeUpdated(state) = &mut huge.data {
+        state.synopsis = Some("x".repeat(2 << 20)); // above Kafka's 1 MiB record limit
+    }
+    for (topic, payload) in [
+        ("anime", serde_json::json!({"broken": true})),
+        ("no-such-topic", serde_json::json!({})),
+        ("anime", serde_json::to_value(huge).unwrap()),
+    ] {
+        sqlx::query(
+            "INSERT INTO outbox (topic, aggregate_id, aggregate_version, event_type, payload) \
+             VALUES ($1, 'bad', 1, 'anime.updated', $2)",
+        )
+        .bind(topic)
+        .bind(payload)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    insert_rows(&pool, 5).await;
+    let prefix = format!("{}.", unique("relaytest"));
+    let relay = Relay::start(&db, "relay-a", &prefix, |_| {}).await;
+    relay.wait_published(5).await;
+    let parked: Vec<(String, String)> = sqlx::query_as(
+        "SELECT topic, failure FROM outbox WHERE failed_at IS NOT NULL \
+         AND published_at IS NULL ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let reasons: Vec<&str> = parked.iter().map(|(_, r)| r.as_str()).collect();
+    eprintln!("parked: {reasons:?}");
+    assert_eq!(parked.len(), 3, "every bad row parked: {reasons:?}");
+    assert!(
+        reasons[0].contains("does not fit the anime schema"),
+        "{}",
+        reasons[0]
+    );
+    assert!(reasons[1].contains("no-such-topic"), "{}", reasons[1]);
+    assert!(reasons[2].contains("kafka refused"), "{}", reasons[2]);
+    assert_eq!(relay.metrics.relay_parked.get(), 3);
+    // Parked rows are not pending: the backlog gauge and a later pass leave them alone.
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox WHERE published_at IS NULL AND failed_at IS NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(pending, 0);
+    relay.stop().await;
+    cleanup(db, pool, &prefix).await;
+}

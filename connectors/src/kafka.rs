@@ -83,6 +83,21 @@ pub fn produce_outcome(error: &KafkaError) -> Outcome {
     }
 }
 
+/// Whether Kafka refused this one record for good (its size or form), as opposed to the
+/// topic, the cluster or the client being unusable: retrying the same bytes never passes,
+/// while other records still can.
+pub fn refuses_record(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidRecord
+        )
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +108,12 @@ mod tests {
         assert!(matches!(produce_outcome(&large), Outcome::Permanent(_)));
         let timeout = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
         assert!(produce_outcome(&timeout).is_unavailable());
+        assert!(refuses_record(&large) && !refuses_record(&timeout));
+        let denied = KafkaError::MessageProduction(RDKafkaErrorCode::TopicAuthorizationFailed);
+        assert!(
+            !refuses_record(&denied),
+            "a topic-wide refusal is not one record's fault"
+        );
     }
 
     #[test]

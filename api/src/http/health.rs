@@ -194,9 +194,10 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     state.health.check(&state.metrics).await;
     match store::backlog(&state.health.pool).await {
-        Ok((count, age)) => {
-            state.metrics.outbox_backlog.set(count);
-            state.metrics.outbox_oldest_age.set(age);
+        Ok(backlog) => {
+            state.metrics.outbox_backlog.set(backlog.pending);
+            state.metrics.outbox_oldest_age.set(backlog.oldest_age_secs);
+            state.metrics.outbox_parked.set(backlog.parked);
         }
         Err(e) => tracing::warn!(error = %e, "outbox backlog unavailable"),
     }

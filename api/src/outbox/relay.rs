@@ -21,15 +21,22 @@
 //!   retries with exponential backoff and catches up. A retried batch may re-send records
 //!   whose acknowledgement was lost: delivery is at least once, and consumers are idempotent
 //!   on `aggregateVersion`.
+//! - **One bad row never blocks the rest.** A row that can never be published as it is
+//!   (its payload does not fit its topic's schema, a topic the outbox does not carry, a
+//!   record Kafka refuses for its size or form) is parked: `failed_at` and `failure` set,
+//!   an error logged with the row's id, `api_outbox_relay_parked_total` counted and
+//!   `api_outbox_parked` showing it; the rows after it are published. Failures that may
+//!   pass (registry or Kafka unreachable) stop the batch and are retried, never parked.
 //! - **Drains on shutdown** for at most the configured time.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anineplus_connectors::kafka;
 use anineplus_schemas::{Codec, EncodeError, Topic};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::Notify;
@@ -246,7 +253,9 @@ impl OutboxRelay {
     }
 
     /// Publishes one batch; returns whether the batch was full (more may wait). The
-    /// caller checks the leadership first.
+    /// caller checks the leadership first. A row that can never be published is parked
+    /// (see [`Unsent::Unpublishable`]) and the rows after it go on; a failure that may pass
+    /// (registry or Kafka unreachable) ends the batch there, to be retried.
     async fn publish_pending(&self) -> Result<bool> {
         let rows = store::pending(&self.pool, self.settings.batch).await?;
         self.metrics.relay_reads.inc();
@@ -258,20 +267,25 @@ impl OutboxRelay {
         let mut first_error = None;
         for row in &rows {
             match self.send(row).await {
-                Ok(delivery) => deliveries.push((row.id, delivery)),
-                Err(e) => {
+                Ok(delivery) => deliveries.push((row, delivery)),
+                Err(Unsent::Unpublishable(reason)) => self.park(row, &reason).await?,
+                Err(Unsent::Later(e)) => {
                     first_error = Some(e);
                     break;
                 }
             }
         }
-        // Mark the prefix that Kafka confirmed; stop at the first failure so nothing
-        // after it is marked ahead of it.
+        // Mark the prefix that Kafka confirmed; stop at the first failure that may pass,
+        // so nothing after it is marked ahead of it.
         let mut delivered = Vec::with_capacity(deliveries.len());
-        for (id, delivery) in deliveries {
+        for (row, delivery) in deliveries {
             match delivery.await {
-                Ok(Ok(_)) if first_error.is_none() => delivered.push(id),
+                Ok(Ok(_)) if first_error.is_none() => delivered.push(row.id),
                 Ok(Ok(_)) => {}
+                Ok(Err((e, _))) if first_error.is_none() && kafka::refuses_record(&e) => {
+                    self.park(row, &format!("kafka refused the record: {e}"))
+                        .await?;
+                }
                 Ok(Err((e, _))) => {
                     first_error.get_or_insert(Error::Kafka(e));
                 }
@@ -290,9 +304,36 @@ impl OutboxRelay {
         }
     }
 
-    async fn send(&self, row: &OutboxEvent) -> Result<rdkafka::producer::DeliveryFuture> {
-        let topic = row.topic()?;
-        let value = self.encode(topic, &row.payload).await?;
+    /// Parks a row that can never be published, with why, and says so loudly.
+    async fn park(&self, row: &OutboxEvent, reason: &str) -> Result<()> {
+        tracing::error!(
+            outbox_id = row.id, topic = %row.topic, aggregate_id = %row.aggregate_id,
+            event_type = %row.event_type, reason,
+            "outbox row can never be published as it is: parked (failed_at set); \
+             the rows after it go on"
+        );
+        store::park(&self.pool, row.id, reason).await?;
+        self.metrics.relay_parked.inc();
+        Ok(())
+    }
+
+    async fn send(&self, row: &OutboxEvent) -> std::result::Result<DeliveryFuture, Unsent> {
+        let Some(topic) = Topic::from_name(&row.topic).filter(|t| *t != Topic::Logs) else {
+            return Err(Unsent::Unpublishable(format!(
+                "topic {:?} is not one the outbox carries",
+                row.topic
+            )));
+        };
+        let value = match self.codec.encode_json(topic, &row.payload).await {
+            Ok(bytes) => bytes,
+            Err(e @ EncodeError::Value { .. }) => {
+                return Err(Unsent::Unpublishable(format!(
+                    "payload does not fit the {} schema: {e}",
+                    topic.name()
+                )));
+            }
+            Err(e) => return Err(Unsent::Later(e.into())),
+        };
         let topic_name = format!("{}{}", self.settings.topic_prefix, topic.name());
         let mut headers = OwnedHeaders::new().insert(Header {
             key: "event-type",
@@ -308,24 +349,24 @@ impl OutboxRelay {
             .key(row.aggregate_id.as_bytes())
             .payload(&value)
             .headers(headers);
-        self.producer
-            .send_result(record)
-            .map_err(|(e, _)| Error::Kafka(e))
-    }
-
-    /// The wire-format value of an outbox payload of `topic`.
-    async fn encode(&self, topic: Topic, payload: &serde_json::Value) -> Result<Vec<u8>> {
-        if topic == Topic::Logs {
-            return Err(Error::Internal("the outbox carries no log records".into()));
-        }
-        match self.codec.encode_json(topic, payload).await {
-            Ok(bytes) => Ok(bytes),
-            Err(e @ EncodeError::Value { .. }) => Err(Error::Internal(format!(
-                "outbox payload does not decode: {e}"
+        match self.producer.send_result(record) {
+            Ok(delivery) => Ok(delivery),
+            Err((e, _)) if kafka::refuses_record(&e) => Err(Unsent::Unpublishable(format!(
+                "kafka refused the record: {e}"
             ))),
-            Err(e) => Err(e.into()),
+            Err((e, _)) => Err(Unsent::Later(Error::Kafka(e))),
         }
     }
+}
+
+/// Why a row was not handed to Kafka.
+enum Unsent {
+    /// It never can be as it is (a payload that does not fit its topic's schema, a topic
+    /// the outbox does not carry, a record Kafka refuses): parked, the rows after it go on.
+    Unpublishable(String),
+    /// It may be later (the registry or Kafka unreachable, the producer's queue full): the
+    /// batch stops here and is retried with backoff.
+    Later(Error),
 }
 
 /// Reads the relay's notifications as they arrive and folds them into `wake`, which keeps

@@ -1,7 +1,7 @@
 //! Outbox rows: appended in the caller's transaction, read and marked by the relay.
 
 use anineplus_schemas::events::EventData;
-use anineplus_schemas::{Envelope, Topic, TopicValue};
+use anineplus_schemas::{Envelope, TopicValue};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -137,19 +137,11 @@ pub struct OutboxEvent {
     pub payload: serde_json::Value,
 }
 
-impl OutboxEvent {
-    /// The topic of this row.
-    pub fn topic(&self) -> Result<Topic> {
-        Topic::from_name(&self.topic)
-            .ok_or_else(|| crate::Error::Internal(format!("outbox: unknown topic {}", self.topic)))
-    }
-}
-
 /// The oldest unpublished rows, at most `limit`, in id order.
 pub async fn pending(pool: &PgPool, limit: i64) -> Result<Vec<OutboxEvent>> {
     Ok(sqlx::query_as(
         "SELECT id, topic, aggregate_id, event_type, correlation_id, payload FROM outbox \
-         WHERE published_at IS NULL ORDER BY id LIMIT $1",
+         WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT $1",
     )
     .bind(limit)
     .fetch_all(pool)
@@ -160,6 +152,17 @@ pub async fn pending(pool: &PgPool, limit: i64) -> Result<Vec<OutboxEvent>> {
 pub async fn mark_published(pool: &PgPool, ids: &[i64]) -> Result<()> {
     sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
         .bind(ids)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Parks a row that can never be published, with why: it leaves the pending rows (the
+/// rows after it go on) and stays, unpruned, for an operator.
+pub async fn park(pool: &PgPool, id: i64, reason: &str) -> Result<()> {
+    sqlx::query("UPDATE outbox SET failed_at = now(), failure = $2 WHERE id = $1")
+        .bind(id)
+        .bind(reason)
         .execute(pool)
         .await?;
     Ok(())
@@ -177,13 +180,30 @@ pub async fn prune(pool: &PgPool, retention_secs: u64) -> Result<u64> {
     .rows_affected())
 }
 
-/// Unpublished rows and the age of the oldest, in seconds.
-pub async fn backlog(pool: &PgPool) -> Result<(i64, f64)> {
-    let (count, age): (i64, Option<f64>) = sqlx::query_as(
-        "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8 FROM outbox \
-         WHERE published_at IS NULL",
+/// The outbox's state at a glance: see [`backlog`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backlog {
+    /// Rows waiting to be published (parked ones excluded).
+    pub pending: i64,
+    /// Age of the oldest pending row, seconds (0 when none).
+    pub oldest_age_secs: f64,
+    /// Parked rows: they can never be published as they are.
+    pub parked: i64,
+}
+
+/// Pending rows, the age of the oldest, and parked rows.
+pub async fn backlog(pool: &PgPool) -> Result<Backlog> {
+    let (pending, age, parked): (i64, Option<f64>, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE failed_at IS NULL), \
+         EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE failed_at IS NULL))::float8, \
+         count(*) FILTER (WHERE failed_at IS NOT NULL) \
+         FROM outbox WHERE published_at IS NULL",
     )
     .fetch_one(pool)
     .await?;
-    Ok((count, age.unwrap_or(0.0).max(0.0)))
+    Ok(Backlog {
+        pending,
+        oldest_age_secs: age.unwrap_or(0.0).max(0.0),
+        parked,
+    })
 }
