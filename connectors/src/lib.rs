@@ -19,7 +19,7 @@ mod outcome;
 pub mod search;
 pub mod search_sink;
 
-pub use outcome::Outcome;
+pub use outcome::{ErrorClass, Outcome};
 
 /// Errors raised while building a connector's client.
 #[derive(Debug, thiserror::Error)]

@@ -16,7 +16,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use rdkafka::message::{Header, OwnedHeaders};
 
-use crate::failure::{ErrorClass, Failure};
+use crate::failure::Failure;
 use crate::record::RawRecord;
 
 /// Header names of retry and dead-letter records.
@@ -31,7 +31,7 @@ pub mod header {
     pub const ORIGINAL_KEY: &str = "original-key";
     /// The pipeline that failed it.
     pub const PIPELINE: &str = "pipeline";
-    /// `retryable` or `permanent`.
+    /// `permanent`, `retryable` or `unavailable` ([`crate::failure::ErrorClass`]).
     pub const ERROR_CLASS: &str = "error-class";
     /// The last failure's message.
     pub const ERROR_MESSAGE: &str = "error-message";
@@ -173,8 +173,8 @@ pub fn route(
     level: usize,
     now_ms: i64,
 ) -> Route {
-    match (failure.class, policy.delays.get(level)) {
-        (ErrorClass::Retryable, Some(delay)) => Route {
+    match (failure.class.is_retryable(), policy.delays.get(level)) {
+        (true, Some(delay)) => Route {
             topic: topics.retry(level + 1),
             not_before_ms: Some(now_ms + delay.as_millis() as i64),
         },

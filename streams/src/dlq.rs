@@ -194,7 +194,10 @@ pub fn end_offsets(brokers: &str, topic: &str) -> Result<Vec<(i32, i64, i64)>> {
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect();
     if partitions.is_empty() {
-        return Err(Error::Setup(format!("topic {topic} does not exist")));
+        return Err(Error::Topic {
+            topic: topic.to_owned(),
+            reason: "does not exist".into(),
+        });
     }
     partitions
         .into_iter()
@@ -237,7 +240,7 @@ pub fn scan(
         let Some(message) = consumer.poll(Duration::from_millis(500)) else {
             idle += 1;
             if idle > 60 {
-                return Err(Error::Setup(format!(
+                return Err(Error::Unavailable(format!(
                     "{topic}: no records for 30 s before the end"
                 )));
             }
@@ -378,7 +381,7 @@ async fn mark_replayed_blocking(brokers: &str, letters: &[DeadLetterRecord]) -> 
     let (brokers, letters) = (brokers.to_owned(), letters.to_vec());
     tokio::task::spawn_blocking(move || mark_replayed(&brokers, &letters))
         .await
-        .map_err(|e| Error::Setup(format!("marking the replayed dead letters: {e}")))?
+        .map_err(|e| Error::Task(format!("marking the replayed dead letters: {e}")))?
 }
 
 /// What became of one dead letter replayed into the sink.
@@ -537,7 +540,7 @@ impl<S: Sink> SinkReplay<'_, S> {
         let mut attempts = vec![1u32; chunk.len()];
         let outcomes = self.write(&flat.items, &flat.owners, &mut attempts).await;
         if !outcomes.is_empty() && outcomes.iter().all(Outcome::is_unavailable) {
-            return Err(Error::Setup(format!(
+            return Err(Error::Unavailable(format!(
                 "the sink stays unavailable ({:?}); {} dead letter(s) replayed before this \
                  batch; the rest were not replayed (they are still in the dead-letter topic)",
                 outcomes[0], report.replayed

@@ -1,26 +1,10 @@
-//! How a record failed, classified once: retryable or permanent.
+//! How a record failed, classified once with the shared [`ErrorClass`] (permanent,
+//! retryable, or the destination unavailable): decode errors here ([`Failure::decode`]),
+//! sink outcomes by their own class ([`Failure::from_outcome`]).
 
+pub use anineplus_connectors::ErrorClass;
 use anineplus_connectors::Outcome;
 use anineplus_schemas::DecodeError;
-
-/// Whether a failure may pass later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Timeouts, 429, 5xx, an unreachable service: retry in place, then via retry topics.
-    Retryable,
-    /// Undecodable bytes, unknown schema id, mapping errors, 400: dead-letter at once.
-    Permanent,
-}
-
-impl ErrorClass {
-    /// The header value: `retryable` or `permanent`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Retryable => "retryable",
-            ErrorClass::Permanent => "permanent",
-        }
-    }
-}
 
 /// A classified failure of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,11 +32,20 @@ impl Failure {
         }
     }
 
-    /// A decode failure, classified by the codec.
+    /// A failure of a destination (or the registry) that is unreachable.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Failure {
+            class: ErrorClass::Unavailable,
+            message: message.into(),
+        }
+    }
+
+    /// A decode failure: only an unreachable registry may pass later (the registry
+    /// unavailable); bad bytes, unknown ids and incompatible schemas are permanent.
     pub fn decode(error: &DecodeError) -> Self {
         let message = format!("decode: {error}");
         if error.is_retryable() {
-            Failure::retryable(message)
+            Failure::unavailable(message)
         } else {
             Failure::permanent(message)
         }
@@ -60,13 +53,10 @@ impl Failure {
 
     /// The failure a sink outcome stands for, if any.
     pub fn from_outcome(outcome: &Outcome) -> Option<Self> {
-        match outcome {
-            Outcome::Done | Outcome::AlreadyApplied => None,
-            Outcome::Retry(reason) | Outcome::Unavailable(reason) => {
-                Some(Failure::retryable(format!("sink: {reason}")))
-            }
-            Outcome::Permanent(reason) => Some(Failure::permanent(format!("sink: {reason}"))),
-        }
+        Some(Failure {
+            class: outcome.class()?,
+            message: format!("sink: {}", outcome.reason()?),
+        })
     }
 }
 
@@ -109,7 +99,7 @@ impl<T> Flattened<T> {
             if let Some(failure) = Failure::from_outcome(outcome) {
                 let worse = self.failures[*owner]
                     .as_ref()
-                    .is_none_or(|f| f.class == ErrorClass::Retryable);
+                    .is_none_or(|f| f.class.is_retryable());
                 if worse {
                     self.failures[*owner] = Some(failure);
                 }
@@ -163,5 +153,12 @@ mod tests {
             ErrorClass::Retryable
         );
         assert_eq!(Failure::from_outcome(&Outcome::AlreadyApplied), None);
+        let down = Failure::from_outcome(&Outcome::Unavailable("connection refused".into()));
+        assert_eq!(
+            down,
+            Some(Failure::unavailable("sink: connection refused")),
+            "the destination's fault keeps its class"
+        );
+        assert!(ErrorClass::Unavailable.is_retryable() && !ErrorClass::Permanent.is_retryable());
     }
 }

@@ -24,6 +24,7 @@
 
 pub mod dead_letter;
 pub mod dlq;
+pub mod driver;
 pub mod failure;
 pub mod metrics;
 pub mod offsets;
@@ -45,19 +46,21 @@ pub enum Error {
     /// A connector could not be built.
     #[error(transparent)]
     Connector(#[from] anineplus_connectors::Error),
-    /// Something else in the set-up failed.
-    #[error("setup: {0}")]
-    Setup(String),
-}
-
-impl Error {
-    /// Whether starting again later may succeed (a service was unreachable).
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::Kafka(_) => true,
-            Error::Connector(_) | Error::Setup(_) => false,
-        }
-    }
+    /// A topic the runtime needs is missing, or could not be created or configured.
+    #[error("topic {topic}: {reason}")]
+    Topic {
+        /// The topic.
+        topic: String,
+        /// What failed.
+        reason: String,
+    },
+    /// A service stayed unavailable (or silent) longer than the work waits for it; what is
+    /// not done yet is left where it was, nothing is lost.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A task of the runtime stopped before finishing (it panicked or was cancelled).
+    #[error("task stopped: {0}")]
+    Task(String),
 }
 
 /// Result of the streams runtime.

@@ -129,6 +129,30 @@ impl InFlight {
         }
     }
 
+    /// A record made in memory (the test driver's input).
+    pub(crate) fn new(
+        topic: Arc<str>,
+        partition: i32,
+        offset: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: Vec<(String, Vec<u8>)>,
+    ) -> Self {
+        let mut bytes =
+            Vec::with_capacity(key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len));
+        bytes.extend_from_slice(key.unwrap_or_default());
+        bytes.extend_from_slice(value.unwrap_or_default());
+        InFlight {
+            topic,
+            partition,
+            offset,
+            bytes: bytes.into_boxed_slice(),
+            key_len: key.map(<[u8]>::len),
+            has_payload: value.is_some(),
+            headers,
+        }
+    }
+
     /// The key bytes.
     pub(crate) fn key(&self) -> Option<&[u8]> {
         self.key_len.map(|n| &self.bytes[..n])

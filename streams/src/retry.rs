@@ -10,7 +10,7 @@ use anineplus_schemas::{Codec, Topic};
 use tokio_util::sync::CancellationToken;
 
 use crate::dead_letter::RetryPolicy;
-use crate::failure::{ErrorClass, Failure};
+use crate::failure::Failure;
 use crate::sink::Sink;
 
 /// Prepares `codec`'s decoder of writer schema `id` for `schema`; a registry outage is
@@ -50,7 +50,7 @@ pub(crate) async fn wait_for_decoder(
     stop: &CancellationToken,
 ) -> Option<Result<(), Failure>> {
     match prepare_decoder(codec, id, schema, policy, stop).await {
-        Err(failure) if failure.class == ErrorClass::Retryable => {}
+        Err(failure) if failure.class.is_retryable() => {}
         done => return Some(done),
     }
     let mut delay = Duration::from_millis(500);

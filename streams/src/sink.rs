@@ -26,6 +26,15 @@ pub trait Sink: Send + Sync + 'static {
     fn topics(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// How many batches the runtime may write at once. 1 (the default) keeps the order of
+    /// writes across batches, which a sink that appends (a topic) needs for per-key order;
+    /// a sink whose writes are versioned (the newest version wins whatever the order they
+    /// arrive in) may allow more, and keeps the destination busy while a batch is in flight.
+    /// Offsets are committed in order either way.
+    fn concurrent_writes(&self) -> usize {
+        1
+    }
 }
 
 /// A value and the key it is partitioned by (see [`crate::Stream::key_by`]).

@@ -121,7 +121,11 @@ pub struct IndexerSink {
     client: Elasticsearch,
     anime: String,
     comments: String,
+    concurrent_writes: usize,
 }
+
+/// Bulk requests the indexer keeps in flight by default (see [`IndexerSink::concurrent_writes`]).
+pub const BULKS_IN_FLIGHT: usize = 3;
 
 impl IndexerSink {
     /// Writes through `search` into the indices `<prefix>-*`.
@@ -132,7 +136,14 @@ impl IndexerSink {
             client,
             anime: Index::Anime.alias(prefix),
             comments: Index::Comments.alias(prefix),
+            concurrent_writes: BULKS_IN_FLIGHT,
         }
+    }
+
+    /// Lets the runtime write `n` batches at once (at least 1).
+    pub fn with_concurrent_writes(mut self, n: usize) -> Self {
+        self.concurrent_writes = n.max(1);
+        self
     }
 
     /// The search sink underneath.
@@ -321,6 +332,14 @@ fn applied(outcome: &Outcome) -> bool {
 
 impl Sink for IndexerSink {
     type Item = Document;
+
+    /// Several bulks at once: every write is versioned (external versions, or scripts that
+    /// only move a field forward), so two batches holding the same document land in either
+    /// order with the same result, and the follow-ups hold whichever batch runs first (see
+    /// the module header).
+    fn concurrent_writes(&self) -> usize {
+        self.concurrent_writes
+    }
 
     async fn write(&self, items: &[Document]) -> Vec<Outcome> {
         let mut outcomes = self.search.write(items).await;

@@ -109,17 +109,6 @@ pub enum Error {
     Setup(String),
 }
 
-impl Error {
-    /// Whether starting again later may succeed (a service was unreachable).
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::Streams(e) => e.is_retryable(),
-            Error::SearchSetup(e) => e.is_retryable(),
-            Error::Connector(_) | Error::Setup(_) => false,
-        }
-    }
-}
-
 /// Result of the indexer.
 pub type Result<T> = std::result::Result<T, Error>;
 

@@ -43,6 +43,11 @@ impl Revocations {
         self.any.store(true, Ordering::Release);
     }
 
+    /// Whether a revoke was served since the last [`Revocations::take`].
+    pub(crate) fn pending(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+
     /// The partitions revoked since the last call, if any (one atomic load when none).
     pub(crate) fn take(&self) -> Option<Vec<Partition>> {
         if !self.any.load(Ordering::Acquire) {

@@ -5,10 +5,16 @@
 //!   consumer: the main lane reads the source topics (group `<group>`), and retry lane `n`
 //!   reads `<pipeline>.retry.<n>` (group `<group>.retry.<n>`), waiting for each record's
 //!   `not-before` header. All lanes share the topology, sink, codec and metrics.
-//! - `lane`: one consumer: a reader task (consume, batch by count, bytes and linger, or at
-//!   once when idle), a transformer task (decode and transform, large batches split over
-//!   threads, order kept) and a writer task (sink, retries, routing of failures, offsets),
+//! - `source`: the two kinds of source a lane reads (the topology's topics; one retry
+//!   topic) and all that differs between them (group, topics, due times, batching).
+//! - `lane`: one consumer: a `reader` task (consume, batch by count, bytes and linger, or
+//!   at once when the writer has room), a `transform` task (decode and transform, large
+//!   batches split over threads, order kept) and a `writer` task (sink, in-place retries,
+//!   routing of failures, settling; several batches at once when the sink allows it),
 //!   joined by channels of one batch, so a slow sink slows consumption.
+//! - `commit`: the commit strategy a lane settles its records with: [`AtLeastOnce`]
+//!   (contiguous watermarks stored for librdkafka's commits) today; the seam for a
+//!   transactional, exactly-once one.
 //! - `context`: commit on revoke, lag from librdkafka statistics, and offset gaps: a
 //!   partition assigned with a committed offset below its start (records expired by
 //!   retention or deleted before the group processed them) is reported loudly (an error
@@ -28,9 +34,22 @@
 //!
 //! [`OffsetTracker`]: crate::offsets::OffsetTracker
 
+mod commit;
 mod context;
 mod gauges;
 mod lane;
+mod reader;
+mod source;
+mod transform;
+mod writer;
+
+pub(crate) use commit::{AtLeastOnce, Commit, MemoryOffsets};
+pub(crate) use context::Revocations;
+pub(crate) use lane::{Flow, Lane};
+pub(crate) use source::Source;
+pub(crate) use transform::Pending;
+pub(crate) use writer::MemoryProducer;
+pub use writer::Produced;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,15 +196,21 @@ impl<S: Sink> Pipeline<S> {
     /// Runs until `shutdown`, then drains the batches in flight, commits and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
         self.create_topics().await?;
-        // Every lane's consumer is created before any runs, so a failure leaves nothing behind.
-        let lanes = (0..=self.config.retry.delays.len())
-            .map(|level| {
-                lane::Lane::start(
-                    level,
+        // One producer for the failed records of every lane (a client and its threads per
+        // process, not per lane). Every lane's consumer is created before any runs, so a
+        // failure leaves nothing behind.
+        let producer: rdkafka::producer::FutureProducer =
+            kafka::producer_config(&self.config.brokers).create()?;
+        let lanes = Source::all(&self.config)
+            .into_iter()
+            .map(|source| {
+                lane::KafkaLane::start(
+                    source,
                     self.config.clone(),
                     self.topology.clone(),
                     self.codec.clone(),
                     self.metrics.clone(),
+                    producer.clone(),
                 )
             })
             .collect::<Result<Vec<_>>>()?;
@@ -242,7 +267,10 @@ impl<S: Sink> Pipeline<S> {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((topic, code)) => {
-                    return Err(Error::Setup(format!("creating topic {topic}: {code}")));
+                    return Err(Error::Topic {
+                        topic,
+                        reason: format!("creating it: {code}"),
+                    });
                 }
             }
         }
@@ -263,8 +291,9 @@ async fn ensure_retention(
         .collect();
     let described = admin.describe_configs(&resources, &options).await?;
     for ((topic, ms), described) in retention.iter().zip(described) {
-        let resource = described.map_err(|code| {
-            Error::Setup(format!("describing the configuration of {topic}: {code}"))
+        let resource = described.map_err(|code| Error::Topic {
+            topic: topic.clone(),
+            reason: format!("describing its configuration: {code}"),
         })?;
         let current = resource.get("retention.ms").and_then(|e| e.value.clone());
         if current.as_deref() == Some(ms.as_str()) {
@@ -286,8 +315,9 @@ async fn ensure_retention(
             "retention of an existing retry or dead-letter topic altered"
         );
         for result in admin.alter_configs(&[alter], &options).await? {
-            result.map_err(|(_, code)| {
-                Error::Setup(format!("setting retention.ms={ms} on {topic}: {code}"))
+            result.map_err(|(_, code)| Error::Topic {
+                topic: topic.clone(),
+                reason: format!("setting retention.ms={ms}: {code}"),
             })?;
         }
     }

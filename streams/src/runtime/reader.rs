@@ -1,0 +1,200 @@
+//! The lane's reader: polls the consumer through one long-lived message stream, copies
+//! each record ([`InFlight`]: the topic name shared, key and value in one allocation) and
+//! cuts batches.
+//!
+//! The main source drains whatever librdkafka already holds without going back to the
+//! scheduler, and cuts a batch at its count, bytes or linger, or as soon as the consumer
+//! has nothing more and the writer has room for another batch, or when a batch settles
+//! and makes room (so a lone record does not wait for the linger, only for the batches
+//! ahead of it; under load batches fill up). Retry sources keep the plain linger, wait
+//! for each record's `not-before` (at most their delay) and hand on the records before it
+//! first. A batch is registered with the lane's [`Commit`] when it is cut; a revoke served
+//! by a poll is applied after the records consumed before it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use rdkafka::consumer::StreamConsumer;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::BatchConfig;
+use super::commit::Commit;
+use super::context::LaneContext;
+use super::lane::Flow;
+use super::source::Source;
+use crate::metrics::Metrics;
+use crate::record::{InFlight, TopicNames};
+
+/// What the reader's wait ended with.
+enum Polled<M> {
+    /// The batch's linger elapsed.
+    Linger,
+    /// A batch settled: the writer has room.
+    Room,
+    /// The consumer gave a message (or an error).
+    Message(M),
+}
+
+/// Reads one source into batches.
+pub(crate) struct Reader<C> {
+    pub(crate) source: Source,
+    pub(crate) limits: BatchConfig,
+    pub(crate) consumer: Arc<StreamConsumer<LaneContext>>,
+    pub(crate) commit: Arc<C>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) flow: Arc<Flow>,
+}
+
+/// The batch being filled.
+struct Filling {
+    records: Vec<InFlight>,
+    /// How many of `records` are registered with the commit.
+    registered: usize,
+    bytes: usize,
+    capacity: usize,
+}
+
+impl Filling {
+    fn new(capacity: usize) -> Self {
+        Filling {
+            records: Vec::with_capacity(capacity),
+            registered: 0,
+            bytes: 0,
+            capacity,
+        }
+    }
+}
+
+impl<C: Commit> Reader<C> {
+    /// Reads until `shutdown` or until the transform is gone.
+    pub(crate) async fn run(&self, tx: mpsc::Sender<Vec<InFlight>>, shutdown: &CancellationToken) {
+        let limits = self.limits;
+        let eager = self.source.eager();
+        let mut names = TopicNames::default();
+        let mut batch = Filling::new(limits.max_records.clamp(1, 1024));
+        // One stream, timer and cancellation future for the whole loop: creating them per
+        // record costs more than the record (each `recv()` registers and drops a waker slot).
+        let mut stream = self.consumer.stream();
+        let mut lingering = false;
+        let linger = tokio::time::sleep(limits.linger);
+        tokio::pin!(linger);
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        loop {
+            let polled = tokio::select! {
+                biased;
+                _ = &mut cancelled => break,
+                _ = &mut linger, if lingering => Polled::Linger,
+                _ = self.flow.room(), if lingering && eager => Polled::Room,
+                message = stream.next() => {
+                    Polled::Message(message.expect("kafka streams never terminate"))
+                }
+            };
+            let mut cut = match polled {
+                Polled::Linger => true,
+                Polled::Room => self.flow.has_room(),
+                Polled::Message(_) => false,
+            };
+            if let Polled::Message(message) = polled {
+                let record = match message {
+                    Ok(message) => {
+                        self.registered_before_revoke(&mut batch);
+                        InFlight::from_message(
+                            &message,
+                            names.get(rdkafka::Message::topic(&message)),
+                        )
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, lane = %self.source.name(), "consumer error");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                };
+                let wait = self.source.due_in(&record);
+                if !wait.is_zero() {
+                    // The records already taken are due: hand them on before waiting.
+                    if !batch.records.is_empty() {
+                        if !self.hand_on(&mut batch, &tx).await {
+                            return;
+                        }
+                        lingering = false;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                self.accept(record, &mut batch);
+                if !lingering {
+                    lingering = true;
+                    linger
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + limits.linger);
+                }
+                let mut drained = false;
+                // Take what librdkafka already holds without going back to the scheduler.
+                while eager
+                    && batch.records.len() < limits.max_records
+                    && batch.bytes < limits.max_bytes
+                {
+                    match stream.next().now_or_never() {
+                        Some(Some(Ok(message))) => {
+                            self.registered_before_revoke(&mut batch);
+                            let topic = names.get(rdkafka::Message::topic(&message));
+                            self.accept(InFlight::from_message(&message, topic), &mut batch);
+                        }
+                        Some(Some(Err(e))) => {
+                            tracing::warn!(error = %e, lane = %self.source.name(), "consumer error");
+                            break;
+                        }
+                        _ => {
+                            drained = true;
+                            break;
+                        }
+                    }
+                }
+                cut = batch.records.len() >= limits.max_records
+                    || batch.bytes >= limits.max_bytes
+                    || (drained && eager && self.flow.has_room());
+            }
+            if !cut {
+                continue;
+            }
+            if !batch.records.is_empty() && !self.hand_on(&mut batch, &tx).await {
+                return;
+            }
+            lingering = false;
+        }
+        if !batch.records.is_empty() {
+            self.commit.register(&batch.records[batch.registered..]);
+            self.flow.cut();
+            let _ = tx.send(batch.records).await;
+        }
+    }
+
+    /// A revoke was served by the last poll: register the records consumed before it now,
+    /// so the strategy forgets the revoked partitions after them.
+    fn registered_before_revoke(&self, batch: &mut Filling) {
+        if self.commit.revoked() {
+            self.commit.register(&batch.records[batch.registered..]);
+            batch.registered = batch.records.len();
+        }
+    }
+
+    fn accept(&self, record: InFlight, batch: &mut Filling) {
+        Metrics::add(&self.metrics.consumed, 1);
+        batch.bytes += record.value().len();
+        batch.records.push(record);
+    }
+
+    /// Registers the batch's records not registered yet and hands the batch on; false when
+    /// the transform is gone.
+    async fn hand_on(&self, batch: &mut Filling, tx: &mpsc::Sender<Vec<InFlight>>) -> bool {
+        self.commit.register(&batch.records[batch.registered..]);
+        self.flow.cut();
+        let full = std::mem::replace(batch, Filling::new(batch.capacity));
+        tx.send(full.records).await.is_ok()
+    }
+}
