@@ -37,7 +37,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::dead_letter::{self, DeadLetter, RetryPolicy, header};
-use crate::failure::{Failure, Flattened};
+use crate::failure::{ErrorClass, Failure, Flattened};
 use crate::record::RawRecord;
 use crate::retry;
 use crate::sink::{Outcome, Sink};
@@ -418,8 +418,9 @@ pub struct SinkReplayReport {
 /// still fails (decode error, mapping rejection, retries exhausted) is produced back to the
 /// dead-letter topic it was read from, its headers updated as a pipeline would: `attempts`
 /// plus the writes tried now, `last-failure-at`, the new `error-class` and `error-message`,
-/// and `replayed-from`. When the whole sink stays unavailable the run stops with an error
-/// (nothing of the current batch is settled or produced back; as with every replay, the
+/// and `replayed-from`. When the whole sink stays unavailable, or the registry does not
+/// answer through the policy's backoff, the run stops with [`Error::Unavailable`] (nothing
+/// of the current batch is written, settled or produced back; as with every replay, the
 /// dead letters themselves stay where they are).
 ///
 /// Like [`replay`], it works on a snapshot taken by [`scan`] and deletes or marks nothing:
@@ -465,7 +466,19 @@ impl<S: Sink> SinkReplay<'_, S> {
         for chunk in letters.chunks(self.batch.max(1)) {
             let mut decoded = Vec::with_capacity(chunk.len());
             for letter in chunk {
-                decoded.push(self.decode(letter).await);
+                let items = self.decode(letter).await;
+                if let Err(failure) = &items
+                    && failure.class == ErrorClass::Unavailable
+                {
+                    // The registry did not answer through the backoff: no fault of the
+                    // letters. Stop before this batch writes or returns anything.
+                    return Err(Error::Unavailable(format!(
+                        "{}; {} dead letter(s) replayed before this batch; the rest were not \
+                         replayed (they are still in the dead-letter topic)",
+                        failure.message, report.replayed
+                    )));
+                }
+                decoded.push(items);
             }
             if self.dry_run {
                 for (letter, items) in chunk.iter().zip(decoded) {

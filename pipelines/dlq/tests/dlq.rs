@@ -477,3 +477,56 @@ async fn keys(t: &Harness) -> Vec<String> {
     keys.sort();
     keys
 }
+
+/// `replay --to sink` while the registry is down: the dead letters cannot be decoded, which
+/// is no fault of theirs. The run stops with an error naming the registry and a non-zero
+/// exit; nothing is written, produced back to the dead-letter topic, or marked replayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replay_into_the_sink_stops_when_the_registry_is_down() {
+    let t = Harness::new().await;
+    let producer: FutureProducer =
+        anineplus_connectors::kafka::producer_config(&t.stack.kafka_brokers)
+            .create()
+            .unwrap();
+    for key in ["d1", "d2"] {
+        letter(&t, &producer, key).await;
+    }
+    wait_count(&t, 2).await;
+    let dlq_end = end(&t, &t.dlq()).await;
+    // A closed port: every registry call is refused, as when the registry is down.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_anineplus-dlq"))
+        .args(["replay", "--to", "sink"])
+        .env("KAFKA_BROKERS", &t.stack.kafka_brokers)
+        .env("SCHEMA_REGISTRY_URL", "http://127.0.0.1:9")
+        .env("ELASTICSEARCH_URL", &t.stack.search_url)
+        .env("INDEX_PREFIX", &t.index_prefix)
+        .env("TOPIC_PREFIX", &t.topic_prefix)
+        .env("RETRY_IN_PLACE", "1")
+        .env("RETRY_MIN_DELAY", "10ms")
+        .env("RETRY_MAX_DELAY", "10ms")
+        .output()
+        .await
+        .expect("run anineplus-dlq");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("registry"),
+        "the error names the registry: {text}"
+    );
+    assert_eq!(
+        end(&t, &t.dlq()).await,
+        dlq_end,
+        "nothing produced back to the dead-letter topic"
+    );
+    assert!(t.doc("anime", "d1").await.is_none());
+    // Nothing was marked replayed: a purge deletes nothing.
+    let (code, out) = cli(&t, &["purge", "--yes"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(keys(&t).await, vec!["d1", "d2"]);
+    t.cleanup().await;
+}
