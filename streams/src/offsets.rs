@@ -66,6 +66,22 @@ impl PartitionState {
     }
 }
 
+/// Offsets a partition skipped between two registrations: `expected` was next, `got` came.
+/// Transaction markers and compaction skip offsets harmlessly; records deleted or expired
+/// (retention) before they were read skip them too, and those were never processed (the
+/// consumer checks which it was against the partition's start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skip {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset that was due next.
+    pub expected: i64,
+    /// The offset that came instead.
+    pub got: i64,
+}
+
 /// Per-partition contiguous completion.
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
@@ -99,18 +115,36 @@ impl OffsetTracker {
     }
 
     /// Registers records in consumption order, as [`OffsetTracker::register`] one by one
-    /// (one lookup per run of records of the same partition).
-    pub fn register_all<'a>(&mut self, records: impl IntoIterator<Item = (&'a str, i32, i64)>) {
+    /// (one lookup per run of records of the same partition); returns where a partition
+    /// already tracked skipped offsets (none, and no allocation, in the common case).
+    pub fn register_all<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = (&'a str, i32, i64)>,
+    ) -> Vec<Skip> {
+        let mut skips = Vec::new();
         let mut records = records.into_iter().peekable();
         while let Some((topic, partition, offset)) = records.next() {
             let state = self.state(topic, partition, offset);
-            state.register(offset);
-            while let Some((_, _, offset)) =
-                records.next_if(|(t, p, _)| *p == partition && *t == topic)
-            {
+            let mut seen = state.next > 0 || !state.window.is_empty();
+            let mut offset = offset;
+            loop {
+                if seen && offset > state.next {
+                    skips.push(Skip {
+                        topic: topic.to_owned(),
+                        partition,
+                        expected: state.next,
+                        got: offset,
+                    });
+                }
                 state.register(offset);
+                seen = true;
+                match records.next_if(|(t, p, _)| *p == partition && *t == topic) {
+                    Some((_, _, next)) => offset = next,
+                    None => break,
+                }
             }
         }
+        skips
     }
 
     /// The record is settled. Returns the offset to store when it moved forward.
@@ -216,6 +250,27 @@ mod tests {
         assert_eq!(t.in_flight(), 2);
         assert_eq!(t.complete("a", 0, 9), Some(5), "5 still pending, 4 settled");
         assert_eq!(t.complete("a", 0, 5), Some(10));
+    }
+
+    #[test]
+    fn skipped_offsets_of_a_tracked_partition_are_reported() {
+        let mut t = OffsetTracker::new();
+        assert_eq!(
+            t.register_all([("a", 0, 5), ("a", 0, 6)]),
+            vec![],
+            "a first sight"
+        );
+        let skips = t.register_all([("a", 0, 7), ("b", 1, 40), ("a", 0, 20)]);
+        assert_eq!(
+            skips,
+            vec![Skip {
+                topic: "a".into(),
+                partition: 0,
+                expected: 8,
+                got: 20
+            }]
+        );
+        assert_eq!(t.register_all([("a", 0, 21), ("b", 1, 41)]), vec![]);
     }
 
     #[test]

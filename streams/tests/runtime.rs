@@ -4,7 +4,8 @@
 //! pipeline without dead-lettering anything; order per key holds. A lane that panics, or
 //! that cannot park a failed record (too large for the dead-letter topic), fails `/health`
 //! with its name; a retry record with a far-future `not-before` waits no longer than its
-//! lane's delay and does not hold back the records read before it.
+//! lane's delay and does not hold back the records read before it. Records deleted unread
+//! under a paused lane are reported as an offset gap while it runs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -518,6 +519,130 @@ async fn a_failed_record_too_large_for_the_dlq_fails_the_lane_instead_of_looping
         0,
         "the record's offset is not stored"
     );
+    shutdown.cancel();
+    task.await.unwrap();
+    t.delete_topics().await;
+}
+
+/// Records deleted (or expired) while a running lane was paused behind a down sink, before
+/// it had fetched them: librdkafka resets to the partition's start without a word. The
+/// lane reports the gap (`pipeline_offset_gap_records`, a `/health` warning) and goes on
+/// with the records that are left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn records_that_expire_unread_while_running_are_reported_as_an_offset_gap() {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    const RECORDS: i64 = 300;
+    const KEPT: i64 = 50;
+    let t = Harness::new("runtime").await;
+    let sink = ScriptedSink::default();
+    let topic = t.topic(Topic::Anime);
+    // One key: every record on one partition, each in a record batch of its own.
+    for v in 1..=RECORDS {
+        t.send("g", &anime("g", v)).await;
+    }
+    let mut config = PipelineConfig::new("scripted", &t.stack.kafka_brokers, &t.group);
+    config.topic_prefix = t.topic_prefix.clone();
+    config.batch.max_records = 5;
+    // Fetch a few records at a time, so most are still on the broker while the lane waits.
+    config.consumer_overrides = vec![
+        ("max.partition.fetch.bytes".into(), "1".into()),
+        ("queued.min.messages".into(), "1".into()),
+        ("queued.max.messages.kbytes".into(), "1".into()),
+        ("fetch.queue.backoff.ms".into(), "10".into()),
+    ];
+    let topology = Stream::<Envelope<AnimeData>>::topic(topic.clone())
+        .map(|e| (e.aggregate_id, e.aggregate_version))
+        .to(sink.clone());
+    let pipeline = Pipeline::new(config, topology, t.codec.clone());
+    let metrics = pipeline.metrics();
+    let shutdown = CancellationToken::new();
+    // Down for the first seconds: the lane holds its first batches meanwhile (its outage
+    // backoff retries at 0.5, 1.5, 3.5 s: it resumes 3.5 s in).
+    *sink.down_until.lock().unwrap() = Some(Instant::now() + Duration::from_secs(3));
+    let task = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { pipeline.run(shutdown).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let consumed = anineplus_streams::metrics::Metrics::get(&metrics.consumed);
+    assert!(
+        consumed > 0 && consumed < RECORDS as u64 - KEPT as u64,
+        "the paused lane should hold a few records, not {consumed}"
+    );
+
+    // Delete all but the last KEPT records of the partition the key went to.
+    let probe: BaseConsumer = anineplus_connectors::kafka::consumer_config(
+        &t.stack.kafka_brokers,
+        &format!("{}-probe", t.group),
+    )
+    .create()
+    .unwrap();
+    let mut partition = None;
+    for p in 0..3 {
+        let (_, high) = probe
+            .fetch_watermarks(&topic, p, Duration::from_secs(5))
+            .unwrap();
+        if high == RECORDS {
+            partition = Some(p);
+        }
+    }
+    let partition = partition.expect("every record on one partition");
+    let mut upto = TopicPartitionList::new();
+    upto.add_partition_offset(&topic, partition, Offset::Offset(RECORDS - KEPT))
+        .unwrap();
+    let admin: AdminClient<DefaultClientContext> =
+        anineplus_connectors::kafka::producer_config(&t.stack.kafka_brokers)
+            .create()
+            .unwrap();
+    admin
+        .delete_records(&upto, &AdminOptions::new())
+        .await
+        .unwrap();
+
+    // The sink comes back: the held records, then a jump to the partition's new start.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let gap_line = loop {
+        let text = metrics.render();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("pipeline_offset_gap_records{") && l.contains(&topic))
+            .map(str::to_owned);
+        let last_written = sink
+            .written
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, v, _)| *v == RECORDS);
+        if let Some(line) = line
+            && last_written
+        {
+            break line;
+        }
+        assert!(Instant::now() < deadline, "no gap reported: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!("{gap_line}");
+    let lost: i64 = gap_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        lost > 0 && lost <= RECORDS - KEPT - consumed as i64 + 5,
+        "lost {lost} (consumed {consumed} before the deletion)"
+    );
+    let (_, body) = metrics.health();
+    assert!(body.contains("warning"), "{body}");
+    let written: Vec<i64> = sink
+        .written
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, v, _)| *v)
+        .collect();
+    for v in RECORDS - KEPT + 1..=RECORDS {
+        assert!(written.contains(&v), "record {v} kept and written");
+    }
     shutdown.cancel();
     task.await.unwrap();
     t.delete_topics().await;

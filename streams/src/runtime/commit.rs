@@ -29,7 +29,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::context::{LaneContext, Revocations};
-use crate::offsets::OffsetTracker;
+use crate::offsets::{OffsetTracker, Skip};
 use crate::record::InFlight;
 
 /// How a lane makes progress durable (see the module header).
@@ -39,8 +39,9 @@ pub(crate) trait Commit: Send + Sync + 'static {
     fn revoked(&self) -> bool;
 
     /// Records handed on by the reader, in consumption order; revocations served since
-    /// the last call apply after them.
-    fn register(&self, records: &[InFlight]);
+    /// the last call apply after them. Returns where a partition skipped offsets (the
+    /// reader checks whether records expired unread).
+    fn register(&self, records: &[InFlight]) -> Vec<Skip>;
 
     /// Records the writer settled, in any order.
     fn settle(&self, records: &[InFlight]);
@@ -97,13 +98,15 @@ impl<O: OffsetStore> Commit for AtLeastOnce<O> {
         self.revocations.pending()
     }
 
-    fn register(&self, records: &[InFlight]) {
+    fn register(&self, records: &[InFlight]) -> Vec<Skip> {
         let revoked = self.revocations.take();
         let mut tracker = self.tracker.lock().expect("tracker poisoned");
-        tracker.register_all(records.iter().map(|r| (&*r.topic, r.partition, r.offset)));
+        let skips =
+            tracker.register_all(records.iter().map(|r| (&*r.topic, r.partition, r.offset)));
         if let Some(revoked) = revoked {
             tracker.forget(revoked);
         }
+        skips
     }
 
     fn settle(&self, records: &[InFlight]) {

@@ -12,7 +12,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::metrics::Metrics;
-use crate::offsets::{OffsetTracker, Partition};
+use crate::offsets::{OffsetTracker, Partition, Skip};
 
 /// Shared with the lane: the tracker to clear on revoke, the metrics to feed.
 pub(crate) struct LaneContext {
@@ -115,6 +115,50 @@ impl LaneContext {
                      recreated?); resuming at the earliest record; {GAP_ADVICE}"
                 );
                 self.metrics.offset_gap(topic, partition, 0, GAP_ADVICE);
+            }
+        }
+    }
+}
+
+impl LaneContext {
+    /// Checks offsets a partition skipped while running against the partition's start: a
+    /// start beyond the offset that was due means the records in between expired
+    /// (retention) or were deleted before this consumer read them (librdkafka then resets
+    /// to the start, `auto.offset.reset=earliest`, without a word): reported like a gap
+    /// found at assignment. Skips the start does not explain are transaction markers or
+    /// compaction, and harmless.
+    pub(crate) fn check_skips<C: Consumer<LaneContext>>(&self, consumer: &C, skips: &[Skip]) {
+        for skip in skips {
+            let low = match consumer.fetch_watermarks(
+                &skip.topic,
+                skip.partition,
+                Duration::from_secs(5),
+            ) {
+                Ok((low, _)) => low,
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e, topic = %skip.topic, partition = skip.partition,
+                        expected = skip.expected, got = skip.got,
+                        "offsets skipped; could not read the partition's start to check for a gap"
+                    );
+                    continue;
+                }
+            };
+            if low > skip.expected {
+                let lost = low.min(skip.got) - skip.expected;
+                tracing::error!(
+                    topic = %skip.topic, partition = skip.partition, expected = skip.expected,
+                    resumed_at = skip.got, earliest = low, lost,
+                    "OFFSET GAP while running: records expired or were deleted before they \
+                     were read; {GAP_ADVICE}"
+                );
+                self.metrics
+                    .offset_gap(&skip.topic, skip.partition, lost, GAP_ADVICE);
+            } else {
+                tracing::debug!(
+                    topic = %skip.topic, partition = skip.partition, expected = skip.expected,
+                    got = skip.got, "offsets skipped (transaction markers or compaction)"
+                );
             }
         }
     }

@@ -113,6 +113,9 @@ impl<S: Sink> KafkaLane<S> {
         let mut client = kafka::consumer_config(&config.brokers, &source.group(&config));
         client.set("statistics.interval.ms", "5000");
         source.tune(&mut client);
+        for (key, value) in &config.consumer_overrides {
+            client.set(key, value);
+        }
         let consumer: StreamConsumer<LaneContext> = client.create_with_context(LaneContext {
             tracker: tracker.clone(),
             metrics: metrics.clone(),

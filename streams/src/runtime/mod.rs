@@ -129,6 +129,9 @@ pub struct PipelineConfig {
     /// How long retry topics keep their records (`retention.ms`); 7 days by default, to
     /// stay far above the longest retry delay while a retry lane is down.
     pub retry_retention: Duration,
+    /// librdkafka settings for every lane's consumer, applied after the runtime's own
+    /// (e.g. `max.partition.fetch.bytes`); empty by default.
+    pub consumer_overrides: Vec<(String, String)>,
 }
 
 impl PipelineConfig {
@@ -145,6 +148,7 @@ impl PipelineConfig {
             topic_replication: -1,
             dlq_retention: None,
             retry_retention: Duration::from_secs(7 * 24 * 3600),
+            consumer_overrides: Vec::new(),
         }
     }
 

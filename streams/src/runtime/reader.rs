@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -168,9 +168,22 @@ impl<C: Commit> Reader<C> {
             lingering = false;
         }
         if !batch.records.is_empty() {
-            self.commit.register(&batch.records[batch.registered..]);
+            self.register(&batch.records[batch.registered..]);
             self.flow.cut();
             let _ = tx.send(batch.records).await;
+        }
+    }
+
+    /// Registers records with the commit; skipped offsets are checked against the
+    /// partition's start off the reader's thread (records that expired unread are an
+    /// offset gap, reported loudly: see `context`).
+    fn register(&self, records: &[InFlight]) {
+        let skips = self.commit.register(records);
+        if !skips.is_empty() {
+            let consumer = self.consumer.clone();
+            tokio::task::spawn_blocking(move || {
+                consumer.context().check_skips(&*consumer, &skips);
+            });
         }
     }
 
@@ -178,7 +191,7 @@ impl<C: Commit> Reader<C> {
     /// so the strategy forgets the revoked partitions after them.
     fn registered_before_revoke(&self, batch: &mut Filling) {
         if self.commit.revoked() {
-            self.commit.register(&batch.records[batch.registered..]);
+            self.register(&batch.records[batch.registered..]);
             batch.registered = batch.records.len();
         }
     }
@@ -192,7 +205,7 @@ impl<C: Commit> Reader<C> {
     /// Registers the batch's records not registered yet and hands the batch on; false when
     /// the transform is gone.
     async fn hand_on(&self, batch: &mut Filling, tx: &mpsc::Sender<Vec<InFlight>>) -> bool {
-        self.commit.register(&batch.records[batch.registered..]);
+        self.register(&batch.records[batch.registered..]);
         self.flow.cut();
         let full = std::mem::replace(batch, Filling::new(batch.capacity));
         tx.send(full.records).await.is_ok()
