@@ -10,10 +10,15 @@
 //!   [`Topology::source`] gives the step bound to a source topic;
 //! - [`offsets`]: [`offsets::OffsetTracker`], the per-partition contiguous completion that
 //!   decides which offset may be stored;
-//! - [`failure`] and [`dead_letter`]: the classification of failures, the retry policy, the
-//!   retry and dead-letter topics and their headers; `retry`: the in-place retries;
+//! - [`failure`] and [`dead_letter`]: a record's failure (classified with the shared
+//!   [`failure::ErrorClass`]), the retry policy, the retry and dead-letter topics and their
+//!   headers; `retry`: the in-place retries;
 //! - [`runtime`]: [`runtime::Pipeline`], the consumer groups that run a topology at least
-//!   once, with batching, backpressure, retries and graceful shutdown;
+//!   once; each lane is a source (main or retry), a reader, a transform and a writer, and
+//!   settles through a commit strategy (`runtime/commit.rs`: at-least-once watermarks
+//!   today, the seam for exactly-once);
+//! - [`driver`]: [`driver::TestDriver`], the same lane parts around memory instead of
+//!   Kafka, for unit tests of topologies and of the lane logic;
 //! - [`metrics`]: Prometheus metrics and the `/metrics` and `/health` endpoint;
 //! - [`dlq`]: the dead-letter engine (scan, filter, replay to the original topic or into a
 //!   topology's [`sink::Sink`], purge) that the `anineplus-dlq` tool drives.

@@ -12,7 +12,7 @@
 //!   batches split over threads, order kept) and a `writer` task (sink, in-place retries,
 //!   routing of failures, settling; several batches at once when the sink allows it),
 //!   joined by channels of one batch, so a slow sink slows consumption.
-//! - `commit`: the commit strategy a lane settles its records with: [`AtLeastOnce`]
+//! - `commit`: the commit strategy a lane settles its records with: `AtLeastOnce`
 //!   (contiguous watermarks stored for librdkafka's commits) today; the seam for a
 //!   transactional, exactly-once one.
 //! - `context`: commit on revoke, lag from librdkafka statistics, and offset gaps: a
