@@ -213,7 +213,8 @@ fn port_and_path(url: &str) -> (u16, String) {
 }
 
 /// The crate directories whose code a binary runs: its own and its `anineplus-*` dependencies.
-/// Crates are the top-level folders with a `Cargo.toml` and the folders of `pipelines/`.
+/// Crates are the top-level folders with a `Cargo.toml` and the folders with one a level
+/// below them (`pipelines/*`, `schemas/cli`).
 fn crate_dirs(binary: &str) -> Vec<PathBuf> {
     let folders = |dir: PathBuf| {
         std::fs::read_dir(dir)
@@ -222,7 +223,13 @@ fn crate_dirs(binary: &str) -> Vec<PathBuf> {
             .collect::<Vec<_>>()
     };
     let mut dirs = folders(root());
-    dirs.extend(folders(root().join("pipelines")));
+    let nested: Vec<PathBuf> = dirs
+        .iter()
+        .filter(|d| d.is_dir() && !d.ends_with("target") && !d.ends_with("node_modules"))
+        .flat_map(|d| folders(d.clone()))
+        .filter(|d| d.is_dir())
+        .collect();
+    dirs.extend(nested);
     let manifests: Vec<(PathBuf, String)> = dirs
         .into_iter()
         .filter_map(|dir| {
