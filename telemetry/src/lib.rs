@@ -4,9 +4,15 @@
 //!   current span, no span list) filtered by `RUST_LOG` (or an explicit filter); services log
 //!   to stdout, command-line tools to stderr ([`Output`]), since their stdout carries the
 //!   command's results;
+//! - [`ship`]: the `tracing` layer that also ships every event to the `logs` topic (Avro
+//!   through the registry) from a bounded queue, never blocking, never shipping its own or
+//!   librdkafka's events, redacting secrets; [`init_logging_shipped`] installs it beside the
+//!   JSON lines;
 //! - [`shutdown_on_signal`]: a [`CancellationToken`] cancelled on the first SIGINT or SIGTERM
 //!   (SIGINT alone where there is no SIGTERM), which services pass to their run loop to drain
 //!   and exit.
+
+pub mod ship;
 
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -58,16 +64,42 @@ fn parse(filter: &str) -> Result<EnvFilter, Error> {
     })
 }
 
+/// JSON logs as [`init_logging`], and every event that passes the filter shipped through
+/// `ship` too (see [`ship`]); run the matching [`ship::Shipper`] on the runtime.
+pub fn init_logging_shipped(
+    default: &str,
+    output: Output,
+    ship: ship::ShipLayer,
+) -> Result<(), Error> {
+    let filter = match EnvFilter::try_from_default_env() {
+        Ok(filter) => filter,
+        Err(_) => parse(default)?,
+    };
+    install_with(filter, output, Some(ship))
+}
+
 fn install(filter: EnvFilter, output: Output) -> Result<(), Error> {
+    install_with(filter, output, None)
+}
+
+fn install_with(
+    filter: EnvFilter,
+    output: Output,
+    ship: Option<ship::ShipLayer>,
+) -> Result<(), Error> {
+    use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    let builder = tracing_subscriber::fmt()
+    let lines = tracing_subscriber::fmt::layer()
         .json()
         .with_current_span(true)
-        .with_span_list(false)
-        .with_env_filter(filter);
+        .with_span_list(false);
+    let registry = tracing_subscriber::registry().with(filter);
     match output {
-        Output::Stdout => builder.finish().try_init()?,
-        Output::Stderr => builder.with_writer(std::io::stderr).finish().try_init()?,
+        Output::Stdout => registry.with(lines).with(ship).try_init()?,
+        Output::Stderr => registry
+            .with(lines.with_writer(std::io::stderr))
+            .with(ship)
+            .try_init()?,
     }
     Ok(())
 }
