@@ -42,6 +42,7 @@ use crate::record::RawRecord;
 use crate::retry;
 use crate::sink::{Outcome, Sink};
 use crate::topology::Topology;
+use crate::topology::{Coordinates, Input};
 use crate::{Error, Result};
 use tokio_util::sync::CancellationToken;
 
@@ -534,8 +535,14 @@ impl<S: Sink> SinkReplay<'_, S> {
             )
             .await?;
         }
+        let origin = letter.raw.origin();
+        let at = Coordinates {
+            topic: &origin.topic,
+            partition: origin.partition,
+            offset: origin.offset,
+        };
         binding
-            .decode(self.codec, bytes)
+            .decode(self.codec, &Input { bytes, at })
             .map_err(|e| Failure::decode(&e))
     }
 

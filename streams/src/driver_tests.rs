@@ -286,3 +286,37 @@ async fn a_shutdown_during_a_sink_outage_settles_nothing() {
     );
     assert!(driver.produced(&driver.topics().dlq()).is_empty());
 }
+
+#[tokio::test]
+async fn a_retried_record_keeps_the_coordinates_it_was_first_consumed_at() {
+    let codec = Codec::new("http://127.0.0.1:1");
+    codec.prepare_local(1, Topic::Anime);
+    // Fails on the source lane (first write and its in-place retry), passes on retry.1.
+    let topology = Stream::<Envelope<AnimeData>>::topic_located("anime")
+        .map(|l| {
+            (
+                format!("{}/{}/{}", l.topic, l.partition, l.offset),
+                l.value.aggregate_version,
+            )
+        })
+        .to(Recording::new(|_, write| {
+            if write <= 2 {
+                Outcome::Retry("503".into())
+            } else {
+                Outcome::Done
+            }
+        }));
+    let mut driver = TestDriver::new(config(), topology, codec);
+    driver.pipe("anime", 2, Some(b"a"), &event("a", 1));
+    driver.pipe("anime", 2, Some(b"a"), &event("a", 2));
+    driver.process().await.unwrap();
+    driver.process_retry(1).await.unwrap();
+    let writes = driver.topology().sink().writes();
+    let last = writes.last().unwrap();
+    assert_eq!(
+        last,
+        &vec![("anime/2/0".to_owned(), 1), ("anime/2/1".to_owned(), 2)],
+        "the retry lane sees the source coordinates, not the retry topic's: {writes:?}"
+    );
+    assert!(driver.produced(&driver.topics().dlq()).is_empty());
+}

@@ -40,7 +40,7 @@ pub mod sink;
 pub mod topology;
 
 pub use runtime::{BatchConfig, Pipeline, PipelineConfig};
-pub use topology::{Stream, Topology};
+pub use topology::{Located, Stream, Topology};
 
 /// Why a pipeline could not start or run.
 #[derive(Debug, thiserror::Error)]

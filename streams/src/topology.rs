@@ -20,7 +20,43 @@ use anineplus_schemas::{Codec, DecodeError, Topic, TopicValue};
 
 use crate::sink::Sink;
 
-type Step<T> = Arc<dyn Fn(&Codec, &[u8]) -> Result<Vec<T>, DecodeError> + Send + Sync>;
+type Step<T> = Arc<dyn Fn(&Codec, &Input<'_>) -> Result<Vec<T>, DecodeError> + Send + Sync>;
+
+/// Where a consumed record first entered the pipeline: its own coordinates, or for a
+/// record of a retry topic (or a replayed dead letter) the original ones. Stable across
+/// redeliveries, retries and replays: what a sink derives an idempotent id from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Coordinates<'a> {
+    /// The source topic.
+    pub topic: &'a str,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+}
+
+/// What a step gets of one record: its value bytes and where it comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The framed value.
+    pub bytes: &'a [u8],
+    /// The record's original coordinates.
+    pub at: Coordinates<'a>,
+}
+
+/// A value with the coordinates of the record it was decoded from (see
+/// [`Stream::topic_located`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located<V> {
+    /// The source topic.
+    pub topic: Arc<str>,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// The value.
+    pub value: V,
+}
 
 /// One source topic and what becomes of its records: the schema its values are written
 /// with, and the step turning one value into the stream's items.
@@ -39,12 +75,43 @@ impl<V: TopicValue + Send + 'static> Stream<V> {
     /// The values of Kafka topic `name`, decoded as `V` (the registry's writer schema
     /// resolved into `V`'s schema), e.g. `Stream::<Envelope<AnimeData>>::topic("anime")`.
     pub fn topic(name: impl Into<String>) -> Self {
-        let step: Step<V> = Arc::new(|codec: &Codec, bytes: &[u8]| {
-            codec.decode_prepared::<V>(bytes).map(|v| vec![v])
+        let step: Step<V> = Arc::new(|codec: &Codec, input: &Input<'_>| {
+            codec.decode_prepared::<V>(input.bytes).map(|v| vec![v])
         });
         Stream {
             bindings: HashMap::from([(
                 name.into(),
+                Binding {
+                    schema: V::TOPIC,
+                    step,
+                },
+            )]),
+        }
+    }
+
+    /// The values of topic `name` as [`Stream::topic`], each with the coordinates of its
+    /// record (the original ones for a retried or replayed record): for sinks whose ids
+    /// come from where a record is, not from what it says.
+    pub fn topic_located(name: impl Into<String>) -> Stream<Located<V>> {
+        let name: String = name.into();
+        let shared: Arc<str> = Arc::from(name.as_str());
+        let step: Step<Located<V>> = Arc::new(move |codec: &Codec, input: &Input<'_>| {
+            let value = codec.decode_prepared::<V>(input.bytes)?;
+            let topic = if *shared == *input.at.topic {
+                shared.clone()
+            } else {
+                Arc::from(input.at.topic)
+            };
+            Ok(vec![Located {
+                topic,
+                partition: input.at.partition,
+                offset: input.at.offset,
+                value,
+            }])
+        });
+        Stream {
+            bindings: HashMap::from([(
+                name,
                 Binding {
                     schema: V::TOPIC,
                     step,
@@ -69,8 +136,8 @@ impl<T: Send + 'static> Stream<T> {
             .map(|(name, b)| {
                 let f = f.clone();
                 let inner = b.step;
-                let step: Step<U> = Arc::new(move |codec: &Codec, bytes: &[u8]| {
-                    Ok(inner(codec, bytes)?
+                let step: Step<U> = Arc::new(move |codec: &Codec, input: &Input<'_>| {
+                    Ok(inner(codec, input)?
                         .into_iter()
                         .flat_map(|t| f(t))
                         .collect())
@@ -132,11 +199,11 @@ impl<T: Send + 'static> Stream<T> {
             .map(|(name, b)| {
                 let (m1, m2) = (matches.clone(), matches.clone());
                 let (s1, s2) = (b.step.clone(), b.step);
-                let yes: Step<T> = Arc::new(move |codec: &Codec, bytes: &[u8]| {
-                    Ok(s1(codec, bytes)?.into_iter().filter(|t| m1(t)).collect())
+                let yes: Step<T> = Arc::new(move |codec: &Codec, input: &Input<'_>| {
+                    Ok(s1(codec, input)?.into_iter().filter(|t| m1(t)).collect())
                 });
-                let no: Step<T> = Arc::new(move |codec: &Codec, bytes: &[u8]| {
-                    Ok(s2(codec, bytes)?.into_iter().filter(|t| !m2(t)).collect())
+                let no: Step<T> = Arc::new(move |codec: &Codec, input: &Input<'_>| {
+                    Ok(s2(codec, input)?.into_iter().filter(|t| !m2(t)).collect())
                 });
                 let schema = b.schema;
                 (
@@ -156,9 +223,9 @@ impl<T: Send + 'static> Stream<T> {
                 None => theirs,
                 Some(ours) => {
                     let (a, b) = (ours.step, theirs.step);
-                    let step: Step<T> = Arc::new(move |codec: &Codec, bytes: &[u8]| {
-                        let mut out = a(codec, bytes)?;
-                        out.extend(b(codec, bytes)?);
+                    let step: Step<T> = Arc::new(move |codec: &Codec, input: &Input<'_>| {
+                        let mut out = a(codec, input)?;
+                        out.extend(b(codec, input)?);
                         Ok(out)
                     });
                     Binding {
@@ -195,9 +262,9 @@ impl<T> Binding<T> {
         self.schema
     }
 
-    /// Decodes one value of the topic and applies the operators: the items it becomes.
-    pub fn decode(&self, codec: &Codec, bytes: &[u8]) -> Result<Vec<T>, DecodeError> {
-        (self.step)(codec, bytes)
+    /// Decodes one record of the topic and applies the operators: the items it becomes.
+    pub fn decode(&self, codec: &Codec, input: &Input<'_>) -> Result<Vec<T>, DecodeError> {
+        (self.step)(codec, input)
     }
 }
 
@@ -232,6 +299,17 @@ mod tests {
     use super::*;
     use anineplus_schemas::events::{AnimeData, Envelope, samples};
 
+    fn at(bytes: &[u8]) -> Input<'_> {
+        Input {
+            bytes,
+            at: Coordinates {
+                topic: "anime",
+                partition: 0,
+                offset: 0,
+            },
+        }
+    }
+
     #[tokio::test]
     async fn operators_compose_per_record() {
         let codec = Codec::new("http://127.0.0.1:1");
@@ -248,7 +326,7 @@ mod tests {
         let framed =
             anineplus_schemas::codec::encode_with_id(7, &samples::anime_updated(1)).unwrap();
         assert!(matches!(
-            (binding.step)(&codec, &framed),
+            (binding.step)(&codec, &at(&framed)),
             Err(DecodeError::UnknownSchemaId(7))
         ));
     }
@@ -270,7 +348,36 @@ mod tests {
             .map(|v| format!("new {v}"))
             .merge(old.map(|v| format!("old {v}")));
         let binding = &stream.bindings["anime"];
-        assert_eq!((binding.step)(&codec, &framed(5)).unwrap(), vec!["new 5"]);
-        assert_eq!((binding.step)(&codec, &framed(1)).unwrap(), vec!["old 1"]);
+        assert_eq!(
+            (binding.step)(&codec, &at(&framed(5))).unwrap(),
+            vec!["new 5"]
+        );
+        assert_eq!(
+            (binding.step)(&codec, &at(&framed(1))).unwrap(),
+            vec!["old 1"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_located_value_carries_its_records_original_coordinates() {
+        let codec = Codec::new("http://127.0.0.1:1");
+        codec.prepare_local(1, Topic::Anime);
+        let framed =
+            anineplus_schemas::codec::encode_with_id(1, &samples::anime_updated(1)).unwrap();
+        let stream = Stream::<Envelope<AnimeData>>::topic_located("anime");
+        let input = Input {
+            bytes: &framed,
+            at: Coordinates {
+                topic: "anime",
+                partition: 2,
+                offset: 41,
+            },
+        };
+        let located = (stream.bindings["anime"].step)(&codec, &input).unwrap();
+        assert_eq!(
+            (&*located[0].topic, located[0].partition, located[0].offset),
+            ("anime", 2, 41)
+        );
+        assert_eq!(located[0].value.aggregate_id, "anime-00000001");
     }
 }

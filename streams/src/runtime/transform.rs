@@ -18,7 +18,7 @@ use crate::failure::Failure;
 use crate::record::InFlight;
 use crate::retry;
 use crate::sink::Sink;
-use crate::topology::{Binding, Topology};
+use crate::topology::{Binding, Coordinates, Input, Topology};
 
 /// Smallest chunk of a batch worth a thread of its own.
 const MIN_CHUNK: usize = 128;
@@ -208,5 +208,23 @@ fn step<'t, S: Sink>(
     {
         return Err(failure.clone());
     }
-    (binding.step)(codec, bytes).map_err(|e| Failure::decode(&e))
+    let origin;
+    let at = match source {
+        Source::Main => Coordinates {
+            topic: &raw.topic,
+            partition: raw.partition,
+            offset: raw.offset,
+        },
+        Source::Retry { .. } => {
+            origin = raw.to_raw().origin();
+            Coordinates {
+                topic: &origin.topic,
+                partition: origin.partition,
+                offset: origin.offset,
+            }
+        }
+    };
+    binding
+        .decode(codec, &Input { bytes, at })
+        .map_err(|e| Failure::decode(&e))
 }
