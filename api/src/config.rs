@@ -2,6 +2,10 @@
 //! environment variable, with defaults that run against the local stack, except one: the
 //! environment is production unless `API_ENV=dev` says otherwise, so a forgotten setting
 //! never means the public dev JWT secret, GraphiQL or introspection.
+//!
+//! [`Config`] is the process's argument struct (clap), kept in the library so that tests
+//! start the API in-process with exactly the binary's parsing; the flags it shares with
+//! the other binaries (Kafka, registry, search) are the groups of `anineplus-args`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -78,19 +82,15 @@ pub struct Config {
     /// miss; the rate limiter applies `RATE_LIMIT_FAIL`).
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 1000)]
     pub redis_timeout_ms: u64,
-    /// Kafka bootstrap servers of the outbox relay.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub kafka_brokers: String,
+    /// Kafka, of the outbox relay.
+    #[command(flatten)]
+    pub kafka: anineplus_args::KafkaArgs,
     /// Prefix put before every topic name (`<prefix>anime`); empty in production.
     #[arg(long, env = "KAFKA_TOPIC_PREFIX", default_value = "")]
     pub kafka_topic_prefix: String,
-    /// Confluent-compatible schema registry.
-    #[arg(
-        long,
-        env = "SCHEMA_REGISTRY_URL",
-        default_value = "http://127.0.0.1:8081"
-    )]
-    pub schema_registry_url: String,
+    /// The Confluent-compatible schema registry.
+    #[command(flatten)]
+    pub registry: anineplus_args::RegistryArgs,
     /// HS256 secret of the JWTs; a dev default exists only with `API_ENV=dev`.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -190,13 +190,9 @@ pub struct Config {
     /// What serves `searchAnime`: `index` (the indexer's search index) or `postgres`.
     #[arg(long, env = "SEARCH_BACKEND", value_enum, default_value = "index")]
     pub search_backend: SearchBackendKind,
-    /// The Elasticsearch/OpenSearch URL of the `index` search backend.
-    #[arg(
-        long,
-        env = "ELASTICSEARCH_URL",
-        default_value = "http://127.0.0.1:9200"
-    )]
-    pub elasticsearch_url: String,
+    /// The search engine of the `index` search backend.
+    #[command(flatten)]
+    pub search: anineplus_args::SearchArgs,
     /// Prefix of the index aliases, as the indexer's: searches read `<prefix>-anime`.
     #[arg(long, env = "INDEX_PREFIX", default_value = "anineplus")]
     pub index_prefix: String,

@@ -68,7 +68,7 @@ fn search_backend(config: &Config, pool: &sqlx::PgPool) -> Result<Arc<dyn search
         }
         config::SearchBackendKind::Index => {
             let mut backend = search::ElasticsearchSearch::new(
-                &config.elasticsearch_url,
+                &config.search.search_url,
                 &config.index_prefix,
                 Duration::from_millis(config.search_timeout_ms),
                 pool.clone(),
@@ -77,7 +77,7 @@ fn search_backend(config: &Config, pool: &sqlx::PgPool) -> Result<Arc<dyn search
                 backend = backend.with_postgres_fallback();
             }
             tracing::info!(
-                url = %config.elasticsearch_url,
+                url = %config.search.search_url,
                 alias = backend.alias(),
                 fallback = config.search_fallback_postgres,
                 "searchAnime served from the search index"
@@ -113,7 +113,7 @@ pub async fn serve(
         .await?;
     MIGRATOR.run(&pool).await?;
 
-    let codec = Codec::new(&config.schema_registry_url);
+    let codec = Codec::new(&config.registry.registry_url);
     for topic in TOPICS {
         codec.register(topic).await.map_err(|e| {
             Error::Internal(format!(
@@ -126,7 +126,7 @@ pub async fn serve(
     let redis = redis::Client::open(config.redis_url.as_str())?;
     let redis = redis::aio::ConnectionManager::new(redis).await?;
     let producer: FutureProducer =
-        anineplus_connectors::kafka::producer_config(&config.kafka_brokers).create()?;
+        anineplus_connectors::kafka::producer_config(&config.kafka.brokers).create()?;
     let metrics = metrics::Metrics::new();
     let background = CancellationToken::new();
     let mut tokens = TokenAuthority::hs256(
@@ -202,7 +202,7 @@ pub async fn serve(
             redis,
             redis_required: config.rate_limit_fail == config::FailPolicy::Closed,
             producer: producer.clone(),
-            registry_url: config.schema_registry_url.clone(),
+            registry_url: config.registry.registry_url.clone(),
             http: reqwest::Client::builder()
                 .no_proxy()
                 .build()

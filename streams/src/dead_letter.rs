@@ -61,26 +61,18 @@ pub mod header {
     ];
 }
 
-/// How failures are retried (also the `--retry-*` options of the pipeline binaries).
-#[derive(Debug, Clone, PartialEq, clap::Args)]
+/// How failures are retried (the `--retry-*` flags of the pipeline binaries:
+/// `anineplus_args::RetryArgs`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     /// In-place attempts after the first failure of a record, before a retry topic.
-    #[arg(
-        long = "retry-in-place",
-        env = "RETRY_IN_PLACE",
-        default_value_t = 3,
-        value_name = "N"
-    )]
     pub in_place_attempts: usize,
-    /// First in-place backoff delay (doubles, with jitter, up to --retry-max-delay).
-    #[arg(long = "retry-min-delay", env = "RETRY_MIN_DELAY", default_value = "100ms", value_parser = parse_duration, value_name = "DURATION")]
+    /// First in-place backoff delay (doubles, with jitter, up to `in_place_max_delay`).
     pub in_place_min_delay: Duration,
     /// Largest in-place backoff delay.
-    #[arg(long = "retry-max-delay", env = "RETRY_MAX_DELAY", default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
     pub in_place_max_delay: Duration,
     /// Delays of the retry topics, in order: one topic `<pipeline>.retry.<n>` per delay, then
-    /// the dead-letter topic. Comma-separated, e.g. `5s,1m,10m`.
-    #[arg(long = "retry-delays", env = "RETRY_DELAYS", default_value = "5s,1m,10m", value_delimiter = ',', value_parser = parse_duration, value_name = "DURATIONS")]
+    /// the dead-letter topic.
     pub delays: Vec<Duration>,
 }
 
@@ -258,24 +250,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_and_the_default_policy_parse_from_the_command_line() {
+    fn durations_parse_with_their_unit() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert!(parse_duration("5").unwrap_err().contains("no unit"));
         assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            retry: RetryPolicy,
-        }
-        let parsed = <Cli as clap::Parser>::try_parse_from(["x"]).unwrap();
-        assert_eq!(parsed.retry, RetryPolicy::default());
-        let parsed =
-            <Cli as clap::Parser>::try_parse_from(["x", "--retry-delays", "1s,30s"]).unwrap();
-        assert_eq!(
-            parsed.retry.delays,
-            vec![Duration::from_secs(1), Duration::from_secs(30)]
-        );
     }
     use rdkafka::message::Headers;
 

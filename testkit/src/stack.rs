@@ -47,7 +47,7 @@ pub struct Stack {
 /// Default `DATABASE_URL` of the local stack (the role and database `make up` creates).
 pub const DEFAULT_DATABASE_URL: &str = "postgres://anineplus:anineplus@127.0.0.1:5432/anineplus";
 /// Default `SCHEMA_REGISTRY_URL` of the local stack.
-pub const DEFAULT_REGISTRY_URL: &str = "http://127.0.0.1:8081";
+pub use anineplus_schemas::DEFAULT_REGISTRY_URL;
 /// Default `REDIS_URL` of the local stack.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 

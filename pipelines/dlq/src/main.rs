@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use anineplus_args::{KafkaArgs, RegistryArgs, RetryArgs, SearchArgs};
 use anineplus_connectors::search_sink::Document;
 use anineplus_indexer::{self as indexer, IndexerConfig};
 use anineplus_schemas::Codec;
-use anineplus_streams::dead_letter::RetryPolicy;
 use anineplus_streams::dlq::{self, DeadLetterRecord, Filter, SinkReplay, SinkVerdict};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -30,22 +30,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "anineplus-dlq", verbatim_doc_comment)]
 struct Cli {
-    /// Kafka bootstrap servers.
-    #[arg(
-        long,
-        env = "KAFKA_BROKERS",
-        default_value = "127.0.0.1:9092",
-        global = true
-    )]
-    brokers: String,
-    /// The schema registry, to decode values in `inspect` and `replay --to sink`.
-    #[arg(
-        long,
-        env = "SCHEMA_REGISTRY_URL",
-        default_value = "http://127.0.0.1:8081",
-        global = true
-    )]
-    registry: String,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// The schema registry decodes values in `inspect` and `replay --to sink`.
+    #[command(flatten)]
+    registry: RegistryArgs,
     /// The pipeline whose dead letters to work on (its topic is `<prefix><pipeline>.dlq`).
     #[arg(long, default_value = "indexer", global = true)]
     pipeline: String,
@@ -143,13 +132,12 @@ enum ReplayTo {
 /// The indexer's sink, for `replay --to sink` (same variables as `anineplus-indexer`).
 #[derive(Debug, Args)]
 struct SinkArgs {
-    /// The Elasticsearch/OpenSearch URL (`--to sink`).
-    #[arg(
-        long,
-        env = "ELASTICSEARCH_URL",
-        default_value = "http://127.0.0.1:9200"
-    )]
-    elasticsearch_url: String,
+    /// The search engine (`--to sink`).
+    #[command(flatten)]
+    search: SearchArgs,
+    /// In-place retries of `--to sink` writes (and of the registry).
+    #[command(flatten)]
+    retry: RetryArgs,
     /// Prefix of the index aliases, as the indexer's (`--to sink`).
     #[arg(long, env = "INDEX_PREFIX", default_value = "anineplus")]
     index_prefix: String,
@@ -200,7 +188,7 @@ fn progress(scanned: u64, total: u64) {
 }
 
 async fn scan(cli: &Cli, topic: &str, filter: Filter) -> anyhow::Result<Vec<DeadLetterRecord>> {
-    let (brokers, topic) = (cli.brokers.clone(), topic.to_owned());
+    let (brokers, topic) = (cli.kafka.brokers.clone(), topic.to_owned());
     tokio::task::spawn_blocking(move || dlq::scan(&brokers, &topic, &filter, progress))
         .await?
         .with_context(|| "scanning the dead-letter topic")
@@ -218,9 +206,9 @@ async fn replay_to_sink(
     dry_run: bool,
 ) -> anyhow::Result<()> {
     let config = IndexerConfig {
-        kafka_brokers: cli.brokers.clone(),
-        elasticsearch_url: args.elasticsearch_url.clone(),
-        schema_registry_url: cli.registry.clone(),
+        kafka_brokers: cli.kafka.brokers.clone(),
+        elasticsearch_url: args.search.search_url.clone(),
+        schema_registry_url: cli.registry.registry_url.clone(),
         group: String::new(),
         index_prefix: args.index_prefix.clone(),
         topic_prefix: cli.topic_prefix.clone(),
@@ -228,20 +216,20 @@ async fn replay_to_sink(
         bulk_docs: args.batch.max(1),
         bulk_bytes: 5 * 1024 * 1024,
         topic_replication: -1,
-        retry: RetryPolicy::default(),
+        retry: args.retry.policy(),
     };
     // A dry run sends nothing to the engine; a real one puts the templates first, as the
     // indexer does at start (idempotent).
     let topology = indexer::topology(&config, !dry_run)
         .await
         .context("building the indexer's topology")?;
-    let codec = Codec::new(&cli.registry);
+    let codec = Codec::new(&cli.registry.registry_url);
     let replay = SinkReplay {
         topology: &topology,
         codec: &codec,
-        brokers: &cli.brokers,
+        brokers: &cli.kafka.brokers,
         pipeline: indexer::PIPELINE,
-        policy: RetryPolicy::default(),
+        policy: args.retry.policy(),
         batch: args.batch,
         dry_run,
         describe,
@@ -337,7 +325,7 @@ async fn main() -> anyhow::Result<()> {
             print!(
                 "{}",
                 letter
-                    .inspect(&Codec::new(&cli.registry), &cli.topic_prefix)
+                    .inspect(&Codec::new(&cli.registry.registry_url), &cli.topic_prefix)
                     .await
             );
         }
@@ -372,7 +360,7 @@ async fn main() -> anyhow::Result<()> {
                     letters.len()
                 );
             } else {
-                let sent = dlq::replay(&cli.brokers, &letters, |done, total| {
+                let sent = dlq::replay(&cli.kafka.brokers, &letters, |done, total| {
                     eprint!("\rreplayed {done}/{total}");
                     if done == total {
                         eprintln!();
@@ -388,13 +376,13 @@ async fn main() -> anyhow::Result<()> {
             unreplayed_too,
         } => {
             let plan = if *unreplayed_too {
-                let ends = dlq::end_offsets(&cli.brokers, &topic)?;
+                let ends = dlq::end_offsets(&cli.kafka.brokers, &topic)?;
                 dlq::Purge {
                     deleted: ends.iter().map(|(_, l, h)| (h - l) as u64).sum(),
                     kept: 0,
                 }
             } else {
-                dlq::purge_dry_run(&cli.brokers, &topic)?
+                dlq::purge_dry_run(&cli.kafka.brokers, &topic)?
             };
             if *dry_run || !*yes {
                 println!(
@@ -409,10 +397,10 @@ async fn main() -> anyhow::Result<()> {
                     }
                 );
             } else if *unreplayed_too {
-                let deleted = dlq::purge_all(&cli.brokers, &topic).await?;
+                let deleted = dlq::purge_all(&cli.kafka.brokers, &topic).await?;
                 println!("{topic}: deleted {deleted} dead letter(s), replayed or not");
             } else {
-                let done = dlq::purge(&cli.brokers, &topic).await?;
+                let done = dlq::purge(&cli.kafka.brokers, &topic).await?;
                 println!(
                     "{topic}: deleted {} replayed dead letter(s), kept {} (not replayed, or \
                      behind one that was not)",

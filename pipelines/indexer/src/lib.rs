@@ -41,54 +41,32 @@ use documents::Documents;
 /// The pipeline's name: its retry and dead-letter topics are `indexer.retry.<n>`, `indexer.dlq`.
 pub const PIPELINE: &str = "indexer";
 
-/// Configuration of the search indexer.
-#[derive(Debug, Clone, clap::Parser)]
-#[command(
-    name = "anineplus-indexer",
-    about = "Keeps the search indices in step with the aggregate topics"
-)]
+/// Configuration of the search indexer (the binary's flags, `anineplus-indexer --help`,
+/// map into it).
+#[derive(Debug, Clone)]
 pub struct IndexerConfig {
     /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub kafka_brokers: String,
     /// The Elasticsearch/OpenSearch URL.
-    #[arg(
-        long,
-        env = "ELASTICSEARCH_URL",
-        default_value = "http://127.0.0.1:9200"
-    )]
     pub elasticsearch_url: String,
     /// The schema registry URL.
-    #[arg(
-        long,
-        env = "SCHEMA_REGISTRY_URL",
-        default_value = "http://127.0.0.1:8081"
-    )]
     pub schema_registry_url: String,
     /// The consumer group (retry lanes use `<group>.retry.<n>`).
-    #[arg(long, env = "INDEXER_GROUP", default_value = "anineplus-indexer")]
     pub group: String,
     /// Prefix of the index aliases: `<prefix>-anime`, ...
-    #[arg(long, env = "INDEX_PREFIX", default_value = "anineplus")]
     pub index_prefix: String,
     /// Prefix of every topic read or written (empty in production; tests use a unique one).
-    #[arg(long, env = "TOPIC_PREFIX", default_value = "")]
     pub topic_prefix: String,
     /// Where `/metrics` and `/health` listen.
-    #[arg(long, env = "METRICS_LISTEN", default_value = "127.0.0.1:9464")]
     pub metrics_listen: SocketAddr,
     /// Most documents per bulk request.
-    #[arg(long, env = "INDEXER_BULK_DOCS", default_value_t = 1000)]
     pub bulk_docs: usize,
     /// Most bytes per bulk request.
-    #[arg(long, env = "INDEXER_BULK_BYTES", default_value_t = 5 * 1024 * 1024)]
     pub bulk_bytes: usize,
     /// Replication factor of the retry, dead-letter and missing source topics it creates
     /// (-1: the broker's `default.replication.factor`).
-    #[arg(long, env = "TOPIC_REPLICATION", default_value_t = -1, allow_negative_numbers = true)]
     pub topic_replication: i32,
     /// Retry policy.
-    #[command(flatten)]
     pub retry: RetryPolicy,
 }
 

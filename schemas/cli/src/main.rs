@@ -18,14 +18,8 @@ use clap::{Parser, Subcommand};
     about = "Register and check the Avro value schemas of the AnineePlus topics in the schema registry"
 )]
 struct Cli {
-    /// Base URL of the schema registry.
-    #[arg(
-        long,
-        env = "SCHEMA_REGISTRY_URL",
-        default_value = "http://127.0.0.1:8081",
-        global = true
-    )]
-    registry: String,
+    #[command(flatten)]
+    registry: anineplus_args::RegistryArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,7 +44,7 @@ async fn main() -> ExitCode {
         eprintln!("error: {e}");
     }
     let cli = Cli::parse();
-    let client = RegistryClient::new(&cli.registry);
+    let client = RegistryClient::new(&cli.registry.registry_url);
     match cli.command {
         Command::List => {
             for topic in Topic::ALL {

@@ -33,14 +33,8 @@ struct Cli {
         global = true
     )]
     database_url: String,
-    /// The Elasticsearch/OpenSearch URL.
-    #[arg(
-        long,
-        env = "ELASTICSEARCH_URL",
-        default_value = "http://127.0.0.1:9200",
-        global = true
-    )]
-    elasticsearch_url: String,
+    #[command(flatten)]
+    search: anineplus_args::SearchArgs,
     /// Prefix of the index aliases: `<prefix>-anime`, ...
     #[arg(long, env = "INDEX_PREFIX", default_value = "anineplus", global = true)]
     index_prefix: String,
@@ -133,7 +127,7 @@ fn print(drift: &Drift) {
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
     let mut s =
-        SearchSync::connect(&cli.database_url, &cli.elasticsearch_url, &cli.index_prefix).await?;
+        SearchSync::connect(&cli.database_url, &cli.search.search_url, &cli.index_prefix).await?;
     s.batch = cli.batch.max(1);
     s.progress = !cli.quiet;
     let mut in_sync = true;
