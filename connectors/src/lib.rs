@@ -9,7 +9,9 @@
 //!   (`acks=all`) and the at-least-once consumer (offsets stored only after the sink
 //!   confirmed a record).
 //! - [`search`]: the Elasticsearch-compatible client (OpenSearch here, Elasticsearch 8 in
-//!   the docker-compose stack) built from one URL.
+//!   the docker-compose stack) built from one URL, and [`search::call`], the one call every
+//!   part of the project makes to the engine, with the one mapping of its statuses to an
+//!   [`ErrorClass`] ([`search::request_class`], [`search::item_class`]).
 //! - [`search_sink`]: the Elasticsearch sink (versioned bulk writes read item by item,
 //!   soft deletes, index templates behind aliases), in its layers.
 //! - [`Outcome`]: the per-record verdict every sink returns.

@@ -4,9 +4,9 @@
 //! - [`request`]: pure. Turns [`Document`]s into NDJSON bulk bodies bounded by count and
 //!   bytes, and reads a bulk response back into one [`crate::Outcome`] per document.
 //! - [`retry`]: pure. The policy: which item status is done, already applied, worth
-//!   retrying, or permanent.
-//! - [`service`]: the I/O. Sends one bulk body and turns the answer (or the transport
-//!   error) into outcomes.
+//!   retrying, or permanent (the classes from [`crate::search::item_class`]).
+//! - [`service`]: the I/O. Sends one bulk body through [`crate::search::call`] and turns
+//!   the answer (or the failed call) into outcomes.
 //! - [`templates`]: index templates and the alias → index layout, put at start.
 //! - [`sink`]: [`SearchSink`], the sink the pipelines runtime drives.
 //!

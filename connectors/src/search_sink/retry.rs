@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use crate::Outcome;
+use crate::search::{self, describe};
+use crate::{ErrorClass, Outcome};
 
 /// The outcome of one bulk item from its operation (`index`, `update`, ...: the key of the
 /// item in the bulk response), its HTTP status and error object.
@@ -20,51 +21,11 @@ pub fn item_outcome(op: &str, status: u16, error: Option<&Value>) -> Outcome {
             Outcome::Retry(format!("concurrency conflict: {}", describe(status, error)))
         }
         409 => Outcome::AlreadyApplied,
-        429 | 500..=599 => Outcome::Retry(describe(status, error)),
-        _ => Outcome::Permanent(describe(status, error)),
+        _ => match search::item_class(status) {
+            ErrorClass::Permanent => Outcome::Permanent(describe(status, error)),
+            _ => Outcome::Retry(describe(status, error)),
+        },
     }
-}
-
-/// The outcome of every document of a bulk request that failed as a whole with `status`.
-pub fn request_outcome(status: u16, body: &str) -> Outcome {
-    let error = serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("error").cloned());
-    let reason = match &error {
-        Some(e) => describe(status, Some(e)),
-        None => format!(
-            "status {status}: {}",
-            body.chars().take(300).collect::<String>()
-        ),
-    };
-    match status {
-        // 404 here means the engine or a proxy lost the route, not the document.
-        404 | 408 | 429 | 500..=599 => Outcome::Unavailable(reason),
-        _ => Outcome::Permanent(reason),
-    }
-}
-
-/// `status 400: mapper_parsing_exception: failed to parse ... (caused by: ...)`.
-fn describe(status: u16, error: Option<&Value>) -> String {
-    let Some(error) = error else {
-        return format!("status {status}");
-    };
-    if let Some(text) = error.as_str() {
-        return format!("status {status}: {text}");
-    }
-    let kind = error["type"].as_str().unwrap_or("error");
-    let reason = error["reason"].as_str().unwrap_or("");
-    let mut out = format!("status {status}: {kind}: {reason}");
-    let mut cause = error.get("caused_by");
-    while let Some(c) = cause {
-        out.push_str(&format!(
-            " (caused by {}: {})",
-            c["type"].as_str().unwrap_or("error"),
-            c["reason"].as_str().unwrap_or("")
-        ));
-        cause = c.get("caused_by");
-    }
-    out
 }
 
 #[cfg(test)]
@@ -82,11 +43,6 @@ mod tests {
         assert!(item_outcome("index", 503, None).is_retryable());
         assert!(matches!(
             item_outcome("index", 400, None),
-            Outcome::Permanent(_)
-        ));
-        assert!(request_outcome(502, "bad gateway").is_unavailable());
-        assert!(matches!(
-            request_outcome(413, "too large"),
             Outcome::Permanent(_)
         ));
     }

@@ -2,11 +2,9 @@
 
 use elasticsearch::Elasticsearch;
 use elasticsearch::http::Method;
-use elasticsearch::http::headers::{CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use super::request::{self, BulkRequest};
-use super::retry;
-use crate::Outcome;
+use crate::{Outcome, search};
 
 /// Sends bulk bodies to one engine.
 #[derive(Debug, Clone)]
@@ -25,43 +23,21 @@ impl BulkService {
         &self.client
     }
 
-    /// Sends `request`; a transport failure or a failed request makes every document of it
-    /// retryable or permanent as [`retry::request_outcome`] says.
+    /// Sends `request`; a transport failure or a failed request gives every document of it
+    /// the outcome of the [`search::CallError`] (the one status mapping, [`search::request_class`]).
     pub async fn send(&self, request: &BulkRequest) -> Vec<Outcome> {
         let n = request.docs.len();
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-ndjson"),
-        );
-        let response = self
-            .client
-            .send(
-                Method::Post,
-                "/_bulk",
-                headers,
-                None::<&()>,
-                Some(request.body.clone()),
-                None,
-            )
-            .await;
-        let response = match response {
-            Ok(response) => response,
-            Err(e) => {
-                return vec![Outcome::Unavailable(format!("search engine unreachable: {e}")); n];
-            }
-        };
-        let status = response.status_code().as_u16();
-        let body = match response.bytes().await {
-            Ok(body) => body,
-            Err(e) => {
-                return vec![Outcome::Unavailable(format!("reading the bulk response: {e}")); n];
-            }
-        };
-        if status == 200 {
-            request::read_response(&body, n)
-        } else {
-            vec![retry::request_outcome(status, &String::from_utf8_lossy(&body)); n]
+        match search::call(
+            &self.client,
+            Method::Post,
+            "/_bulk",
+            "application/x-ndjson",
+            Some(request.body.clone()),
+        )
+        .await
+        {
+            Ok((_, body)) => request::read_response(&body, n),
+            Err(e) => vec![e.outcome(); n],
         }
     }
 }

@@ -8,8 +8,9 @@
 
 use elasticsearch::Elasticsearch;
 use elasticsearch::http::Method;
-use elasticsearch::http::headers::HeaderMap;
 use serde_json::{Value, json};
+
+use crate::search::{self, CallError};
 
 /// One logical index: its alias and mappings.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,20 +23,19 @@ pub struct IndexSpec {
 
 /// Why the indices could not be set up.
 #[derive(Debug, thiserror::Error)]
-#[error("setting up index {alias}: {reason}")]
+#[error("setting up index {alias}: {source}")]
 pub struct SetupError {
     /// The alias.
     pub alias: String,
-    /// What the engine said.
-    pub reason: String,
-    /// Whether trying again may help (engine unreachable or 5xx).
-    pub retryable: bool,
+    /// The call that failed.
+    #[source]
+    pub source: CallError,
 }
 
 impl SetupError {
-    /// Whether trying again may help.
+    /// Whether trying again may help (engine unreachable, busy or failing).
     pub fn is_retryable(&self) -> bool {
-        self.retryable
+        self.source.class.is_retryable()
     }
 }
 
@@ -70,23 +70,20 @@ impl IndexSpec {
             Some(&template),
         )
         .await?;
-        let (status, _) = self
+        let alias = self
             .call(
                 client,
                 Method::Head,
                 &format!("/_alias/{}", self.alias),
                 None,
             )
-            .await
-            .map(|s| (s, ()))
-            .or_else(|e| {
-                if e.reason.starts_with("404") {
-                    Ok((404, ()))
-                } else {
-                    Err(e)
-                }
-            })?;
-        if status == 200 {
+            .await;
+        let exists = match alias {
+            Ok(_) => true,
+            Err(e) if e.source.is_not_found() => false,
+            Err(e) => return Err(e),
+        };
+        if exists {
             self.call(
                 client,
                 Method::Put,
@@ -107,7 +104,13 @@ impl IndexSpec {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if e.reason.contains("resource_already_exists_exception") => Ok(()),
+            Err(e)
+                if e.source
+                    .reason
+                    .contains("resource_already_exists_exception") =>
+            {
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
@@ -118,28 +121,13 @@ impl IndexSpec {
         method: Method,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<u16, SetupError> {
-        let fail = |reason: String, retryable: bool| SetupError {
-            alias: self.alias.clone(),
-            reason,
-            retryable,
-        };
-        let body = body.map(|b| serde_json::to_vec(b).expect("JSON to a Vec never fails"));
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            elasticsearch::http::headers::CONTENT_TYPE,
-            elasticsearch::http::headers::HeaderValue::from_static("application/json"),
-        );
-        let response = client
-            .send(method, path, headers, None::<&()>, body, None)
+    ) -> Result<Value, SetupError> {
+        search::call_json(client, method, path, body)
             .await
-            .map_err(|e| fail(e.to_string(), true))?;
-        let status = response.status_code().as_u16();
-        if status < 300 {
-            return Ok(status);
-        }
-        let text = response.text().await.unwrap_or_default();
-        Err(fail(format!("{status} {path}: {text}"), status >= 500))
+            .map_err(|source| SetupError {
+                alias: self.alias.clone(),
+                source,
+            })
     }
 }
 

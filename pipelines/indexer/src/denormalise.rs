@@ -25,11 +25,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use anineplus_connectors::Outcome;
 use anineplus_connectors::search_sink::{Action, Document, SearchSink};
+use anineplus_connectors::{Outcome, search};
 use elasticsearch::Elasticsearch;
 use elasticsearch::http::Method;
-use elasticsearch::http::headers::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
 use super::indices::Index;
@@ -172,39 +171,18 @@ impl IndexerSink {
         }
     }
 
-    /// One request; an engine that does not answer (or answers 429/5xx) is
-    /// [`Outcome::Unavailable`], so the runtime pauses as it does for the bulk itself.
+    /// One request; a failure is the outcome [`search::call_json`] classifies it as (an
+    /// engine that does not answer, or answers 429/5xx, is [`Outcome::Unavailable`], so the
+    /// runtime pauses as it does for the bulk itself).
     async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, Outcome> {
-        let body = body.map(|b| serde_json::to_vec(&b).expect("JSON to a Vec never fails"));
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let response = self
-            .client
-            .send(method, path, headers, None::<&()>, body, None)
+        search::call_json(&self.client, method, path, body.as_ref())
             .await
-            .map_err(|e| Outcome::Unavailable(format!("search engine unreachable: {e}")))?;
-        let status = response.status_code().as_u16();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| Outcome::Unavailable(format!("reading the response: {e}")))?;
-        if !(200..300).contains(&status) {
-            let reason = format!(
-                "{method:?} {path}: status {status}: {}",
-                text.chars().take(300).collect::<String>()
-            );
-            return Err(match status {
-                429 | 500..=599 => Outcome::Unavailable(reason),
-                _ => Outcome::Retry(reason),
-            });
-        }
-        serde_json::from_str(&text)
-            .map_err(|e| Outcome::Retry(format!("{path}: unreadable response: {e}")))
+            .map_err(|e| e.outcome())
     }
 
     /// Sets the titles (anime id → (title, version)) on every comment of those anime that

@@ -4,11 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anineplus_connectors::Outcome;
 use anineplus_connectors::search_sink::{BulkLimits, BulkService, Document, SearchSink};
+use anineplus_connectors::{Outcome, search};
 use anineplus_indexer::indices::Index;
 use elasticsearch::http::Method;
-use elasticsearch::http::headers::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
 use crate::drift::{ENTRY_FIELDS, Entry, document_entry};
@@ -16,33 +15,14 @@ use crate::repair::Repaired;
 use crate::{Error, PROGRESS_EVERY, Result, SearchSync};
 
 impl SearchSync {
+    /// One request to the engine ([`search::call_json`]: its one status mapping).
     pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value> {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let body = body.map(|b| serde_json::to_vec(b).expect("JSON to a Vec never fails"));
-        let response = self
-            .search
-            .send(method, path, headers, None::<&()>, body, None)
-            .await
-            .map_err(|source| Error::Unreachable {
-                path: path.to_owned(),
-                source,
-            })?;
-        let status = response.status_code().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        if status >= 300 {
-            return Err(Error::Status {
-                path: path.to_owned(),
-                status,
-                body: text,
-            });
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        Ok(search::call_json(&self.search, method, path, body).await?)
     }
 
     /// Every document of `target` (alias or index): id → entry.

@@ -18,25 +18,9 @@ pub enum Error {
     /// The search client could not be built.
     #[error(transparent)]
     Connector(#[from] anineplus_connectors::Error),
-    /// The search engine did not answer a request to `path`.
-    #[error("{path}: search engine unreachable")]
-    Unreachable {
-        /// The request's path.
-        path: String,
-        /// The client's error.
-        #[source]
-        source: elasticsearch::Error,
-    },
-    /// The search engine answered a request to `path` with an error status.
-    #[error("{path}: status {status}: {body}")]
-    Status {
-        /// The request's path.
-        path: String,
-        /// The HTTP status.
-        status: u16,
-        /// The response body.
-        body: String,
-    },
+    /// A call to the search engine failed (unreachable, or an error status).
+    #[error(transparent)]
+    Engine(#[from] anineplus_connectors::search::CallError),
     /// The search engine refused every write for now.
     #[error("search engine unavailable: {0}")]
     Unavailable(String),
