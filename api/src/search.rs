@@ -120,7 +120,7 @@ impl ElasticsearchSearch {
         Ok(Self {
             client,
             url: url.to_owned(),
-            alias: format!("{index_prefix}-anime"),
+            alias: anineplus_schemas::indices::Index::Anime.alias(index_prefix),
             pool,
             fallback: None,
         })

@@ -11,6 +11,7 @@
 //!   then straight into the Rust types) and the [`Codec`] that caches it per id.
 //! - [`Topic::visit`]: the topic → value type dispatch, once ([`Codec::decode_json`],
 //!   [`Codec::encode_json`] for the code that holds a topic at run time).
+//! - [`indices`]: the names of the search indices, shared by the indexer and the API.
 //! - [`registry_client`]: the few registry calls the codec and start-up need.
 //!
 //! See `docs/events.md` for topics, keys, event types, the envelope and how to evolve a schema.
@@ -18,6 +19,7 @@
 pub mod codec;
 mod dispatch;
 pub mod events;
+pub mod indices;
 pub mod registry_client;
 mod topics;
 pub mod wire;

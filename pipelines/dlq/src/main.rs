@@ -139,7 +139,7 @@ struct SinkArgs {
     #[command(flatten)]
     retry: RetryArgs,
     /// Prefix of the index aliases, as the indexer's (`--to sink`).
-    #[arg(long, env = "INDEX_PREFIX", default_value = "anineplus")]
+    #[arg(long, env = "INDEX_PREFIX", default_value = anineplus_schemas::indices::DEFAULT_PREFIX)]
     index_prefix: String,
     /// Dead letters per bulk write (`--to sink`).
     #[arg(long, default_value_t = 500)]

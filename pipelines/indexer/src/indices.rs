@@ -12,122 +12,83 @@ use elasticsearch::Elasticsearch;
 use elasticsearch::indices::{IndicesDeleteIndexTemplateParts, IndicesDeleteParts};
 use serde_json::{Value, json};
 
-/// The logical indices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Index {
-    /// `anime`
-    Anime,
-    /// `episodes`
-    Episodes,
-    /// `comments`
-    Comments,
-    /// `users` (no email)
-    Users,
-    /// `organizations`
-    Organizations,
+pub use anineplus_schemas::indices::{DEFAULT_PREFIX, Index};
+
+/// The alias of `index` under `prefix`, and its mappings.
+pub fn spec(index: Index, prefix: &str) -> IndexSpec {
+    IndexSpec {
+        alias: index.alias(prefix),
+        mappings: mappings(index),
+    }
 }
 
-impl Index {
-    /// Every index.
-    pub const ALL: [Index; 5] = [
-        Index::Anime,
-        Index::Episodes,
-        Index::Comments,
-        Index::Users,
-        Index::Organizations,
-    ];
-
-    /// The name after the prefix.
-    pub fn name(self) -> &'static str {
-        match self {
-            Index::Anime => "anime",
-            Index::Episodes => "episodes",
-            Index::Comments => "comments",
-            Index::Users => "users",
-            Index::Organizations => "organizations",
-        }
-    }
-
-    /// The alias under `prefix`: `<prefix>-<name>`.
-    pub fn alias(self, prefix: &str) -> String {
-        format!("{prefix}-{}", self.name())
-    }
-
-    /// The alias and mappings.
-    pub fn spec(self, prefix: &str) -> IndexSpec {
-        IndexSpec {
-            alias: self.alias(prefix),
-            mappings: self.mappings(),
-        }
-    }
-
-    fn mappings(self) -> Value {
-        let text = json!({ "type": "text", "fields": { "keyword": { "type": "keyword", "ignore_above": 256 } } });
-        let keyword = json!({ "type": "keyword" });
-        let date = json!({ "type": "date", "format": "epoch_millis" });
-        let mut properties = json!({
-            "id": keyword,
-            "aggregateVersion": { "type": "long" },
-            "deleted": { "type": "boolean" },
-            "updatedAt": date,
-        });
-        let specific = match self {
-            Index::Anime => json!({
-                "title": text,
-                "synopsis": { "type": "text" },
-                "genres": keyword,
-                "status": keyword,
-                // `short`: years fit; a value out of range is a mapping error (dead letter).
-                "releaseYear": { "type": "short" },
-                // Denormalised from episode events (see `denormalise`): the count of live
-                // episodes, and the episode id → signed version map it is derived from.
-                "episodeCount": { "type": "integer" },
-                "episodes": { "type": "object", "enabled": false },
-            }),
-            Index::Episodes => json!({
-                "animeId": keyword,
-                "number": { "type": "integer" },
-                "title": text,
-                "durationSeconds": { "type": "integer" },
-                "airDate": { "type": "date", "format": "epoch_millis" },
-            }),
-            Index::Comments => json!({
-                "animeId": keyword,
-                "episodeId": keyword,
-                "authorId": keyword,
-                "body": { "type": "text" },
-                "status": keyword,
-                "createdAt": date,
-                "moderatedBy": keyword,
-                "moderationReason": { "type": "text" },
-                "moderatedAt": date,
-                // Denormalised from the anime (see `denormalise`).
-                "animeTitle": text,
-                "animeTitleVersion": { "type": "long" },
-            }),
-            Index::Users => json!({
-                "name": text,
-                "role": keyword,
-                "createdAt": date,
-            }),
-            Index::Organizations => json!({
-                "name": text,
-                "slug": keyword,
-                "ownerId": keyword,
-                "members": { "properties": { "userId": keyword, "role": keyword } },
-            }),
-        };
-        let map = properties.as_object_mut().expect("an object");
-        map.extend(specific.as_object().expect("an object").clone());
-        json!({ "dynamic": false, "properties": properties })
-    }
+/// The `mappings` object of `index`.
+pub fn mappings(index: Index) -> Value {
+    let text = json!({ "type": "text", "fields": { "keyword": { "type": "keyword", "ignore_above": 256 } } });
+    let keyword = json!({ "type": "keyword" });
+    let date = json!({ "type": "date", "format": "epoch_millis" });
+    let mut properties = json!({
+        "id": keyword,
+        "aggregateVersion": { "type": "long" },
+        "deleted": { "type": "boolean" },
+        "updatedAt": date,
+    });
+    let specific = match index {
+        Index::Anime => json!({
+            "title": text,
+            "synopsis": { "type": "text" },
+            "genres": keyword,
+            "status": keyword,
+            // `short`: years fit; a value out of range is a mapping error (dead letter).
+            "releaseYear": { "type": "short" },
+            // Denormalised from episode events (see `denormalise`): the count of live
+            // episodes, and the episode id → signed version map it is derived from.
+            "episodeCount": { "type": "integer" },
+            "episodes": { "type": "object", "enabled": false },
+        }),
+        Index::Episodes => json!({
+            "animeId": keyword,
+            "number": { "type": "integer" },
+            "title": text,
+            "durationSeconds": { "type": "integer" },
+            "airDate": { "type": "date", "format": "epoch_millis" },
+        }),
+        Index::Comments => json!({
+            "animeId": keyword,
+            "episodeId": keyword,
+            "authorId": keyword,
+            "body": { "type": "text" },
+            "status": keyword,
+            "createdAt": date,
+            "moderatedBy": keyword,
+            "moderationReason": { "type": "text" },
+            "moderatedAt": date,
+            // Denormalised from the anime (see `denormalise`).
+            "animeTitle": text,
+            "animeTitleVersion": { "type": "long" },
+        }),
+        Index::Users => json!({
+            "name": text,
+            "role": keyword,
+            "createdAt": date,
+        }),
+        Index::Organizations => json!({
+            "name": text,
+            "slug": keyword,
+            "ownerId": keyword,
+            "members": { "properties": { "userId": keyword, "role": keyword } },
+        }),
+    };
+    let map = properties.as_object_mut().expect("an object");
+    map.extend(specific.as_object().expect("an object").clone());
+    json!({ "dynamic": false, "properties": properties })
 }
 
 /// Puts the templates and creates the first index of every index under `prefix` where
 /// missing (idempotent): what the indexer does at start.
 pub async fn create_all(client: &Elasticsearch, prefix: &str) -> Result<(), SetupError> {
     for index in Index::ALL {
-        index.spec(prefix).ensure(client).await?;
+        spec(index, prefix).ensure(client).await?;
     }
     Ok(())
 }
@@ -136,7 +97,7 @@ pub async fn create_all(client: &Elasticsearch, prefix: &str) -> Result<(), Setu
 /// [`create_all`] made), ignoring failures: tests and benches clean up with it.
 pub async fn drop_all(client: &Elasticsearch, prefix: &str) {
     for index in Index::ALL {
-        let spec = index.spec(prefix);
+        let spec = spec(index, prefix);
         let _ = client
             .indices()
             .delete(IndicesDeleteParts::Index(&[&spec.first_index()]))
@@ -157,12 +118,12 @@ mod tests {
     #[test]
     fn users_have_no_email_and_every_index_has_the_common_fields() {
         for index in Index::ALL {
-            let m = index.spec("p").mappings;
+            let m = mappings(index);
             for field in ["id", "aggregateVersion", "deleted"] {
                 assert!(m["properties"][field].is_object(), "{index:?} {field}");
             }
         }
-        assert!(Index::Users.spec("p").mappings["properties"]["email"].is_null());
+        assert!(mappings(Index::Users)["properties"]["email"].is_null());
         assert_eq!(Index::Anime.alias("anineplus"), "anineplus-anime");
     }
 }

@@ -36,7 +36,7 @@ struct Cli {
     #[command(flatten)]
     search: anineplus_args::SearchArgs,
     /// Prefix of the index aliases: `<prefix>-anime`, ...
-    #[arg(long, env = "INDEX_PREFIX", default_value = "anineplus", global = true)]
+    #[arg(long, env = "INDEX_PREFIX", default_value = anineplus_schemas::indices::DEFAULT_PREFIX, global = true)]
     index_prefix: String,
     /// Rows per PostgreSQL page, documents per search page and per bulk request.
     #[arg(long, default_value_t = 1000, global = true)]

@@ -1,0 +1,61 @@
+//! The search indices: the names the search indexer writes and the API reads, in one place.
+//!
+//! Each logical index is an alias `<prefix>-<name>` (prefix `INDEX_PREFIX`, default
+//! [`DEFAULT_PREFIX`]) over concrete generations `<prefix>-<name>-v<N>`; the mappings are
+//! the indexer's (`anineplus_indexer::indices`).
+
+/// The default `INDEX_PREFIX`.
+pub const DEFAULT_PREFIX: &str = "anineplus";
+
+/// The logical indices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Index {
+    /// `anime`
+    Anime,
+    /// `episodes`
+    Episodes,
+    /// `comments`
+    Comments,
+    /// `users` (no email)
+    Users,
+    /// `organizations`
+    Organizations,
+}
+
+impl Index {
+    /// Every index.
+    pub const ALL: [Index; 5] = [
+        Index::Anime,
+        Index::Episodes,
+        Index::Comments,
+        Index::Users,
+        Index::Organizations,
+    ];
+
+    /// The name after the prefix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Index::Anime => "anime",
+            Index::Episodes => "episodes",
+            Index::Comments => "comments",
+            Index::Users => "users",
+            Index::Organizations => "organizations",
+        }
+    }
+
+    /// The alias under `prefix`: `<prefix>-<name>`.
+    pub fn alias(self, prefix: &str) -> String {
+        format!("{prefix}-{}", self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_are_prefixed_names() {
+        assert_eq!(Index::Anime.alias(DEFAULT_PREFIX), "anineplus-anime");
+        assert_eq!(Index::Organizations.alias("p"), "p-organizations");
+    }
+}
