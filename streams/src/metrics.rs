@@ -1,7 +1,9 @@
-//! Pipeline metrics in the Prometheus text format, and the HTTP endpoint serving them.
+//! Pipeline metrics on the `prometheus` crate (as the API's), and the HTTP endpoint
+//! serving them.
 //!
-//! Hand-written (a few atomics and one histogram) rather than a metrics crate: the set is
-//! small and fixed. Names:
+//! Each [`Metrics`] owns its registry, every series labelled `pipeline`; `/metrics` also
+//! serves Prometheus' process-wide registry (log shipping's `logs_shipped_total` and
+//! `logs_dropped_total`). Names:
 //! - `pipeline_records_consumed_total`, `pipeline_records_sunk_total`,
 //!   `pipeline_records_retried_total` (sent to a retry topic),
 //!   `pipeline_records_dead_lettered_total`, `pipeline_sink_retries_total` (in-place);
@@ -16,14 +18,15 @@
 //!   were deleted between the group's committed offset and the partition's start, so they
 //!   were never processed (see `verify`/`repair`).
 //!
-//! `GET /metrics` serves them. `GET /health` answers 200 once the pipeline runs (with a
-//! `warning:` line per offset gap), 503 `starting` before, and 503 `failing: lane <lane>:
-//! <reason>` once a lane has failed.
+//! The counters are plain atomics under the crate's types, so the per-record path pays one
+//! relaxed add. `GET /metrics` serves them. `GET /health` answers 200 once the pipeline
+//! runs (with a `warning:` line per offset gap), 503 `starting` before, and 503 `failing:
+//! lane <lane>: <reason>` once a lane has failed.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +34,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 use tokio_util::sync::CancellationToken;
 
 const BUCKETS: [f64; 11] = [
@@ -40,55 +47,119 @@ const BUCKETS: [f64; 11] = [
 /// The metrics of one pipeline process.
 #[derive(Debug)]
 pub struct Metrics {
-    pipeline: String,
+    registry: Registry,
     /// Records consumed (all lanes).
-    pub consumed: AtomicU64,
+    pub consumed: IntCounter,
     /// Records settled by the sink (done or already applied).
-    pub sunk: AtomicU64,
+    pub sunk: IntCounter,
     /// Records sent to a retry topic.
-    pub retried: AtomicU64,
+    pub retried: IntCounter,
     /// Records sent to the dead-letter topic.
-    pub dead_lettered: AtomicU64,
+    pub dead_lettered: IntCounter,
     /// In-place sink retries.
-    pub sink_retries: AtomicU64,
+    pub sink_retries: IntCounter,
+    lag: IntGaugeVec,
+    lane_failed: IntGaugeVec,
+    gap_records: IntGaugeVec,
+    dead_letters: IntGaugeVec,
+    dead_letter_age: GaugeVec,
+    batch: Histogram,
     ready: AtomicBool,
     /// Lanes that stopped for good, with why.
     failed: Mutex<BTreeMap<String, String>>,
     /// Offset gaps: (topic, partition) → (records never processed, advice).
     gaps: Mutex<BTreeMap<(String, i32), (i64, String)>>,
-    /// Dead-letter topics: topic → (records present, age of the oldest in seconds).
-    dead_letters: Mutex<BTreeMap<String, (i64, Option<f64>)>>,
-    lag: Mutex<BTreeMap<(String, i32), i64>>,
-    batch: Mutex<([u64; BUCKETS.len()], u64, f64)>,
 }
 
 impl Metrics {
     /// Empty metrics for `pipeline`.
     pub fn new(pipeline: &str) -> Self {
+        let registry = Registry::new_custom(
+            None,
+            Some([("pipeline".to_owned(), pipeline.to_owned())].into()),
+        )
+        .expect("a valid registry");
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("a valid counter");
+            registry.register(Box::new(c.clone())).expect("unique name");
+            c
+        };
+        let gauges = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("a valid gauge");
+            registry.register(Box::new(g.clone())).expect("unique name");
+            g
+        };
+        let dead_letter_age = GaugeVec::new(
+            Opts::new(
+                "pipeline_dead_letter_oldest_age_seconds",
+                "Age of the oldest dead letter present.",
+            ),
+            &["topic"],
+        )
+        .expect("a valid gauge");
+        registry
+            .register(Box::new(dead_letter_age.clone()))
+            .expect("unique name");
+        let batch = Histogram::with_opts(
+            HistogramOpts::new("pipeline_batch_seconds", "Time to settle one batch.")
+                .buckets(BUCKETS.to_vec()),
+        )
+        .expect("a valid histogram");
+        registry
+            .register(Box::new(batch.clone()))
+            .expect("unique name");
         Metrics {
-            pipeline: pipeline.to_owned(),
-            consumed: AtomicU64::new(0),
-            sunk: AtomicU64::new(0),
-            retried: AtomicU64::new(0),
-            dead_lettered: AtomicU64::new(0),
-            sink_retries: AtomicU64::new(0),
+            consumed: counter("pipeline_records_consumed_total", "Records consumed."),
+            sunk: counter(
+                "pipeline_records_sunk_total",
+                "Records confirmed by the sink.",
+            ),
+            retried: counter(
+                "pipeline_records_retried_total",
+                "Records sent to a retry topic.",
+            ),
+            dead_lettered: counter(
+                "pipeline_records_dead_lettered_total",
+                "Records sent to the dead-letter topic.",
+            ),
+            sink_retries: counter("pipeline_sink_retries_total", "In-place sink retries."),
+            lag: gauges(
+                "pipeline_consumer_lag",
+                "Records behind the partition end.",
+                &["topic", "partition"],
+            ),
+            lane_failed: gauges(
+                "pipeline_lane_failed",
+                "1 for a lane stopped by a failure it cannot pass.",
+                &["lane"],
+            ),
+            gap_records: gauges(
+                "pipeline_offset_gap_records",
+                "Records skipped unprocessed: committed offset below the partition start.",
+                &["topic", "partition"],
+            ),
+            dead_letters: gauges(
+                "pipeline_dead_letters",
+                "Records present in the dead-letter topic.",
+                &["topic"],
+            ),
+            dead_letter_age,
+            batch,
+            registry,
             ready: AtomicBool::new(false),
             failed: Mutex::new(BTreeMap::new()),
             gaps: Mutex::new(BTreeMap::new()),
-            dead_letters: Mutex::new(BTreeMap::new()),
-            lag: Mutex::new(BTreeMap::new()),
-            batch: Mutex::new(([0; BUCKETS.len()], 0, 0.0)),
         }
     }
 
     /// Adds `n` to `counter`.
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+    pub fn add(counter: &IntCounter, n: u64) {
+        counter.inc_by(n);
     }
 
     /// Reads `counter`.
-    pub fn get(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
+    pub fn get(counter: &IntCounter) -> u64 {
+        counter.get()
     }
 
     /// Marks the pipeline running (or not) for `/health`.
@@ -107,6 +178,7 @@ impl Metrics {
             .lock()
             .expect("metrics poisoned")
             .insert(lane.to_owned(), reason.to_owned());
+        self.lane_failed.with_label_values(&[lane]).set(1);
     }
 
     /// The failed lanes and why.
@@ -125,14 +197,20 @@ impl Metrics {
             .or_insert((0, String::new()));
         entry.0 = entry.0.max(records);
         entry.1 = advice.to_owned();
+        self.gap_records
+            .with_label_values(&[topic, &partition.to_string()])
+            .set(entry.0);
     }
 
     /// Records present in a dead-letter topic and the age of the oldest, in seconds.
     pub fn set_dead_letters(&self, topic: &str, records: i64, oldest_age: Option<f64>) {
-        self.dead_letters
-            .lock()
-            .expect("metrics poisoned")
-            .insert(topic.to_owned(), (records, oldest_age));
+        self.dead_letters.with_label_values(&[topic]).set(records);
+        match oldest_age {
+            Some(age) => self.dead_letter_age.with_label_values(&[topic]).set(age),
+            None => {
+                let _ = self.dead_letter_age.remove_label_values(&[topic]);
+            }
+        }
     }
 
     /// `/health`: the status and its body.
@@ -163,133 +241,25 @@ impl Metrics {
     /// Records the consumer lag of a partition.
     pub fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
         self.lag
-            .lock()
-            .expect("metrics poisoned")
-            .insert((topic.to_owned(), partition), lag);
+            .with_label_values(&[topic, &partition.to_string()])
+            .set(lag);
     }
 
     /// Records one batch's latency.
     pub fn observe_batch(&self, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        let mut h = self.batch.lock().expect("metrics poisoned");
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.0[i] += 1;
-            }
-        }
-        h.1 += 1;
-        h.2 += secs;
+        self.batch.observe(elapsed.as_secs_f64());
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let p = &self.pipeline;
-        let mut out = String::new();
-        for (name, help, counter) in [
-            (
-                "pipeline_records_consumed_total",
-                "Records consumed.",
-                &self.consumed,
-            ),
-            (
-                "pipeline_records_sunk_total",
-                "Records confirmed by the sink.",
-                &self.sunk,
-            ),
-            (
-                "pipeline_records_retried_total",
-                "Records sent to a retry topic.",
-                &self.retried,
-            ),
-            (
-                "pipeline_records_dead_lettered_total",
-                "Records sent to the dead-letter topic.",
-                &self.dead_lettered,
-            ),
-            (
-                "pipeline_sink_retries_total",
-                "In-place sink retries.",
-                &self.sink_retries,
-            ),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            let _ = writeln!(out, "{name}{{pipeline=\"{p}\"}} {}", Self::get(counter));
-        }
-        let _ = writeln!(
-            out,
-            "# HELP pipeline_consumer_lag Records behind the partition end.\n# TYPE pipeline_consumer_lag gauge"
-        );
-        for ((topic, partition), lag) in self.lag.lock().expect("metrics poisoned").iter() {
-            let _ = writeln!(
-                out,
-                "pipeline_consumer_lag{{pipeline=\"{p}\",topic=\"{topic}\",partition=\"{partition}\"}} {lag}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP pipeline_lane_failed 1 for a lane stopped by a failure it cannot pass.\n# TYPE pipeline_lane_failed gauge"
-        );
-        for (lane, _) in self.failed_lanes() {
-            let _ = writeln!(
-                out,
-                "pipeline_lane_failed{{pipeline=\"{p}\",lane=\"{lane}\"}} 1"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP pipeline_offset_gap_records Records skipped unprocessed: committed offset below the partition start.\n# TYPE pipeline_offset_gap_records gauge"
-        );
-        for ((topic, partition), (records, _)) in self.gaps.lock().expect("metrics poisoned").iter()
-        {
-            let _ = writeln!(
-                out,
-                "pipeline_offset_gap_records{{pipeline=\"{p}\",topic=\"{topic}\",partition=\"{partition}\"}} {records}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP pipeline_dead_letters Records present in the dead-letter topic.\n# TYPE pipeline_dead_letters gauge"
-        );
-        let dead_letters = self.dead_letters.lock().expect("metrics poisoned").clone();
-        for (topic, (records, _)) in &dead_letters {
-            let _ = writeln!(
-                out,
-                "pipeline_dead_letters{{pipeline=\"{p}\",topic=\"{topic}\"}} {records}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP pipeline_dead_letter_oldest_age_seconds Age of the oldest dead letter present.\n# TYPE pipeline_dead_letter_oldest_age_seconds gauge"
-        );
-        for (topic, (_, age)) in &dead_letters {
-            if let Some(age) = age {
-                let _ = writeln!(
-                    out,
-                    "pipeline_dead_letter_oldest_age_seconds{{pipeline=\"{p}\",topic=\"{topic}\"}} {age:.3}"
-                );
-            }
-        }
-        let (buckets, count, sum) = *self.batch.lock().expect("metrics poisoned");
-        let _ = writeln!(
-            out,
-            "# HELP pipeline_batch_seconds Time to settle one batch.\n# TYPE pipeline_batch_seconds histogram"
-        );
-        for (bound, n) in BUCKETS.iter().zip(buckets) {
-            let _ = writeln!(
-                out,
-                "pipeline_batch_seconds_bucket{{pipeline=\"{p}\",le=\"{bound}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "pipeline_batch_seconds_bucket{{pipeline=\"{p}\",le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(out, "pipeline_batch_seconds_sum{{pipeline=\"{p}\"}} {sum}");
-        let _ = writeln!(
-            out,
-            "pipeline_batch_seconds_count{{pipeline=\"{p}\"}} {count}"
-        );
-        out
+        let mut out = Vec::new();
+        // The pipeline's own, then the process-wide ones (log shipping's counters).
+        let mut families = self.registry.gather();
+        families.extend(prometheus::gather());
+        TextEncoder::new()
+            .encode(&families, &mut out)
+            .expect("the text encoder writes to a Vec");
+        String::from_utf8(out).expect("the text exposition is UTF-8")
     }
 }
 
@@ -302,7 +272,12 @@ pub async fn serve(
     let app = Router::new()
         .route(
             "/metrics",
-            get(|State(m): State<Arc<Metrics>>| async move { m.render() }),
+            get(|State(m): State<Arc<Metrics>>| async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+                    m.render(),
+                )
+            }),
         )
         .route(
             "/health",
@@ -326,6 +301,15 @@ pub async fn serve(
 mod tests {
     use super::*;
 
+    /// The sample line of `name` whose labels include every one of `labels`.
+    fn sample(text: &str, name: &str, labels: &[&str]) -> Option<String> {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .find(|l| labels.iter().all(|label| l.contains(label)))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    }
+
     #[test]
     fn renders_counters_lag_and_the_histogram() {
         let m = Metrics::new("indexer");
@@ -337,13 +321,22 @@ mod tests {
             text.contains("pipeline_records_consumed_total{pipeline=\"indexer\"} 3"),
             "{text}"
         );
-        assert!(text.contains(
-            "pipeline_consumer_lag{pipeline=\"indexer\",topic=\"anime\",partition=\"1\"} 42"
-        ));
-        assert!(
-            text.contains("pipeline_batch_seconds_bucket{pipeline=\"indexer\",le=\"0.025\"} 0")
+        assert!(text.contains("# TYPE pipeline_records_consumed_total counter"));
+        let lag = sample(
+            &text,
+            "pipeline_consumer_lag",
+            &["pipeline=\"indexer\"", "topic=\"anime\"", "partition=\"1\""],
         );
-        assert!(text.contains("pipeline_batch_seconds_bucket{pipeline=\"indexer\",le=\"0.05\"} 1"));
+        assert_eq!(lag.as_deref(), Some("42"), "{text}");
+        let bucket = |le: &str| {
+            sample(
+                &text,
+                "pipeline_batch_seconds_bucket",
+                &[&format!("le=\"{le}\"")],
+            )
+        };
+        assert_eq!(bucket("0.025").as_deref(), Some("0"), "{text}");
+        assert_eq!(bucket("0.05").as_deref(), Some("1"));
         assert!(text.contains("pipeline_batch_seconds_count{pipeline=\"indexer\"} 1"));
     }
 
@@ -361,17 +354,25 @@ mod tests {
         );
         m.set_dead_letters("indexer.dlq", 3, Some(12.5));
         let text = m.render();
-        assert!(
-            text.contains("pipeline_dead_letters{pipeline=\"indexer\",topic=\"indexer.dlq\"} 3")
+        let dead = sample(&text, "pipeline_dead_letters", &["topic=\"indexer.dlq\""]);
+        assert_eq!(dead.as_deref(), Some("3"), "{text}");
+        let age = sample(
+            &text,
+            "pipeline_dead_letter_oldest_age_seconds",
+            &["topic=\"indexer.dlq\""],
         );
-        assert!(text.contains("pipeline_dead_letter_oldest_age_seconds{pipeline=\"indexer\",topic=\"indexer.dlq\"} 12.500"));
-        assert!(text.contains(
-            "pipeline_offset_gap_records{pipeline=\"indexer\",topic=\"anime\",partition=\"2\"} 7"
-        ));
+        assert_eq!(age.as_deref(), Some("12.5"));
+        let gap = sample(
+            &text,
+            "pipeline_offset_gap_records",
+            &["topic=\"anime\"", "partition=\"2\""],
+        );
+        assert_eq!(gap.as_deref(), Some("7"));
         m.fail_lane("retry.1", "writer panicked: boom");
         let (status, body) = m.health();
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body, "failing: lane retry.1: writer panicked: boom");
-        assert!(text.len() < m.render().len());
+        let failed = sample(&m.render(), "pipeline_lane_failed", &["lane=\"retry.1\""]);
+        assert_eq!(failed.as_deref(), Some("1"));
     }
 }
