@@ -91,6 +91,10 @@ pub struct Config {
     /// The Confluent-compatible schema registry.
     #[command(flatten)]
     pub registry: anineplus_args::RegistryArgs,
+    /// Shipping of the API's logs to the `<prefix>logs` topic (the binary's, not the
+    /// library's: `run` never installs logging).
+    #[command(flatten)]
+    pub logs: anineplus_args::LogShippingArgs,
     /// HS256 secret of the JWTs; a dev default exists only with `API_ENV=dev`.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -194,7 +198,7 @@ pub struct Config {
     #[command(flatten)]
     pub search: anineplus_args::SearchArgs,
     /// Prefix of the index aliases, as the indexer's: searches read `<prefix>-anime`.
-    #[arg(long, env = "INDEX_PREFIX", default_value = "anineplus")]
+    #[arg(long, env = "INDEX_PREFIX", default_value = anineplus_schemas::indices::DEFAULT_PREFIX)]
     pub index_prefix: String,
     /// Longest search request, in milliseconds.
     #[arg(long, env = "SEARCH_TIMEOUT_MS", default_value_t = 3000)]

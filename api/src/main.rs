@@ -1,8 +1,8 @@
-//! `anineplus-api`: loads the configuration, starts JSON logging and runs the API until
-//! SIGINT or SIGTERM.
+//! `anineplus-api`: loads the configuration, starts JSON logging (shipped to the `logs`
+//! topic too unless `--log-shipping false`) and runs the API until SIGINT or SIGTERM.
 
 use anineplus_api::Config;
-use anineplus_telemetry::Output;
+use anineplus_telemetry::ship::ShipConfig;
 use clap::Parser;
 
 #[global_allocator]
@@ -10,7 +10,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    anineplus_telemetry::init_logging("info", Output::Stdout)?;
     let config = match Config::parse().validate() {
         Ok(config) => config,
         Err(e) => {
@@ -18,7 +17,21 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
+    let shipping = config.logs.log_shipping.then(|| ShipConfig {
+        delivery_timeout: config.logs.delivery_timeout(),
+        ..ShipConfig::new(
+            "api",
+            &config.kafka.brokers,
+            &config.registry.registry_url,
+            &config.kafka_topic_prefix,
+        )
+    });
+    let logging = anineplus_telemetry::init_service_logging("info", shipping)?;
     let shutdown = anineplus_telemetry::shutdown_on_signal();
-    anineplus_api::run(config, shutdown).await?;
-    Ok(())
+    let ran = anineplus_api::run(config, shutdown).await;
+    if let Err(e) = &ran {
+        tracing::error!(error = %e, "api stopped");
+    }
+    logging.finish().await;
+    Ok(ran?)
 }

@@ -141,7 +141,10 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        // The API's own, then the process-wide ones (log shipping's counters).
+        let mut families = self.registry.gather();
+        families.extend(prometheus::gather());
+        let _ = TextEncoder::new().encode(&families, &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
 }

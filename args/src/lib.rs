@@ -10,6 +10,8 @@
 //!   default [`search::DEFAULT_URL`](anineplus_connectors::search::DEFAULT_URL);
 //! - [`RegistryArgs`]: `--registry-url` (also `--schema-registry-url`, `--registry`),
 //!   `SCHEMA_REGISTRY_URL`, default [`anineplus_schemas::DEFAULT_REGISTRY_URL`];
+//! - [`LogShippingArgs`]: `--log-shipping true|false` (`LOG_SHIPPING`, default on) and
+//!   `--log-shipping-timeout-ms` (`LOG_SHIPPING_TIMEOUT_MS`, default 30 s);
 //! - [`RetryArgs`]: the `--retry-*` flags of the pipelines, into a
 //!   [`RetryPolicy`](anineplus_streams::dead_letter::RetryPolicy).
 //!
@@ -67,6 +69,36 @@ pub struct RegistryArgs {
         global = true
     )]
     pub registry_url: String,
+}
+
+/// Whether a service ships its logs to the `logs` topic.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct LogShippingArgs {
+    /// Ship every log record to the `logs` topic (Avro through the registry) besides
+    /// stdout; dropped, never awaited, when Kafka is away (`logs_dropped_total`).
+    #[arg(
+        long = "log-shipping",
+        env = "LOG_SHIPPING",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "true|false"
+    )]
+    pub log_shipping: bool,
+    /// How long Kafka may take to acknowledge a shipped record before it counts as dropped.
+    #[arg(
+        long = "log-shipping-timeout-ms",
+        env = "LOG_SHIPPING_TIMEOUT_MS",
+        default_value_t = 30_000,
+        value_name = "MS"
+    )]
+    pub log_shipping_timeout_ms: u64,
+}
+
+impl LogShippingArgs {
+    /// The delivery timeout of shipped records.
+    pub fn delivery_timeout(&self) -> Duration {
+        Duration::from_millis(self.log_shipping_timeout_ms.max(1))
+    }
 }
 
 /// How a pipeline retries failures.

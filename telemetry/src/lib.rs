@@ -7,12 +7,15 @@
 //! - [`ship`]: the `tracing` layer that also ships every event to the `logs` topic (Avro
 //!   through the registry) from a bounded queue, never blocking, never shipping its own or
 //!   librdkafka's events, redacting secrets; [`init_logging_shipped`] installs it beside the
-//!   JSON lines;
+//!   JSON lines; [`init_service_logging`] is what services call (JSON lines, shipping
+//!   unless turned off, the shipper's counters in Prometheus' process-wide registry);
 //! - [`shutdown_on_signal`]: a [`CancellationToken`] cancelled on the first SIGINT or SIGTERM
 //!   (SIGINT alone where there is no SIGTERM), which services pass to their run loop to drain
 //!   and exit.
 
 pub mod ship;
+
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -76,6 +79,61 @@ pub fn init_logging_shipped(
         Err(_) => parse(default)?,
     };
     install_with(filter, output, Some(ship))
+}
+
+/// A service's logging once set up by [`init_service_logging`]: the shipper's counters, and
+/// its drain to flush at exit.
+#[derive(Debug)]
+pub struct ServiceLogging {
+    stats: Option<Arc<ship::ShipStats>>,
+    stop: CancellationToken,
+    drain: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ServiceLogging {
+    /// The shipper's counters (`None` when shipping is off).
+    pub fn stats(&self) -> Option<&Arc<ship::ShipStats>> {
+        self.stats.as_ref()
+    }
+
+    /// Ships what is still queued, flushes the producer (up to 5 s) and stops shipping:
+    /// call it once the service has stopped.
+    pub async fn finish(self) {
+        self.stop.cancel();
+        if let Some(drain) = self.drain {
+            let _ = drain.await;
+        }
+    }
+}
+
+/// A service's logging: JSON lines to stdout as [`init_logging`], and, when `ship` is
+/// given, every event shipped to the `logs` topic too (see [`ship`]): the drain spawned
+/// on the current Tokio runtime, its counters (`logs_shipped_total`, `logs_dropped_total`)
+/// registered in the process-wide Prometheus registry that every `/metrics` includes.
+pub fn init_service_logging(
+    default: &str,
+    ship: Option<ship::ShipConfig>,
+) -> Result<ServiceLogging, Error> {
+    let Some(config) = ship else {
+        init_logging(default, Output::Stdout)?;
+        return Ok(ServiceLogging {
+            stats: None,
+            stop: CancellationToken::new(),
+            drain: None,
+        });
+    };
+    let (layer, shipper, stats) = ship::layer(config);
+    init_logging_shipped(default, Output::Stdout, layer)?;
+    if let Err(e) = stats.register(prometheus::default_registry()) {
+        tracing::warn!(error = %e, "log shipping counters not exposed");
+    }
+    let stop = CancellationToken::new();
+    let drain = tokio::spawn(shipper.run(stop.clone()));
+    Ok(ServiceLogging {
+        stats: Some(stats),
+        stop,
+        drain: Some(drain),
+    })
 }
 
 fn install(filter: EnvFilter, output: Output) -> Result<(), Error> {

@@ -119,6 +119,50 @@ impl ShipStats {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// Exposes the counters in `registry` as `logs_shipped_total` and `logs_dropped_total`
+    /// (read at each scrape).
+    pub fn register(self: &Arc<Self>, registry: &prometheus::Registry) -> prometheus::Result<()> {
+        let counter = |name: &str, help: &str| prometheus::IntCounter::new(name, help);
+        registry.register(Box::new(StatsCollector {
+            stats: self.clone(),
+            shipped: counter(
+                "logs_shipped_total",
+                "Log records Kafka acknowledged on the logs topic.",
+            )?,
+            dropped: counter(
+                "logs_dropped_total",
+                "Log records dropped: queue or producer buffer full, Kafka or the registry away, unencodable.",
+            )?,
+        }))
+    }
+}
+
+/// [`ShipStats`] as Prometheus counters.
+struct StatsCollector {
+    stats: Arc<ShipStats>,
+    shipped: prometheus::IntCounter,
+    dropped: prometheus::IntCounter,
+}
+
+impl prometheus::core::Collector for StatsCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        let mut out = self.shipped.desc();
+        out.extend(self.dropped.desc());
+        out
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        for (counter, now) in [
+            (&self.shipped, self.stats.shipped()),
+            (&self.dropped, self.stats.dropped()),
+        ] {
+            counter.inc_by(now.saturating_sub(counter.get()));
+        }
+        let mut out = self.shipped.collect();
+        out.extend(self.dropped.collect());
+        out
+    }
 }
 
 /// The layer: builds records and queues them (see the module header).
@@ -204,7 +248,12 @@ impl Shipper {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let record = tokio::select! {
-                _ = stop.cancelled() => break,
+                // Stopping: what is queued still goes (the last lines of a service are
+                // often the ones that matter), then the flush below.
+                _ = stop.cancelled() => match self.queue.try_recv() {
+                    Ok(record) => record,
+                    Err(_) => break,
+                },
                 _ = tick.tick() => {
                     producer.poll(Duration::ZERO);
                     continue;

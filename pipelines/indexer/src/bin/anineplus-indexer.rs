@@ -4,10 +4,15 @@
 
 use std::net::SocketAddr;
 
-use anineplus_args::{KafkaArgs, RegistryArgs, RetryArgs, SearchArgs};
+use anineplus_args::{KafkaArgs, LogShippingArgs, RegistryArgs, RetryArgs, SearchArgs};
 use anineplus_indexer::{self as indexer, IndexerConfig};
-use anineplus_telemetry::Output;
+use anineplus_telemetry::ship::ShipConfig;
 use clap::Parser;
+
+/// Documents are built on the transform tasks and freed on the writer's: mimalloc's
+/// per-thread free lists take that cross-thread traffic far cheaper than glibc's arenas.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Keeps the search indices in step with the aggregate topics.
 #[derive(Debug, Parser)]
@@ -23,7 +28,7 @@ struct Args {
     #[arg(long, env = "INDEXER_GROUP", default_value = "anineplus-indexer")]
     group: String,
     /// Prefix of the index aliases: `<prefix>-anime`, ...
-    #[arg(long, env = "INDEX_PREFIX", default_value = "anineplus")]
+    #[arg(long, env = "INDEX_PREFIX", default_value = anineplus_schemas::indices::DEFAULT_PREFIX)]
     index_prefix: String,
     /// Prefix of every topic read or written (empty in production; tests use a unique one).
     #[arg(long, env = "TOPIC_PREFIX", default_value = "")]
@@ -43,9 +48,24 @@ struct Args {
     topic_replication: i32,
     #[command(flatten)]
     retry: RetryArgs,
+    #[command(flatten)]
+    logs: LogShippingArgs,
 }
 
 impl Args {
+    /// Where its log records are shipped, unless turned off.
+    fn shipping(&self) -> Option<ShipConfig> {
+        self.logs.log_shipping.then(|| ShipConfig {
+            delivery_timeout: self.logs.delivery_timeout(),
+            ..ShipConfig::new(
+                "indexer",
+                &self.kafka.brokers,
+                &self.registry.registry_url,
+                &self.topic_prefix,
+            )
+        })
+    }
+
     fn config(self) -> IndexerConfig {
         IndexerConfig {
             kafka_brokers: self.kafka.brokers,
@@ -65,9 +85,13 @@ impl Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    anineplus_telemetry::init_logging("info,rdkafka=warn", Output::Stdout)?;
-    let config = Args::parse().config();
+    let args = Args::parse();
+    let logging = anineplus_telemetry::init_service_logging("info,rdkafka=warn", args.shipping())?;
     let shutdown = anineplus_telemetry::shutdown_on_signal();
-    indexer::run(config, shutdown).await?;
-    Ok(())
+    let ran = indexer::run(args.config(), shutdown).await;
+    if let Err(e) = &ran {
+        tracing::error!(error = %e, "indexer stopped");
+    }
+    logging.finish().await;
+    Ok(ran?)
 }
