@@ -443,13 +443,21 @@ pub struct TcpProxy {
 }
 
 impl TcpProxy {
-    /// A proxy address that is not listening yet.
+    /// A proxy address that is not listening yet: a free port below Linux's ephemeral range
+    /// (32768-60999), so that no outgoing connection of another test takes it while the
+    /// proxy is down.
     pub fn reserve(target: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        use std::hash::{BuildHasher, RandomState};
+        let mut seed = RandomState::new().hash_one(std::time::Instant::now());
+        let port = loop {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let port = 20_000 + (seed >> 33) as u16 % 12_000;
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                break port;
+            }
+        };
         Self {
             addr: format!("127.0.0.1:{port}"),
             target: target.to_owned(),
