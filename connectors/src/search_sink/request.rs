@@ -173,7 +173,18 @@ pub fn build<D: Borrow<Document>>(docs: &[D], limits: BulkLimits) -> Vec<BulkReq
 
 #[derive(Deserialize)]
 struct BulkResponse {
-    items: Vec<std::collections::HashMap<String, Item>>,
+    items: Vec<BulkItem>,
+}
+
+/// One item of a bulk response, keyed by its operation: read without a map or a `String`
+/// per item (the rest of the item's fields are skipped unread).
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum BulkItem {
+    Index(Item),
+    Create(Item),
+    Update(Item),
+    Delete(Item),
 }
 
 #[derive(Deserialize)]
@@ -202,9 +213,14 @@ pub fn read_response(body: &[u8], expected: usize) -> Vec<Outcome> {
     parsed
         .items
         .into_iter()
-        .map(|item| match item.into_iter().next() {
-            Some((op, item)) => retry::item_outcome(&op, item.status, item.error.as_ref()),
-            None => Outcome::Retry("empty bulk item".into()),
+        .map(|item| {
+            let (op, item) = match &item {
+                BulkItem::Index(i) => ("index", i),
+                BulkItem::Create(i) => ("create", i),
+                BulkItem::Update(i) => ("update", i),
+                BulkItem::Delete(i) => ("delete", i),
+            };
+            retry::item_outcome(op, item.status, item.error.as_ref())
         })
         .collect()
 }
