@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anineplus_schemas::Codec;
 use anineplus_schemas::events::LogRecord;
 use anineplus_testkit::{Stack, TestDatabase, topics, unique};
-use common::base_args;
+use common::{base_args, free_port, wait_binary_live};
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use serde_json::{Value, json};
@@ -36,11 +36,7 @@ impl Drop for Api {
 }
 
 async fn spawn(args: Vec<String>) -> Api {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_anineplus-api"))
         .env("RUST_LOG", "info")
         .args(args)
@@ -58,25 +54,16 @@ async fn spawn(args: Vec<String>) -> Api {
             lines.lock().unwrap().push(line);
         }
     });
-    let api = Api {
+    let mut api = Api {
         child,
         url: format!("http://127.0.0.1:{port}"),
         stdout,
     };
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !http
-        .get(format!("{}/health/live", api.url))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the API binary did not become live"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(
+        wait_binary_live(&http, &api.url, &mut api.child).await,
+        "the API binary stopped during start-up"
+    );
     api
 }
 

@@ -145,11 +145,7 @@ async fn a_relay_killed_mid_publish_loses_nothing() {
     let stack = anineplus_testkit::Stack::from_env();
     let topic_prefix = format!("{}.", anineplus_testkit::unique("apitest"));
     let redis_prefix = format!("{}:", anineplus_testkit::unique("apitest"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_anineplus-api"))
         .args(base_args(&stack, &db.url, &topic_prefix, &redis_prefix))
         .args([
@@ -166,19 +162,7 @@ async fn a_relay_killed_mid_publish_loses_nothing() {
         .expect("the API binary starts");
     let url_a = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let mut live = false;
-    for _ in 0..200 {
-        if http
-            .get(format!("{url_a}/health/live"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            live = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let live = common::wait_binary_live(&http, &url_a, &mut child).await;
     assert!(live, "the API binary did not become live");
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
 

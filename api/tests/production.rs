@@ -9,11 +9,11 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anineplus_api::config::DEV_JWT_SECRET;
 use anineplus_testkit::{Stack, TestDatabase, unique};
-use common::base_args;
+use common::{base_args, free_port, wait_binary_live};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
@@ -30,14 +30,6 @@ fn args_without_env(stack: &Stack, db: &TestDatabase, topic_prefix: &str) -> Vec
         .flatten()
         .cloned()
         .collect()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The binary with `API_ENV` and `JWT_SECRET` removed from its environment.
@@ -71,25 +63,6 @@ fn forged_admin_token(sub: &str) -> String {
         &EncodingKey::from_secret(DEV_JWT_SECRET.as_bytes()),
     )
     .unwrap()
-}
-
-async fn wait_live(http: &reqwest::Client, url: &str, child: &mut Child) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        if http
-            .get(format!("{url}/health/live"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the API neither started nor stopped within 30 s");
 }
 
 /// Signs up an ordinary user; returns their id.
@@ -139,7 +112,7 @@ async fn api_env_unset_refuses_to_start_without_a_real_secret() {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let mut child = spawn(&args, port, secret);
-        if wait_live(&http, &url, &mut child).await {
+        if wait_binary_live(&http, &url, &mut child).await {
             let user = sign_up(&http, &url).await;
             let (status, body) = create_anime(&http, &url, &forged_admin_token(&user)).await;
             child.kill().unwrap();
@@ -169,7 +142,7 @@ async fn api_env_unset_serves_as_production() {
     let url = format!("http://127.0.0.1:{port}");
     let mut child = spawn(&args, port, Some(common::SECRET));
     assert!(
-        wait_live(&http, &url, &mut child).await,
+        wait_binary_live(&http, &url, &mut child).await,
         "the API with a real secret did not start"
     );
     // A token forged with the dev secret is not ours.

@@ -6,8 +6,9 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::process::Child;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anineplus_api::Config;
 use anineplus_schemas::{Codec, TopicValue};
@@ -129,6 +130,36 @@ pub fn base_args(
     .into_iter()
     .map(str::to_owned)
     .collect()
+}
+
+/// A free loopback port, for a server the test starts (`--listen 127.0.0.1:<port>`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until the `anineplus-api` binary `child` at `url` answers `/health/live` (true), or
+/// exits (false); panics after 30 s of neither.
+pub async fn wait_binary_live(http: &reqwest::Client, url: &str, child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if http
+            .get(format!("{url}/health/live"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the API neither started nor stopped within 30 s");
 }
 
 impl TestApi {
