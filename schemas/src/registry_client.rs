@@ -124,6 +124,29 @@ impl RegistryClient {
         Ok(body.schema)
     }
 
+    /// `POST /subjects/{subject}`: the id of `schema` when `subject` already has it
+    /// registered (a read: a client allowed only to read subjects may ask), `None` when the
+    /// subject or the schema under it is unknown.
+    pub async fn lookup(&self, subject: &str, schema: &str) -> Result<Option<u32>, RegistryError> {
+        #[derive(Deserialize)]
+        struct Body {
+            id: u32,
+        }
+        let request = self
+            .http
+            .post(format!("{}/subjects/{subject}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            .body(serde_json::json!({ "schema": schema, "schemaType": "AVRO" }).to_string());
+        match self
+            .send::<Body>(request, &format!("subject {subject}"))
+            .await
+        {
+            Ok(body) => Ok(Some(body.id)),
+            Err(RegistryError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `POST /subjects/{subject}/versions`: registers `schema` (or finds it); returns its id.
     pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
         #[derive(Deserialize)]

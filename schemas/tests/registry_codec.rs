@@ -4,7 +4,7 @@ use anineplus_schemas::codec::DecodeError;
 use anineplus_schemas::events::{AnimeData, samples};
 use anineplus_schemas::registry_client::{RegistryClient, RegistryError};
 use anineplus_schemas::{Codec, Envelope, Topic, wire};
-use anineplus_testkit::{Stack, unique};
+use anineplus_testkit::{Stack, registry_url_as, unique};
 
 async fn registry() -> String {
     Stack::from_env()
@@ -178,4 +178,21 @@ async fn the_registry_refuses_an_incompatible_change_with_the_field() {
         messages.iter().any(|m| m.contains("tenantId")),
         "{messages:?}"
     );
+}
+
+#[tokio::test]
+async fn a_client_allowed_only_to_read_encodes_for_a_subject_make_up_registered() {
+    registry().await;
+    // `make up` registers every topic's schema; the pipelines (and the log shipping of
+    // every service) then encode as users who may only read subjects: they look the id
+    // up instead of registering.
+    let url = registry_url_as("tools").expect("make up generated the tools user");
+    let codec = Codec::new(&url);
+    let framed = codec
+        .encode(&samples::one_of_each().logs[0])
+        .await
+        .unwrap_or_else(|e| panic!("a read-only client encodes: {e}"));
+    let (id, _) = wire::split(&framed).unwrap();
+    let admin = Codec::new(&registry().await);
+    assert_eq!(id, admin.register(Topic::Logs).await.unwrap());
 }

@@ -270,7 +270,7 @@ impl Shipper {
                 None => match codec.register(anineplus_schemas::Topic::Logs).await {
                     Ok(found) => *id.insert(found),
                     Err(e) => {
-                        tracing::warn!(error = %e, "log shipping: registry unreachable; dropping");
+                        tracing::warn!(error = %e, "log shipping: no schema id for the logs topic; dropping records, asking again in 5 s");
                         self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                         tokio::select! {
                             _ = stop.cancelled() => break,

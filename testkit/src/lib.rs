@@ -22,6 +22,7 @@ pub mod world;
 pub use database::{TestDatabase, with_database};
 pub use stack::{
     DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, DEFAULT_REGISTRY_URL, ServiceDown, Stack,
+    registry_url_as,
 };
 
 /// A name unique to this call, safe for Kafka topics, consumer groups and index names:

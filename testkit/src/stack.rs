@@ -55,19 +55,20 @@ pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// (`admin` in `$STACK_DIR/registry/credentials`, lines of `user:password`); without that
 /// file, [`DEFAULT_REGISTRY_URL`] as is.
 fn stack_registry_url() -> String {
+    registry_url_as("admin").unwrap_or_else(|| DEFAULT_REGISTRY_URL.to_owned())
+}
+
+/// The registry `make up` starts as `user` (one of the clients it generated credentials
+/// for: `admin`, `schemas`, `api`, `indexer`, `logs`, `tools`), if that file names it.
+pub fn registry_url_as(user: &str) -> Option<String> {
     let stack_dir = std::env::var_os("STACK_DIR")
         .filter(|v| !v.is_empty())
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.stack"));
-    let credentials = std::fs::read_to_string(stack_dir.join("registry/credentials"));
-    credentials
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|line| line.starts_with("admin:"))
-                .map(|userinfo| format!("http://{userinfo}@127.0.0.1:8081"))
-        })
-        .unwrap_or_else(|| DEFAULT_REGISTRY_URL.to_owned())
+    let text = std::fs::read_to_string(stack_dir.join("registry/credentials")).ok()?;
+    text.lines()
+        .find(|line| line.split(':').next() == Some(user))
+        .map(|userinfo| format!("http://{userinfo}@127.0.0.1:8081"))
 }
 
 /// `http://user:***@host` for `http://user:password@host` (for messages).

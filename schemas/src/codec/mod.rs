@@ -243,7 +243,9 @@ impl Codec {
             .map_err(|source| DecodeError::Corrupt { id, source })
     }
 
-    /// Registers (or finds) the current schema of `topic` under `<topic>-value`; returns its id.
+    /// The id of the current schema of `topic` under `<topic>-value`: looked up first (a
+    /// read, so a service allowed only to read subjects can write to a topic whose schema
+    /// `make up` registered), registered when the subject does not have it yet (a write).
     pub async fn register(&self, topic: Topic) -> Result<u32, EncodeError> {
         if let Some(id) = self
             .writer_ids
@@ -253,11 +255,21 @@ impl Codec {
         {
             return Ok(*id);
         }
-        let id = self
+        let subject = topic.subject();
+        let registry_error = |source| EncodeError::Registry { topic, source };
+        let id = match self
             .registry
-            .register(&topic.subject(), topic.schema())
+            .lookup(&subject, topic.schema())
             .await
-            .map_err(|source| EncodeError::Registry { topic, source })?;
+            .map_err(registry_error)?
+        {
+            Some(id) => id,
+            None => self
+                .registry
+                .register(&subject, topic.schema())
+                .await
+                .map_err(registry_error)?,
+        };
         self.writer_ids
             .write()
             .expect("id cache poisoned")
