@@ -84,6 +84,11 @@ pub struct BatchConfig {
     /// Threads a large batch is decoded and transformed on (contiguous chunks of at least
     /// 128 records, put back in order). Defaults to the available parallelism, at most 4.
     pub workers: usize,
+    /// Whether the main source cuts a batch as soon as the consumer has nothing more and
+    /// the sink has room (true, the default: a lone record waits for nobody), or only at
+    /// its count, bytes or linger (false: fewer, fuller batches at low rates, for a sink
+    /// whose writes are files, such as the log archive).
+    pub cut_when_idle: bool,
 }
 
 impl Default for BatchConfig {
@@ -95,6 +100,7 @@ impl Default for BatchConfig {
             workers: std::thread::available_parallelism()
                 .map_or(1, std::num::NonZero::get)
                 .min(4),
+            cut_when_idle: true,
         }
     }
 }
@@ -132,6 +138,12 @@ pub struct PipelineConfig {
     /// librdkafka settings for every lane's consumer, applied after the runtime's own
     /// (e.g. `max.partition.fetch.bytes`); empty by default.
     pub consumer_overrides: Vec<(String, String)>,
+    /// Whether each record that carries a `correlation-id` header logs one `info` line
+    /// (target `anineplus_streams::trace`, "record written", with its correlation id,
+    /// topic, partition and offset) once the sink has it: how a request is followed
+    /// through the pipelines (`anineplus-logs trace`). On by default; records without the
+    /// header cost nothing. The log pipelines turn it off (their records are log lines).
+    pub trace_records: bool,
 }
 
 impl PipelineConfig {
@@ -149,6 +161,7 @@ impl PipelineConfig {
             dlq_retention: None,
             retry_retention: Duration::from_secs(7 * 24 * 3600),
             consumer_overrides: Vec::new(),
+            trace_records: true,
         }
     }
 

@@ -72,6 +72,7 @@ impl<C: Commit> Reader<C> {
     pub(crate) async fn run(&self, tx: mpsc::Sender<Vec<InFlight>>, shutdown: &CancellationToken) {
         let limits = self.limits;
         let eager = self.source.eager();
+        let cut_when_idle = eager && limits.cut_when_idle;
         let mut names = TopicNames::default();
         let mut batch = Filling::new(limits.max_records.clamp(1, 1024));
         // One stream, timer and cancellation future for the whole loop: creating them per
@@ -87,7 +88,7 @@ impl<C: Commit> Reader<C> {
                 biased;
                 _ = &mut cancelled => break,
                 _ = &mut linger, if lingering => Polled::Linger,
-                _ = self.flow.room(), if lingering && eager => Polled::Room,
+                _ = self.flow.room(), if lingering && cut_when_idle => Polled::Room,
                 message = stream.next() => {
                     Polled::Message(message.expect("kafka streams never terminate"))
                 }
@@ -157,7 +158,7 @@ impl<C: Commit> Reader<C> {
                 }
                 cut = batch.records.len() >= limits.max_records
                     || batch.bytes >= limits.max_bytes
-                    || (drained && eager && self.flow.has_room());
+                    || (drained && cut_when_idle && self.flow.has_room());
             }
             if !cut {
                 continue;

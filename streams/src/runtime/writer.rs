@@ -167,9 +167,20 @@ impl<S: Sink, P: FailureProducer, C: Commit> Writer<S, P, C> {
         flat.absorb(&outcomes);
         let failures = flat.failures;
         let mut sunk = 0;
+        let trace = self.config.trace_records;
         for ((raw, failure), attempts) in raws.iter().zip(failures).zip(attempts) {
             match failure {
-                None => sunk += 1,
+                None => {
+                    sunk += 1;
+                    if trace && let Some(id) = raw.header(dead_letter::header::CORRELATION_ID) {
+                        tracing::info!(
+                            target: "anineplus_streams::trace",
+                            correlation_id = id, pipeline = %self.config.name,
+                            topic = &*raw.topic, partition = raw.partition, offset = raw.offset,
+                            "record written"
+                        );
+                    }
+                }
                 Some(failure) => {
                     Metrics::add(&self.metrics.sunk, std::mem::take(&mut sunk));
                     if !self
@@ -256,6 +267,7 @@ impl<S: Sink, P: FailureProducer, C: Commit> Writer<S, P, C> {
         tracing::warn!(
             topic = %raw.topic, partition = raw.partition, offset = raw.offset,
             to = %route.topic, class = failure.class.as_str(), reason = %failure.message,
+            correlation_id = raw.header(dead_letter::header::CORRELATION_ID),
             "record failed"
         );
         let letter = DeadLetter {
