@@ -14,9 +14,12 @@
 //!   [`ErrorClass`] ([`search::request_class`], [`search::item_class`]).
 //! - [`search_sink`]: the Elasticsearch sink (versioned bulk writes read item by item,
 //!   soft deletes, index templates behind aliases), in its layers.
+//! - [`log_search`]: finding records in the log pipeline's daily indices (by request,
+//!   service, level, time), for `anineplus-logs trace` and the API.
 //! - [`Outcome`]: the per-record verdict every sink returns.
 
 pub mod kafka;
+pub mod log_search;
 mod outcome;
 pub mod search;
 pub mod search_sink;

@@ -7,6 +7,16 @@
 /// The default `INDEX_PREFIX`.
 pub const DEFAULT_PREFIX: &str = "anineplus";
 
+/// The default `LOG_INDEX_PREFIX`: the log pipeline writes daily indices
+/// `<prefix>-<service>-YYYY.MM.DD` (`anineplus_logs::documents`), searched as
+/// [`log_indices`].
+pub const DEFAULT_LOG_PREFIX: &str = "logs";
+
+/// The pattern of every log index under `prefix`: `<prefix>-*`.
+pub fn log_indices(prefix: &str) -> String {
+    format!("{prefix}-*")
+}
+
 /// The logical indices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Index {

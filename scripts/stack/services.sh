@@ -4,8 +4,12 @@
 #             value schema is registered (`anineplus-schemas register`)
 #   api       anineplus-api on 127.0.0.1:3000 (GraphQL, outbox relay), API_ENV=dev
 #   indexer   anineplus-indexer (search indexer), metrics and health on 127.0.0.1:9464
+#   log-index    anineplus-logs index (logs topic → daily indices logs-<service>-YYYY.MM.DD),
+#                metrics and health on 127.0.0.1:9465
+#   log-archive  anineplus-logs archive (logs topic → gzip files under .stack/logs-archive),
+#                metrics and health on 127.0.0.1:9466
 # The registry requires credentials to write: the first start generates a password per
-# client (admin, schemas, api, indexer, tools) into .stack/registry/credentials (lines of
+# client (admin, schemas, api, indexer, logs, tools) into .stack/registry/credentials (lines of
 # user:password, mode 600, never committed) and the registry's users file beside it
 # (auth.json); each service gets its own user in the userinfo of its SCHEMA_REGISTRY_URL.
 # Anonymous reads stay open on this dev stack (REGISTRY_ANONYMOUS_READ=true).
@@ -21,24 +25,29 @@ REGISTRY_LISTEN="${REGISTRY_LISTEN:-127.0.0.1:8081}"
 SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://$REGISTRY_LISTEN}"
 API_LISTEN="${API_LISTEN:-127.0.0.1:3000}"
 METRICS_LISTEN="${METRICS_LISTEN:-127.0.0.1:9464}"
+LOG_INDEX_METRICS_LISTEN="${LOG_INDEX_METRICS_LISTEN:-127.0.0.1:9465}"
+LOG_ARCHIVE_METRICS_LISTEN="${LOG_ARCHIVE_METRICS_LISTEN:-127.0.0.1:9466}"
+LOG_ARCHIVE_DIR="${LOG_ARCHIVE_DIR:-$STACK_DIR/logs-archive}"
 
-# name  binary  health URL  (start order; stopped in reverse)
+# name  binary  health URL  [arguments]  (start order; stopped in reverse)
 SERVICES=(
   "registry anineplus-registry http://$REGISTRY_LISTEN/schemas/types"
   "api anineplus-api http://$API_LISTEN/health/ready"
   "indexer anineplus-indexer http://$METRICS_LISTEN/health"
+  "log-index anineplus-logs http://$LOG_INDEX_METRICS_LISTEN/health index --metrics-listen $LOG_INDEX_METRICS_LISTEN"
+  "log-archive anineplus-logs http://$LOG_ARCHIVE_METRICS_LISTEN/health archive --metrics-listen $LOG_ARCHIVE_METRICS_LISTEN"
 )
 
 build() {
   say "building the services (cargo build, debug)"
   (cd "$ROOT" && cargo build -q --bin anineplus-registry --bin anineplus-schemas \
-    --bin anineplus-api --bin anineplus-indexer --bin anineplus-dlq) || die "cargo build failed"
+    --bin anineplus-api --bin anineplus-indexer --bin anineplus-logs --bin anineplus-dlq) || die "cargo build failed"
 }
 
 healthy() { curl -fsS "$1" >/dev/null 2>&1; }
 
 REGISTRY_AUTH_DIR="$STACK_DIR/registry"
-REGISTRY_CLIENTS=(admin schemas api indexer tools)
+REGISTRY_CLIENTS=(admin schemas api indexer logs tools)
 
 # The registry's users (idempotent: passwords are generated once and kept).
 registry_credentials() {
@@ -50,8 +59,13 @@ registry_credentials() {
       echo "$user:$(tr -dc 'A-Za-z0-9' </dev/urandom | head -c 32)"
     done >"$file")
   fi
+  # A client added since the file was made gets its password now.
+  for user in "${REGISTRY_CLIENTS[@]}"; do
+    grep -q "^$user:" "$file" || (umask 077; echo "$user:$(tr -dc 'A-Za-z0-9' </dev/urandom | head -c 32)" >>"$file")
+  done
   # What each user may do: admin everything; schemas, api (it registers its topics' schemas
-  # at start) write the value subjects; indexer and tools (DLQ, search) read.
+  # at start) write the value subjects; indexer, logs (both log pipelines) and tools (DLQ,
+  # search) read.
   (umask 077; {
     echo '{"users": ['
     local sep=""
@@ -64,6 +78,7 @@ registry_credentials() {
     echo '{"username": "schemas", "operation": "Write", "resource": "Subject:*-value"},'
     echo '{"username": "api", "operation": "Write", "resource": "Subject:*-value"},'
     echo '{"username": "indexer", "operation": "Read", "resource": "Subject:*"},'
+    echo '{"username": "logs", "operation": "Read", "resource": "Subject:*"},'
     echo '{"username": "tools", "operation": "Read", "resource": "Subject:*"}'
     echo ']}'
   } >"$REGISTRY_AUTH_DIR/auth.json")
@@ -76,9 +91,9 @@ registry_url() {
   echo "${SCHEMA_REGISTRY_URL/:\/\//://$userinfo@}"
 }
 
-# start_service NAME BINARY HEALTH_URL
+# start_service NAME BINARY HEALTH_URL [ARGS...]
 start_service() {
-  local name=$1 binary=$2 health=$3
+  local name=$1 binary=$2 health=$3; shift 3
   if pid_alive "$name" && healthy "$health"; then say "$name already running"; return 0; fi
   stop_pid "$name"
   local port=${health#http://*:}; port=${port%%/*}
@@ -87,12 +102,12 @@ start_service() {
   fi
   say "starting $name (health: $health)"
   # Each service reaches the registry as its own user (the registry itself as admin).
-  local client=$name; [[ $name == registry ]] && client=admin
+  local client=$name; [[ $name == registry ]] && client=admin; [[ $name == log-* ]] && client=logs
   local service_registry_url; service_registry_url=$(registry_url "$client")
   start_bg "$name" env API_ENV="${API_ENV:-dev}" REGISTRY_LISTEN="$REGISTRY_LISTEN" \
     REGISTRY_AUTH_FILE="$REGISTRY_AUTH_DIR/auth.json" REGISTRY_ANONYMOUS_READ="${REGISTRY_ANONYMOUS_READ:-true}" \
     SCHEMA_REGISTRY_URL="$service_registry_url" API_LISTEN="$API_LISTEN" METRICS_LISTEN="$METRICS_LISTEN" \
-    RUST_LOG="${RUST_LOG:-info,rdkafka=warn}" "$BIN/$binary"
+    LOG_ARCHIVE_DIR="$LOG_ARCHIVE_DIR" RUST_LOG="${RUST_LOG:-info,rdkafka=warn}" "$BIN/$binary" "$@"
   wait_for "$name" 90 "$LOG_DIR/$name.log" healthy "$health"
 }
 
@@ -124,7 +139,7 @@ stop() {
 status() {
   local entry name url
   for entry in "${SERVICES[@]}"; do
-    name=${entry%% *}; url=${entry##* }
+    read -r name _ url _ <<<"$entry"
     if pid_alive "$name"; then
       if healthy "$url"; then status_line "$name" running "${url%%/[a-z]*}" "$(cat "$RUN_DIR/$name.pid")"
       else status_line "$name" "running (unhealthy)" "${url%%/[a-z]*}" "$(cat "$RUN_DIR/$name.pid")"; fi

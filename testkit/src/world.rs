@@ -158,7 +158,12 @@ impl KafkaWorld {
 
     /// The group's committed offsets on `topic`, summed over partitions, and the end offsets.
     pub fn committed(&self, topic: &str) -> (i64, i64) {
-        let consumer: BaseConsumer = kafka::consumer_config(&self.stack.kafka_brokers, &self.group)
+        self.committed_by(&self.group, topic)
+    }
+
+    /// [`KafkaWorld::committed`] of another consumer group (a second pipeline's).
+    pub fn committed_by(&self, group: &str, topic: &str) -> (i64, i64) {
+        let consumer: BaseConsumer = kafka::consumer_config(&self.stack.kafka_brokers, group)
             .create()
             .unwrap();
         let mut tpl = TopicPartitionList::new();
@@ -195,15 +200,20 @@ impl KafkaWorld {
 
     /// Polls until the group committed every record of `topic`, for up to `limit`.
     pub async fn wait_committed_within(&self, topic: &str, limit: Duration) -> i64 {
+        self.wait_committed_by(&self.group, topic, limit).await
+    }
+
+    /// Polls until `group` committed every record of `topic`, for up to `limit`.
+    pub async fn wait_committed_by(&self, group: &str, topic: &str, limit: Duration) -> i64 {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let (committed, end) = self.committed(topic);
+            let (committed, end) = self.committed_by(group, topic);
             if committed == end {
                 return committed;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "{topic}: committed {committed} of {end}"
+                "{topic}: {group} committed {committed} of {end}"
             );
             tokio::time::sleep(Duration::from_millis(300)).await;
         }

@@ -2,8 +2,9 @@
 //!
 //! The scripts are the reference, read rather than restated here:
 //! - every project service of `scripts/stack/services.sh` (its `SERVICES` list: name,
-//!   binary, health URL) is a compose service built by the Dockerfile with `BIN=<binary>`,
-//!   publishes its port on loopback, checks the same health URL, and sets every variable
+//!   binary, health URL, arguments) is a compose service built by the Dockerfile with
+//!   `BIN=<binary>` and the same arguments as its `command:`, publishes its port on
+//!   loopback, checks the same health URL, and sets every variable
 //!   the script passes to it (`API_ENV` included) to the same value seen from the host
 //!   (`0.0.0.0:3000` in the container is `127.0.0.1:3000`, `http://registry:8081` is
 //!   `http://127.0.0.1:8081`); a variable its binary does not read is refused;
@@ -25,7 +26,8 @@ const COMPOSE_NAME: &[(&str, &str)] = &[("opensearch", "elasticsearch")];
 const READ_BY_EVERY_BINARY: &[&str] = &["RUST_LOG"];
 /// Variables whose value is each stack's own: `make up` generates the registry's users file
 /// under its stack folder, compose mounts a file of development passwords.
-const STACK_OWN: &[&str] = &["REGISTRY_AUTH_FILE"];
+/// The log archive's folder is each stack's own too (`.stack/logs-archive`, a volume).
+const STACK_OWN: &[&str] = &["REGISTRY_AUTH_FILE", "LOG_ARCHIVE_DIR"];
 
 /// `http://user:password@host:port` → `("user", "http://host:port")`.
 fn split_userinfo(url: &str) -> (Option<String>, String) {
@@ -160,11 +162,11 @@ fn resolve(expr: &str, vars: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// `(name, binary, health URL)` of `SERVICES=( ... )` in services.sh.
+/// `(name, binary, health URL, arguments)` of `SERVICES=( ... )` in services.sh.
 fn project_services(
     script: &str,
     vars: &BTreeMap<String, String>,
-) -> Vec<(String, String, String)> {
+) -> Vec<(String, String, String, String)> {
     let start = script
         .find("SERVICES=(")
         .expect("services.sh has SERVICES=(");
@@ -175,10 +177,16 @@ fn project_services(
         .filter_map(|line| {
             let entry = line.trim().strip_prefix('"')?.strip_suffix('"')?;
             let fields: Vec<&str> = entry.split_whitespace().collect();
-            let [name, binary, health] = fields[..] else {
-                panic!("a SERVICES entry is `name binary health-url`: {line}");
+            let [name, binary, health, ref args @ ..] = fields[..] else {
+                panic!("a SERVICES entry is `name binary health-url [arguments]`: {line}");
             };
-            Some((name.to_owned(), binary.to_owned(), resolve(health, vars)))
+            let args: Vec<String> = args.iter().map(|a| resolve(a, vars)).collect();
+            Some((
+                name.to_owned(),
+                binary.to_owned(),
+                resolve(health, vars),
+                args.join(" "),
+            ))
         })
         .collect()
 }
@@ -330,7 +338,7 @@ fn every_project_service_of_make_up_is_in_docker_compose_with_the_scripts_settin
     );
 
     let mut problems = Vec::new();
-    for (name, binary, health) in &project {
+    for (name, binary, health, args) in &project {
         let service = &compose["services"][name.as_str()];
         if service.is_badvalue() {
             problems.push(format!(
@@ -344,6 +352,12 @@ fn every_project_service_of_make_up_is_in_docker_compose_with_the_scripts_settin
             problems.push(format!(
                 "`{name}` is not built by the Dockerfile with BIN={binary}: {:?}",
                 service["build"]
+            ));
+        }
+        let command = seen_from_host(&joined(&service["command"]), name, services);
+        if command != *args {
+            problems.push(format!(
+                "`{name}` runs with `{command}`, services.sh with `{args}`"
             ));
         }
         let (port, path) = port_and_path(health);
@@ -371,10 +385,10 @@ fn every_project_service_of_make_up_is_in_docker_compose_with_the_scripts_settin
             if var == "SCHEMA_REGISTRY_URL" {
                 // services.sh gives each service its own registry user in the URL's userinfo
                 // (the registry itself: admin); compose must too, on the same address.
-                let user = if name == "registry" {
-                    "admin"
-                } else {
-                    name.as_str()
+                let user = match name.as_str() {
+                    "registry" => "admin",
+                    log if log.starts_with("log-") => "logs",
+                    other => other,
                 };
                 let want = resolve(vars.get(var).map_or("", String::as_str), &vars);
                 let (set_user, set_url) = split_userinfo(&seen_from_host(

@@ -1,0 +1,118 @@
+//! The log indices: the index template every daily index is created with, and
+//! [`IndexSink`], the search sink that writes each record's document (and refuses, as a
+//! dead letter, a record that has no valid day).
+
+use anineplus_connectors::search::{self, CallError};
+use anineplus_connectors::search_sink::SearchSink;
+use anineplus_streams::sink::{Outcome, Sink};
+use elasticsearch::Elasticsearch;
+use elasticsearch::http::Method;
+use serde_json::{Value, json};
+
+use crate::documents::IndexEntry;
+
+/// The index template of `<prefix>-*`: one shard, no replica (single-node clusters stay
+/// green; a cluster raises it), refreshed every second (so `trace` sees a request within a
+/// second or two), keyword fields for what is filtered on, a text `message`, and every
+/// context field a keyword (values past 2 KiB are kept in the source, not indexed).
+pub fn template(prefix: &str) -> Value {
+    json!({
+        "index_patterns": [format!("{prefix}-*")],
+        "priority": 100,
+        "template": {
+            "settings": {
+                "number_of_shards": 1,
+                "number_of_replicas": 0,
+                "refresh_interval": "1s",
+                "index.mapping.total_fields.limit": 2000,
+            },
+            "mappings": {
+                "dynamic_templates": [{
+                    "context_fields_as_keywords": {
+                        "path_match": "context.*",
+                        "mapping": { "type": "keyword", "ignore_above": 2048 },
+                    },
+                }],
+                "properties": {
+                    "@timestamp": { "type": "date" },
+                    "level": { "type": "keyword" },
+                    "service": { "type": "keyword" },
+                    "correlationId": { "type": "keyword" },
+                    "traceId": { "type": "keyword" },
+                    "message": { "type": "text" },
+                    "context": { "type": "object" },
+                    "kafka": { "properties": {
+                        "topic": { "type": "keyword" },
+                        "partition": { "type": "integer" },
+                        "offset": { "type": "long" },
+                    } },
+                },
+            },
+        },
+    })
+}
+
+/// Puts the template of `<prefix>-*` (idempotent; indices created before keep their
+/// mappings, the next day's get the new ones).
+pub async fn put_template(client: &Elasticsearch, prefix: &str) -> Result<(), CallError> {
+    search::call_json(
+        client,
+        Method::Put,
+        &format!("/_index_template/{prefix}"),
+        Some(&template(prefix)),
+    )
+    .await
+    .map(drop)
+}
+
+/// Writes log documents with the search sink; a refused record is a permanent failure
+/// with its reason (a dead letter), the rest of its batch goes on.
+pub struct IndexSink {
+    search: SearchSink,
+}
+
+impl IndexSink {
+    /// A sink writing through `search`.
+    pub fn new(search: SearchSink) -> Self {
+        IndexSink { search }
+    }
+}
+
+impl Sink for IndexSink {
+    type Item = IndexEntry;
+
+    async fn write(&self, items: &[IndexEntry]) -> Vec<Outcome> {
+        let docs: Vec<_> = items.iter().filter_map(|i| i.as_ref().ok()).collect();
+        let mut written = self.search.write(&docs).await.into_iter();
+        items
+            .iter()
+            .map(|item| match item {
+                Ok(_) => written.next().expect("one outcome per document"),
+                Err(reason) => Outcome::Permanent(reason.clone()),
+            })
+            .collect()
+    }
+
+    /// Log documents never change, so the order of writes does not matter: two bulks in
+    /// flight keep the engine busy while one is answered.
+    fn concurrent_writes(&self) -> usize {
+        2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_covers_the_prefix_and_maps_the_fields_searches_use() {
+        let t = template("logs");
+        assert_eq!(t["index_patterns"], json!(["logs-*"]));
+        let p = &t["template"]["mappings"]["properties"];
+        assert_eq!(p["@timestamp"]["type"], "date");
+        for keyword in ["level", "service", "correlationId", "traceId"] {
+            assert_eq!(p[keyword]["type"], "keyword", "{keyword}");
+        }
+        assert_eq!(p["message"]["type"], "text");
+    }
+}

@@ -1,0 +1,153 @@
+//! The log index pipeline on the real stack: records land in daily indices chosen by their
+//! own timestamp (across a midnight), once each even when read again from the start by
+//! another group; an undecodable record and one with an impossible timestamp become dead
+//! letters with their reason while the rest is indexed; `anineplus-logs trace` prints one
+//! request's records of every service in time order, filtered by level and service.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anineplus_schemas::Topic;
+use anineplus_schemas::events::LogLevel;
+use anineplus_streams::dead_letter::header as h;
+use anineplus_testkit::world::header;
+use common::{MIDNIGHT, World, record};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn records_go_to_the_index_of_their_own_day_once_each_and_bad_ones_to_dead_letters() {
+    let t = World::new().await;
+    let cid = "req-trace-1";
+    let mut api_error = record("api", MIDNIGHT - 2, Some(cid), "resolver failed");
+    api_error.level = LogLevel::Error;
+    api_error
+        .context
+        .insert("operation".into(), "createAnime".into());
+    // One request's records from two services around midnight, in time order:
+    // api 23:59:59.997, api 23:59:59.998 (the error), indexer 23:59:59.999, indexer
+    // 00:00:00.001; and an api record of no request at 00:00:00.000.
+    t.send(
+        "api",
+        &record("api", MIDNIGHT - 3, Some(cid), "request started"),
+    )
+    .await;
+    t.send(
+        "indexer",
+        &record("indexer", MIDNIGHT - 1, Some(cid), "record written"),
+    )
+    .await;
+    t.send("api", &api_error).await;
+    t.send(
+        "indexer",
+        &record("indexer", MIDNIGHT + 1, Some(cid), "second record written"),
+    )
+    .await;
+    t.send("api", &record("api", MIDNIGHT, None, "no request"))
+        .await;
+    // A record nobody can decode, and one whose timestamp is no date.
+    t.send_raw(Topic::Logs, "api", b"not avro at all").await;
+    t.send("api", &record("api", -5, None, "from before 1970"))
+        .await;
+
+    let pipeline = t.start_index(&t.group).await;
+    t.wait_committed(&t.logs_topic()).await;
+    pipeline.stop().await;
+
+    let indices = t.indices().await;
+    let expected: BTreeMap<String, i64> = [
+        (format!("{}-api-2026.12.03", t.prefix), 2),
+        (format!("{}-api-2026.12.04", t.prefix), 1),
+        (format!("{}-indexer-2026.12.03", t.prefix), 1),
+        (format!("{}-indexer-2026.12.04", t.prefix), 1),
+    ]
+    .into();
+    assert_eq!(indices, expected);
+    let docs = t.documents().await;
+    let error = docs
+        .iter()
+        .find(|d| d["_source"]["level"] == "ERROR")
+        .expect("the error record");
+    assert_eq!(error["_source"]["@timestamp"], "2026-12-03T23:59:59.998Z");
+    assert_eq!(error["_source"]["correlationId"], cid);
+    assert_eq!(error["_source"]["context"]["operation"], "createAnime");
+    let coordinates = &error["_source"]["kafka"];
+    assert_eq!(
+        error["_id"].as_str().unwrap(),
+        format!(
+            "{}:{}:{}",
+            t.logs_topic(),
+            coordinates["partition"],
+            coordinates["offset"]
+        ),
+        "the id is where the record is"
+    );
+
+    let dead = t.read(&format!("{}log-index.dlq", t.topic_prefix), 2).await;
+    let mut reasons: Vec<&str> = dead
+        .iter()
+        .map(|(_, _, headers)| {
+            assert_eq!(header(headers, h::ERROR_CLASS), Some("permanent"));
+            header(headers, h::ERROR_MESSAGE).unwrap()
+        })
+        .collect();
+    reasons.sort();
+    assert!(
+        reasons.iter().any(|r| r.contains("timestamp -5")),
+        "{reasons:?}"
+    );
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+
+    // Read again from the start by another group (a replay): the same documents, no more.
+    let replay = t.start_index(&format!("{}-replay", t.group)).await;
+    t.wait_committed_by(
+        &format!("{}-replay", t.group),
+        &t.logs_topic(),
+        Duration::from_secs(30),
+    )
+    .await;
+    replay.stop().await;
+    assert_eq!(t.indices().await, expected, "a replay adds no document");
+
+    // The request's records from both services, in time order, across the two days.
+    let (ok, out, err) = t.command(&["trace", cid]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(
+        lines[0].starts_with("2026-12-03T23:59:59.997Z INFO  api "),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("ERROR api") && lines[1].contains("resolver failed"),
+        "{out}"
+    );
+    assert!(lines[1].contains("operation=createAnime"), "{out}");
+    assert!(
+        lines[2].contains("indexer") && lines[2].contains(" record written"),
+        "{out}"
+    );
+    assert!(
+        lines[3].starts_with("2026-12-04T00:00:00.001Z INFO  indexer"),
+        "{out}"
+    );
+    let (_, errors, _) = t.command(&["trace", cid, "--level", "error", "--json"]);
+    let errors: Vec<serde_json::Value> = errors
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["message"], "resolver failed");
+    assert_eq!(errors[0]["correlationId"], cid);
+    let (_, indexer, _) = t.command(&["trace", cid, "--service", "indexer"]);
+    assert_eq!(indexer.lines().count(), 2, "{indexer}");
+    let (ok, _, err) = t.command(&["trace", cid, "--level", "loud"]);
+    assert!(!ok && err.contains("unknown level"), "{err}");
+    let (ok, out, err) = t.command(&["trace", "no-such-request"]);
+    assert!(
+        ok && out.is_empty() && err.contains("no records"),
+        "{out} {err}"
+    );
+
+    t.clean().await;
+}
