@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::events::{
-    AnimeData, CommentData, Envelope, EpisodeData, LogRecord, OrganizationData, SubscriptionData,
-    UserData,
+    Alert, AnimeData, CommentData, Envelope, EpisodeData, LogRecord, OrganizationData,
+    SubscriptionData, UserData,
 };
 use crate::{Codec, EncodeError, Topic, TopicValue};
 
@@ -36,6 +36,7 @@ impl Topic {
             Topic::Comment => visitor.visit::<Envelope<CommentData>>(),
             Topic::Subscription => visitor.visit::<Envelope<SubscriptionData>>(),
             Topic::Logs => visitor.visit::<LogRecord>(),
+            Topic::Alerts => visitor.visit::<Alert>(),
         }
     }
 }

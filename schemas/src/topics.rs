@@ -21,11 +21,13 @@ pub enum Topic {
     Subscription,
     /// Log lines of every service (not an aggregate: keyed by service name).
     Logs,
+    /// Error-rate alerts of the log pipeline (not an aggregate: keyed by fingerprint).
+    Alerts,
 }
 
 impl Topic {
     /// Every topic, in a stable order.
-    pub const ALL: [Topic; 7] = [
+    pub const ALL: [Topic; 8] = [
         Topic::User,
         Topic::Organization,
         Topic::Anime,
@@ -33,6 +35,7 @@ impl Topic {
         Topic::Comment,
         Topic::Subscription,
         Topic::Logs,
+        Topic::Alerts,
     ];
 
     /// The Kafka topic name.
@@ -45,6 +48,7 @@ impl Topic {
             Topic::Comment => "comment",
             Topic::Subscription => "subscription",
             Topic::Logs => "logs",
+            Topic::Alerts => "alerts",
         }
     }
 
@@ -63,6 +67,7 @@ impl Topic {
             Topic::Comment => include_str!("../avro/comment.avsc"),
             Topic::Subscription => include_str!("../avro/subscription.avsc"),
             Topic::Logs => include_str!("../avro/logs.avsc"),
+            Topic::Alerts => include_str!("../avro/alerts.avsc"),
         }
     }
 
@@ -80,8 +85,14 @@ impl Topic {
             Topic::Episode => &["episode.created", "episode.updated", "episode.deleted"],
             Topic::Comment => &["comment.created", "comment.moderated", "comment.deleted"],
             Topic::Subscription => &["subscription.created", "subscription.cancelled"],
-            Topic::Logs => &[],
+            Topic::Logs | Topic::Alerts => &[],
         }
+    }
+
+    /// Whether the topic carries an aggregate's events (an envelope with event types,
+    /// keyed by entity id), as opposed to `logs` and `alerts`.
+    pub const fn is_aggregate(self) -> bool {
+        !matches!(self, Topic::Logs | Topic::Alerts)
     }
 
     /// The topic with this name.
@@ -106,7 +117,7 @@ mod tests {
             let schema = apache_avro::Schema::parse_str(topic.schema())
                 .unwrap_or_else(|e| panic!("{topic}.avsc: {e}"));
             let json: serde_json::Value = serde_json::from_str(topic.schema()).unwrap();
-            if topic == Topic::Logs {
+            if !topic.is_aggregate() {
                 continue;
             }
             let data = json["fields"]

@@ -8,6 +8,8 @@
 #                metrics and health on 127.0.0.1:9465
 #   log-archive  anineplus-logs archive (logs topic → gzip files under .stack/logs-archive),
 #                metrics and health on 127.0.0.1:9466
+#   log-alerts   anineplus-logs alerts (error rates → alerts topic), metrics and health on
+#                127.0.0.1:9467
 # The registry requires credentials to write: the first start generates a password per
 # client (admin, schemas, api, indexer, logs, tools) into .stack/registry/credentials (lines of
 # user:password, mode 600, never committed) and the registry's users file beside it
@@ -27,6 +29,7 @@ API_LISTEN="${API_LISTEN:-127.0.0.1:3000}"
 METRICS_LISTEN="${METRICS_LISTEN:-127.0.0.1:9464}"
 LOG_INDEX_METRICS_LISTEN="${LOG_INDEX_METRICS_LISTEN:-127.0.0.1:9465}"
 LOG_ARCHIVE_METRICS_LISTEN="${LOG_ARCHIVE_METRICS_LISTEN:-127.0.0.1:9466}"
+LOG_ALERTS_METRICS_LISTEN="${LOG_ALERTS_METRICS_LISTEN:-127.0.0.1:9467}"
 LOG_ARCHIVE_DIR="${LOG_ARCHIVE_DIR:-$STACK_DIR/logs-archive}"
 
 # name  binary  health URL  [arguments]  (start order; stopped in reverse)
@@ -36,6 +39,7 @@ SERVICES=(
   "indexer anineplus-indexer http://$METRICS_LISTEN/health"
   "log-index anineplus-logs http://$LOG_INDEX_METRICS_LISTEN/health index --metrics-listen $LOG_INDEX_METRICS_LISTEN"
   "log-archive anineplus-logs http://$LOG_ARCHIVE_METRICS_LISTEN/health archive --metrics-listen $LOG_ARCHIVE_METRICS_LISTEN"
+  "log-alerts anineplus-logs http://$LOG_ALERTS_METRICS_LISTEN/health alerts --metrics-listen $LOG_ALERTS_METRICS_LISTEN"
 )
 
 build() {

@@ -35,6 +35,11 @@ pub trait Sink: Send + Sync + 'static {
     fn concurrent_writes(&self) -> usize {
         1
     }
+
+    /// Partitions were taken from this instance (a rebalance), after the offsets its sink
+    /// settled were committed: their next records go to another instance. A sink that keeps
+    /// state per partition drops it here. Called on the consumer's thread: return quickly.
+    fn revoked(&self, _partitions: &[crate::offsets::Partition]) {}
 }
 
 /// A value and the key it is partitioned by (see [`crate::Stream::key_by`]).

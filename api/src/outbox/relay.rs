@@ -318,7 +318,7 @@ impl OutboxRelay {
     }
 
     async fn send(&self, row: &OutboxEvent) -> std::result::Result<DeliveryFuture, Unsent> {
-        let Some(topic) = Topic::from_name(&row.topic).filter(|t| *t != Topic::Logs) else {
+        let Some(topic) = Topic::from_name(&row.topic).filter(|t| t.is_aggregate()) else {
             return Err(Unsent::Unpublishable(format!(
                 "topic {:?} is not one the outbox carries",
                 row.topic

@@ -12,10 +12,13 @@
 //!   `log-archive`), one file per batch, service, day and partition;
 //! - [`retention`]: what is old enough to delete, and deleting it (scheduled in both
 //!   pipelines, and `anineplus-logs retention [--dry-run]`);
+//! - [`alerts`]: error-rate alerting (pipeline `log-alerts`, a third group): the sliding
+//!   windows per service and kind, the `alerts` topic, the webhook;
 //! - here: the configurations, the two topologies and their runs.
 //!
 //! Finding records again is `anineplus_connectors::log_search` (shared with the API).
 
+pub mod alerts;
 pub mod archive;
 pub mod documents;
 pub mod index;
@@ -37,6 +40,7 @@ use anineplus_streams::{BatchConfig, Pipeline, PipelineConfig, Stream, Topology}
 use elasticsearch::Elasticsearch;
 use tokio_util::sync::CancellationToken;
 
+use alerts::{AlertRules, AlertSink, Notifier};
 use archive::{Archive, ArchiveSink};
 use index::IndexSink;
 
@@ -44,6 +48,8 @@ use index::IndexSink;
 pub const INDEX_PIPELINE: &str = "log-index";
 /// The archive's pipeline: `log-archive.retry.<n>`, `log-archive.dlq`.
 pub const ARCHIVE_PIPELINE: &str = "log-archive";
+/// The alerting pipeline: `log-alerts.retry.<n>`, `log-alerts.dlq`.
+pub const ALERTS_PIPELINE: &str = "log-alerts";
 
 /// What both pipelines share.
 #[derive(Debug, Clone)]
@@ -94,6 +100,17 @@ pub struct ArchiveConfig {
     pub max_bytes: usize,
     /// … or this long after its first record.
     pub interval: Duration,
+}
+
+/// The alerting side.
+#[derive(Debug, Clone)]
+pub struct AlertsConfig {
+    /// Shared settings (its retention is unused).
+    pub common: Common,
+    /// When to alert.
+    pub rules: AlertRules,
+    /// Where each alert event is also POSTed as JSON, if anywhere.
+    pub webhook: Option<String>,
 }
 
 /// Why the log pipeline could not start or run.
@@ -151,6 +168,24 @@ pub fn archive_topology(config: &ArchiveConfig) -> Topology<ArchiveSink> {
     Stream::<LogRecord>::topic_located(logs_topic(&config.common.topic_prefix))
         .map(|record| archive::archive_entry(&record))
         .to(ArchiveSink::new(Archive::new(&config.dir)))
+}
+
+/// The alerting topology: `logs → ERROR records → AlertSink` (which produces to
+/// `<prefix>alerts`), no consumer started; the sink's tasks stop with `stop`.
+pub fn alerts_topology(
+    config: &AlertsConfig,
+    stop: CancellationToken,
+) -> Result<Topology<AlertSink>> {
+    let prefix = &config.common.topic_prefix;
+    let notifier = Notifier::new(
+        &config.common.kafka_brokers,
+        format!("{prefix}{}", Topic::Alerts.name()),
+        Codec::new(&config.common.schema_registry_url),
+        config.webhook.clone(),
+    )?;
+    Ok(Stream::<LogRecord>::topic_located(logs_topic(prefix))
+        .filter(|r| r.value.level == anineplus_schemas::events::LogLevel::Error)
+        .to(AlertSink::new(config.rules.clone(), notifier, stop)))
 }
 
 /// A pipeline and its metrics endpoint.
@@ -254,6 +289,40 @@ pub async fn prepare_archive(
             metrics_addr,
         },
     ))
+}
+
+/// Builds the alerting side; returns it with its handles.
+pub async fn prepare_alerts(
+    config: &AlertsConfig,
+    shutdown: &CancellationToken,
+) -> Result<(Pipeline<AlertSink>, Running)> {
+    let topology = alerts_topology(config, shutdown.clone())?;
+    let (pipeline, metrics, metrics_addr) = start(
+        ALERTS_PIPELINE,
+        &config.common,
+        BatchConfig::default(),
+        topology,
+        shutdown,
+    )
+    .await?;
+    Ok((
+        pipeline,
+        Running {
+            metrics,
+            metrics_addr,
+        },
+    ))
+}
+
+/// Runs the alerting side until `shutdown`.
+pub async fn run_alerts(config: AlertsConfig, shutdown: CancellationToken) -> Result<()> {
+    let (pipeline, running) = prepare_alerts(&config, &shutdown).await?;
+    tracing::info!(
+        metrics = %running.metrics_addr, threshold = config.rules.threshold,
+        window_s = config.rules.window.as_secs(), dedupe_s = config.rules.dedupe.as_secs(),
+        webhook = config.webhook.is_some(), "log alerts pipeline started"
+    );
+    Ok(pipeline.run(shutdown).await?)
 }
 
 /// Runs the search side until `shutdown`, then drains, commits and returns.

@@ -4,6 +4,7 @@
 //! variants are named like the union's record branches and listed in the same order, so
 //! both our decoder and the generic `apache-avro` path map branches to variants.
 
+mod alerts;
 mod anime;
 mod comment;
 mod episode;
@@ -14,6 +15,7 @@ mod user;
 
 pub mod samples;
 
+pub use alerts::{Alert, AlertState};
 pub use anime::{AnimeData, AnimeDeleted, AnimeState, AnimeStatus};
 pub use comment::{CommentData, CommentDeleted, CommentModerated, CommentPosted, CommentStatus};
 pub use episode::{EpisodeData, EpisodeDeleted, EpisodeState};
@@ -87,4 +89,8 @@ topic_value! {
 
 impl TopicValue for LogRecord {
     const TOPIC: Topic = Topic::Logs;
+}
+
+impl TopicValue for Alert {
+    const TOPIC: Topic = Topic::Alerts;
 }

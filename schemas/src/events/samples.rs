@@ -62,6 +62,8 @@ pub struct AllTopics {
     pub subscriptions: Vec<Envelope<SubscriptionData>>,
     /// `logs`
     pub logs: Vec<LogRecord>,
+    /// One alert firing and its resolution.
+    pub alerts: Vec<Alert>,
 }
 
 /// One event of every topic and every payload branch.
@@ -272,7 +274,29 @@ pub fn one_of_each() -> AllTopics {
         ]
         .into(),
     }];
+    let firing = Alert {
+        alert_id: "api/anineplus_api::graphql:1764000000000:FIRING:1".into(),
+        fingerprint: "api/anineplus_api::graphql".into(),
+        service: "api".into(),
+        kind: "anineplus_api::graphql".into(),
+        state: AlertState::Firing,
+        errors: 12,
+        threshold: 10,
+        window_seconds: 60,
+        firing_since: 1_764_000_000_000,
+        at: 1_764_000_000_000,
+        sample: "resolver failed".into(),
+        correlation_id: Some("c0ffee".into()),
+    };
+    let resolved = Alert {
+        alert_id: "api/anineplus_api::graphql:1764000000000:RESOLVED:1".into(),
+        state: AlertState::Resolved,
+        errors: 0,
+        at: 1_764_000_090_000,
+        ..firing.clone()
+    };
     AllTopics {
+        alerts: vec![firing, resolved],
         users,
         organizations: orgs,
         anime,

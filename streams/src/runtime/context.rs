@@ -14,11 +14,16 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::metrics::Metrics;
 use crate::offsets::{OffsetTracker, Partition, Skip};
 
-/// Shared with the lane: the tracker to clear on revoke, the metrics to feed.
+/// Told which partitions a revoke took (the sink's [`crate::sink::Sink::revoked`]).
+pub(crate) type OnRevoke = Box<dyn Fn(&[Partition]) + Send + Sync>;
+
+/// Shared with the lane: the tracker to clear on revoke, the metrics to feed, the sink to
+/// tell.
 pub(crate) struct LaneContext {
     pub(crate) tracker: Arc<Mutex<OffsetTracker>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) revocations: Arc<Revocations>,
+    pub(crate) on_revoke: OnRevoke,
 }
 
 /// Partitions revoked since the reader last looked.
@@ -180,6 +185,7 @@ impl ConsumerContext for LaneContext {
                 .collect::<Vec<_>>();
             tracing::info!(?partitions, "partitions revoked");
             self.revocations.push(&partitions);
+            (self.on_revoke)(&partitions);
             self.tracker
                 .lock()
                 .expect("tracker poisoned")

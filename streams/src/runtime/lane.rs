@@ -116,10 +116,12 @@ impl<S: Sink> KafkaLane<S> {
         for (key, value) in &config.consumer_overrides {
             client.set(key, value);
         }
+        let sink = topology.clone();
         let consumer: StreamConsumer<LaneContext> = client.create_with_context(LaneContext {
             tracker: tracker.clone(),
             metrics: metrics.clone(),
             revocations: revocations.clone(),
+            on_revoke: Box::new(move |partitions| sink.sink.revoked(partitions)),
         })?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names)?;

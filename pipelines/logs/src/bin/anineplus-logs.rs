@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use anineplus_args::{KafkaArgs, LogShippingArgs, RegistryArgs, RetryArgs, SearchArgs};
 use anineplus_connectors::log_search::{self, LogHit, LogQuery};
+use anineplus_logs::alerts::AlertRules;
 use anineplus_logs::archive::Archive;
 use anineplus_logs::retention::{self, Expired};
-use anineplus_logs::{self as logs, ArchiveConfig, Common, IndexConfig};
+use anineplus_logs::{self as logs, AlertsConfig, ArchiveConfig, Common, IndexConfig};
 use anineplus_schemas::indices::DEFAULT_LOG_PREFIX;
 use anineplus_streams::dead_letter::parse_duration;
 use anineplus_telemetry::ship::ShipConfig;
@@ -38,6 +39,11 @@ enum Command {
     /// files `<dir>/<service>/<YYYY-MM-DD>/p<partition>-<first>-<last>.ndjson.gz`, with
     /// retention of old folders every hour. Runs until SIGINT or SIGTERM.
     Archive(ArchiveArgs),
+    /// Error alerting (pipeline `log-alerts`, its own consumer group): when a service's
+    /// ERROR records of one kind pass `--threshold` within `--window`, one alert event to
+    /// the `alerts` topic (and `--webhook`), again at most once per `--dedupe` while it
+    /// lasts, and a resolved event when it falls back. Runs until SIGINT or SIGTERM.
+    Alerts(AlertsArgs),
     /// Prints one request's records from every service in time order (or, without a
     /// correlation id, the latest records of a service and level); `--follow` keeps
     /// printing new ones.
@@ -162,6 +168,34 @@ struct ArchiveArgs {
 }
 
 #[derive(Debug, clap::Args)]
+struct AlertsArgs {
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// The consumer group (one alerter per service: its records are on one partition).
+    #[arg(long, env = "LOG_ALERTS_GROUP", default_value = "anineplus-log-alerts")]
+    group: String,
+    /// Where `/metrics` and `/health` listen.
+    #[arg(
+        long,
+        env = "LOG_ALERTS_METRICS_LISTEN",
+        default_value = "127.0.0.1:9467"
+    )]
+    metrics_listen: SocketAddr,
+    /// Errors of one service and kind within the window above which it fires.
+    #[arg(long, env = "ALERT_THRESHOLD", default_value_t = 10)]
+    threshold: i64,
+    /// The sliding window.
+    #[arg(long, env = "ALERT_WINDOW", default_value = "1m", value_parser = parse_duration)]
+    window: Duration,
+    /// While firing, at most one more alert per this long.
+    #[arg(long, env = "ALERT_DEDUPE", default_value = "10m", value_parser = parse_duration)]
+    dedupe: Duration,
+    /// Also POST every alert event as JSON to this URL.
+    #[arg(long, env = "ALERT_WEBHOOK_URL")]
+    webhook: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
 struct TraceArgs {
     /// The request's correlation id (the API's `x-correlation-id`); without it, the
     /// latest records of `--service` and `--level`.
@@ -250,6 +284,25 @@ async fn main() -> anyhow::Result<()> {
             let ran = logs::run_archive(config, anineplus_telemetry::shutdown_on_signal()).await;
             if let Err(e) = &ran {
                 tracing::error!(error = %e, "log archive pipeline stopped");
+            }
+            logging.finish().await;
+            Ok(ran?)
+        }
+        Command::Alerts(args) => {
+            let shipping = args.pipeline.shipping("log-alerts");
+            let logging = anineplus_telemetry::init_service_logging("info,rdkafka=warn", shipping)?;
+            let config = AlertsConfig {
+                common: args.pipeline.common(args.group, args.metrics_listen, 0),
+                rules: AlertRules {
+                    threshold: args.threshold,
+                    window: args.window,
+                    dedupe: args.dedupe,
+                },
+                webhook: args.webhook,
+            };
+            let ran = logs::run_alerts(config, anineplus_telemetry::shutdown_on_signal()).await;
+            if let Err(e) = &ran {
+                tracing::error!(error = %e, "log alerts pipeline stopped");
             }
             logging.finish().await;
             Ok(ran?)
