@@ -200,6 +200,10 @@ pub struct Config {
     /// Prefix of the index aliases, as the indexer's: searches read `<prefix>-anime`.
     #[arg(long, env = "INDEX_PREFIX", default_value = anineplus_schemas::indices::DEFAULT_PREFIX)]
     pub index_prefix: String,
+    /// Prefix of the log pipeline's daily indices, read by the admin `logs` query:
+    /// `<prefix>-<service>-YYYY.MM.DD`.
+    #[arg(long, env = "LOG_INDEX_PREFIX", default_value = anineplus_schemas::indices::DEFAULT_LOG_PREFIX)]
+    pub log_index_prefix: String,
     /// Longest search request, in milliseconds.
     #[arg(long, env = "SEARCH_TIMEOUT_MS", default_value_t = 3000)]
     pub search_timeout_ms: u64,

@@ -21,6 +21,7 @@
 //!   headers and CORS.
 //! - [`search`]: the `searchAnime` seam ([`search::SearchBackend`]): the indexer's search
 //!   index (default) or PostgreSQL.
+//! - [`logs`]: the admin-only `logs` query's store, the log pipeline's daily indices.
 //! - [`cache`]: Redis cache-aside of hot reads; [`ratelimit`]: the Redis rate limiter
 //!   (requests per client and user, password checks per client and account);
 //!   [`metrics`]: Prometheus metrics.
@@ -35,6 +36,7 @@ pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod logs;
 pub mod metrics;
 pub mod outbox;
 pub mod ratelimit;
@@ -159,7 +161,12 @@ pub async fn serve(
         cache,
         search_backend(&config, &pool)?,
         config.max_page_size,
-    );
+    )
+    .with_logs(logs::LogStore::new(
+        &config.search.search_url,
+        &config.log_index_prefix,
+        Duration::from_millis(config.search_timeout_ms),
+    )?);
     let schema = graphql::build(
         domain.clone(),
         graphql::SchemaOptions {

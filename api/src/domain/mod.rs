@@ -49,6 +49,7 @@ pub struct Domain {
     pub(crate) cache: ReadCache,
     pub(crate) search: std::sync::Arc<dyn SearchBackend>,
     pub(crate) max_page_size: usize,
+    pub(crate) logs: Option<crate::logs::LogStore>,
 }
 
 impl Domain {
@@ -68,7 +69,28 @@ impl Domain {
             cache,
             search,
             max_page_size,
+            logs: None,
         }
+    }
+
+    /// Serves the admin `logs` query from `store`.
+    pub fn with_logs(mut self, store: crate::logs::LogStore) -> Self {
+        self.logs = Some(store);
+        self
+    }
+
+    /// The log records `query` selects (admins only), in time order.
+    pub async fn logs(
+        &self,
+        viewer: &crate::auth::Viewer,
+        query: &anineplus_connectors::log_search::LogQuery,
+    ) -> crate::Result<Vec<anineplus_connectors::log_search::LogHit>> {
+        viewer.require_role(model::Role::Admin, "only admins read logs")?;
+        let store = self
+            .logs
+            .as_ref()
+            .ok_or_else(|| crate::Error::Internal("no log store configured".into()))?;
+        store.find(query).await
     }
 
     /// The database pool.

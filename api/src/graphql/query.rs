@@ -5,7 +5,7 @@ use async_graphql::{Context, ErrorExtensions, ID, Object, Result, ResultExt};
 use super::inputs::AnimeFilterInput;
 use super::page::{AnimeConnection, CommentConnection, start_after};
 use super::parts;
-use super::types::{AnimeNode, EpisodeNode, OrganizationNode, UserNode};
+use super::types::{AnimeNode, EpisodeNode, LogEntry, LogLevel, OrganizationNode, UserNode};
 use crate::Error;
 use crate::domain::{AnimeFilter, CommentTarget};
 
@@ -89,6 +89,53 @@ impl QueryRoot {
             .await
             .extend()?
             .into())
+    }
+
+    /// Log records of every service, from the log pipeline's indices, in time order
+    /// (admins only): one request's by `correlationId` (the request's `x-correlation-id`),
+    /// or a service's, at `level` and above, logged at or after `since` (RFC 3339); at
+    /// most `first` (default and most 100).
+    #[graphql(complexity = "super::limits::list_cost(first, child_complexity)")]
+    async fn logs(
+        &self,
+        ctx: &Context<'_>,
+        correlation_id: Option<String>,
+        service: Option<String>,
+        level: Option<LogLevel>,
+        since: Option<String>,
+        first: Option<i32>,
+    ) -> Result<Vec<LogEntry>> {
+        let (domain, caller) = parts(ctx);
+        let since = since
+            .map(|s| {
+                chrono::DateTime::parse_from_rfc3339(&s)
+                    .map(|t| t.timestamp_millis())
+                    .map_err(|e| {
+                        Error::BadInput(format!("since: not an RFC 3339 time ({e}): {s:?}"))
+                    })
+            })
+            .transpose()
+            .extend()?;
+        let size = first.map_or(super::limits::LIST_CAP, |n| {
+            usize::try_from(n)
+                .unwrap_or(1)
+                .clamp(1, super::limits::LIST_CAP)
+        });
+        let query = anineplus_connectors::log_search::LogQuery {
+            correlation_id,
+            service,
+            min_level: level.map(|l| l.as_str().to_owned()),
+            since,
+            after: None,
+            size,
+        };
+        Ok(domain
+            .logs(&caller.viewer, &query)
+            .await
+            .extend()?
+            .into_iter()
+            .map(LogEntry::from)
+            .collect())
     }
 
     /// An episode by id.

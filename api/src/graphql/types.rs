@@ -395,3 +395,77 @@ impl SubscriptionNode {
         self.0.version
     }
 }
+
+/// A log level, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum LogLevel {
+    /// Very detailed.
+    Trace,
+    /// Detailed.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Something to look at.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl LogLevel {
+    /// As records spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "TRACE",
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warn => "WARN",
+            LogLevel::Error => "ERROR",
+        }
+    }
+}
+
+/// One structured field of a log record.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+pub struct LogField {
+    /// Its name.
+    pub key: String,
+    /// Its value, as text.
+    pub value: String,
+}
+
+/// One log record of any service, from log storage.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+pub struct LogEntry {
+    /// When it was logged (RFC 3339, UTC).
+    pub timestamp: String,
+    /// `TRACE` … `ERROR`.
+    pub level: String,
+    /// The service that logged it.
+    pub service: String,
+    /// The request's correlation id.
+    pub correlation_id: Option<String>,
+    /// The trace id.
+    pub trace_id: Option<String>,
+    /// The message.
+    pub message: String,
+    /// Its structured fields (secrets are redacted before records leave the services).
+    pub context: Vec<LogField>,
+}
+
+impl From<anineplus_connectors::log_search::LogHit> for LogEntry {
+    fn from(hit: anineplus_connectors::log_search::LogHit) -> Self {
+        LogEntry {
+            timestamp: hit.timestamp,
+            level: hit.level,
+            service: hit.service,
+            correlation_id: hit.correlation_id,
+            trace_id: hit.trace_id,
+            message: hit.message,
+            context: hit
+                .context
+                .into_iter()
+                .map(|(key, value)| LogField { key, value })
+                .collect(),
+        }
+    }
+}
