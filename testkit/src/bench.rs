@@ -116,6 +116,60 @@ fn stat_ticks(path: &str) -> Option<(f64, f64)> {
     ))
 }
 
+/// `pipeline_records_consumed_total` and `pipeline_records_sunk_total` of a pipeline's
+/// `/metrics` at `url`; `None` while it does not answer.
+pub async fn pipeline_counters(http: &reqwest::Client, url: &str) -> Option<(u64, u64)> {
+    let text = http.get(url).send().await.ok()?.text().await.ok()?;
+    let counter = |name: &str| -> Option<u64> {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    Some((
+        counter("pipeline_records_consumed_total")?,
+        counter("pipeline_records_sunk_total")?,
+    ))
+}
+
+/// How long a pipeline (its `/metrics` at `url`) takes from its first consumed record to
+/// having settled `n`: scraped every 20 ms (a scrape costs the pipeline CPU, so not
+/// faster); an error if it consumes nothing within `start` or does not finish within
+/// `finish`.
+pub async fn time_to_settle(
+    http: &reqwest::Client,
+    url: &str,
+    n: u64,
+    start: std::time::Duration,
+    finish: std::time::Duration,
+) -> anyhow::Result<std::time::Duration> {
+    let deadline = std::time::Instant::now() + start;
+    loop {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{url}: nothing consumed"
+        );
+        if pipeline_counters(http, url)
+            .await
+            .is_some_and(|(c, _)| c > 0)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let started = std::time::Instant::now();
+    loop {
+        anyhow::ensure!(started.elapsed() < finish, "{url}: {n} records not settled");
+        if pipeline_counters(http, url)
+            .await
+            .is_some_and(|(_, s)| s >= n)
+        {
+            return Ok(started.elapsed());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The median of `values` (the upper one of an even count); NaN when empty.
 pub fn median(mut values: Vec<f64>) -> f64 {
     if values.is_empty() {

@@ -239,22 +239,6 @@ impl Drop for IndexerProcess {
     }
 }
 
-/// Counter `name` from a Prometheus text exposition.
-fn counter(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
-async fn scrape(http: &reqwest::Client, url: &str) -> Option<(u64, u64)> {
-    let text = http.get(url).send().await.ok()?.text().await.ok()?;
-    Some((
-        counter(&text, "pipeline_records_consumed_total")?,
-        counter(&text, "pipeline_records_sunk_total")?,
-    ))
-}
-
 /// Runs the `anineplus-indexer` binary over the topics under `topic_prefix` into fresh
 /// indices under `index_prefix` until it settled `n` records. Returns documents/s (clock
 /// from its first consumed record to the scrape that saw `n` settled) and its peak RSS.
@@ -294,32 +278,15 @@ async fn indexer_binary(
         child,
         metrics_url: format!("http://127.0.0.1:{port}/metrics"),
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        anyhow::ensure!(Instant::now() < deadline, "the indexer consumed nothing");
-        if scrape(http, &process.metrics_url)
-            .await
-            .is_some_and(|(consumed, _)| consumed > 0)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let started = Instant::now();
-    loop {
-        anyhow::ensure!(
-            Instant::now() < deadline + Duration::from_secs(300),
-            "the indexer did not settle {n} records"
-        );
-        if scrape(http, &process.metrics_url)
-            .await
-            .is_some_and(|(_, sunk)| sunk >= n as u64)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let rate = n as f64 / started.elapsed().as_secs_f64();
+    let elapsed = bench::time_to_settle(
+        http,
+        &process.metrics_url,
+        n as u64,
+        Duration::from_secs(120),
+        Duration::from_secs(420),
+    )
+    .await?;
+    let rate = n as f64 / elapsed.as_secs_f64();
     let rss = bench::peak_rss_mb(&process.child.id().to_string());
     let _ = Command::new("kill")
         .args(["-TERM", &process.child.id().to_string()])
