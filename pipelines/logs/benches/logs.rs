@@ -42,7 +42,7 @@ const SERVICES: [&str; 5] = ["api", "indexer", "registry", "log-index", "console
 fn record(i: usize, now: i64) -> LogRecord {
     let service = SERVICES[i % SERVICES.len()];
     LogRecord {
-        level: if i % 50 == 0 {
+        level: if i.is_multiple_of(50) {
             LogLevel::Warn
         } else {
             LogLevel::Info
@@ -50,7 +50,7 @@ fn record(i: usize, now: i64) -> LogRecord {
         timestamp: now + i as i64,
         service: service.to_owned(),
         trace_id: None,
-        correlation_id: (i % 10 == 0).then(|| format!("req-{}", i / 10)),
+        correlation_id: i.is_multiple_of(10).then(|| format!("req-{}", i / 10)),
         message: format!("graphql operation served in {} ms", i % 97),
         context: BTreeMap::from([
             ("target".to_owned(), format!("anineplus_{service}::http")),
