@@ -114,8 +114,28 @@ pub fn init_service_logging(
     default: &str,
     ship: Option<ship::ShipConfig>,
 ) -> Result<ServiceLogging, Error> {
+    let filter = match EnvFilter::try_from_default_env() {
+        Ok(filter) => filter,
+        Err(_) => parse(default)?,
+    };
+    service_logging(filter, ship)
+}
+
+/// [`init_service_logging`] with exactly `filter` (`RUST_LOG` not consulted): for a
+/// binary whose own flag holds the filter (the registry's `--log`).
+pub fn init_service_logging_with(
+    filter: &str,
+    ship: Option<ship::ShipConfig>,
+) -> Result<ServiceLogging, Error> {
+    service_logging(parse(filter)?, ship)
+}
+
+fn service_logging(
+    filter: EnvFilter,
+    ship: Option<ship::ShipConfig>,
+) -> Result<ServiceLogging, Error> {
     let Some(config) = ship else {
-        init_logging(default, Output::Stdout)?;
+        install(filter, Output::Stdout)?;
         return Ok(ServiceLogging {
             stats: None,
             stop: CancellationToken::new(),
@@ -123,7 +143,7 @@ pub fn init_service_logging(
         });
     };
     let (layer, shipper, stats) = ship::layer(config);
-    init_logging_shipped(default, Output::Stdout, layer)?;
+    install_with(filter, Output::Stdout, Some(layer))?;
     if let Err(e) = stats.register(prometheus::default_registry()) {
         tracing::warn!(error = %e, "log shipping counters not exposed");
     }
