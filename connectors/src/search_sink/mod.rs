@@ -79,6 +79,10 @@ pub struct Document {
 pub enum Action {
     /// The whole document, written with `version_type=external_gte`.
     Index(Value),
+    /// The whole document as compact JSON text (an object), written as [`Action::Index`]:
+    /// for documents serialised once from a typed struct, with no JSON tree built (the
+    /// log pipeline's). The text is sent as is.
+    IndexJson(std::sync::Arc<str>),
     /// A partial change: `script` (painless) runs with `params` plus `params.version`, only
     /// when the stored `aggregateVersion` is older; it upserts an empty document first.
     Update {
@@ -108,6 +112,17 @@ impl Document {
         source: Value,
     ) -> Self {
         Document::write(index, id, version, Action::Index(source))
+    }
+
+    /// A whole-document write of `json`, an object already serialised (see
+    /// [`Action::IndexJson`]).
+    pub fn index_json(
+        index: impl Into<String>,
+        id: impl Into<String>,
+        version: i64,
+        json: String,
+    ) -> Self {
+        Document::write(index, id, version, Action::IndexJson(json.into()))
     }
 
     /// The soft-delete tombstone of `id` at `version`: a late older write gets a 409.

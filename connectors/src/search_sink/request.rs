@@ -44,14 +44,13 @@ pub struct BulkRequest {
 pub fn encode(doc: &Document, out: &mut Vec<u8>) {
     match &doc.action {
         Action::Index(source) => {
-            out.extend_from_slice(b"{\"index\":{\"_id\":");
-            write_str(out, &doc.id);
-            out.extend_from_slice(b",\"_index\":");
-            write_str(out, &doc.index);
-            out.extend_from_slice(b",\"version\":");
-            serde_json::to_writer(&mut *out, &doc.version).expect("JSON to a Vec never fails");
-            out.extend_from_slice(b",\"version_type\":\"external_gte\"}}\n");
+            write_index_line(out, doc);
             write_value(out, source);
+            out.push(b'\n');
+        }
+        Action::IndexJson(json) => {
+            write_index_line(out, doc);
+            out.extend_from_slice(json.as_bytes());
             out.push(b'\n');
         }
         Action::Update { script, params } => GUARDED.with(|guarded| {
@@ -63,6 +62,17 @@ pub fn encode(doc: &Document, out: &mut Vec<u8>) {
         }),
         Action::Script { script, params } => write_upsert(out, doc, script, params, None),
     }
+}
+
+/// The action line of a whole-document write at an external version.
+fn write_index_line(out: &mut Vec<u8>, doc: &Document) {
+    out.extend_from_slice(b"{\"index\":{\"_id\":");
+    write_str(out, &doc.id);
+    out.extend_from_slice(b",\"_index\":");
+    write_str(out, &doc.index);
+    out.extend_from_slice(b",\"version\":");
+    serde_json::to_writer(&mut *out, &doc.version).expect("JSON to a Vec never fails");
+    out.extend_from_slice(b",\"version_type\":\"external_gte\"}}\n");
 }
 
 thread_local! {
@@ -256,6 +266,14 @@ mod tests {
                 }}));
                 line(source);
             }
+            Action::IndexJson(json) => {
+                line(&json!({ "index": {
+                    "_index": doc.index, "_id": doc.id, "version": doc.version,
+                    "version_type": "external_gte",
+                }}));
+                out.extend_from_slice(json.as_bytes());
+                out.push(b'\n');
+            }
             Action::Update { script, params } => {
                 let mut params = params.clone();
                 params["version"] = doc.version.into();
@@ -286,6 +304,12 @@ mod tests {
                 json!({"title": "Frieren \u{1F600}", "n": 1.5}),
             ),
             Document::soft_delete("anime", "a2", 9),
+            Document::index_json(
+                "logs-api-2026.12.03",
+                "logs:0:1",
+                1,
+                r#"{"z":1,"a":"é"}"#.into(),
+            ),
             Document::merge("comments", "c1", 4, json!({"status": "HIDDEN"})),
             Document::replace("users", "u1", 2, json!({"name": "A"}), &["animeTitle"]),
             Document::fields("organizations", "o1", 7, json!({"name": "O", "zeta": null}))

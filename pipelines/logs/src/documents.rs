@@ -142,8 +142,9 @@ pub fn index_entry(prefix: &str, record: &Located<LogRecord>) -> IndexEntry {
         return Err(refusal(record));
     };
     let day = day_of(record.value.timestamp).expect("checked by LogDocument::new");
-    let source = serde_json::to_value(&doc).expect("a log document is JSON");
-    Ok(Document::index(
+    // Serialised once, straight from the record's fields: no JSON tree per record.
+    let source = serde_json::to_string(&doc).expect("a log document is JSON");
+    Ok(Document::index_json(
         index_name(prefix, &record.value.service, day),
         document_id(&record.topic, record.partition, record.offset),
         DOCUMENT_VERSION,
@@ -204,12 +205,13 @@ mod tests {
         assert_eq!(doc.index, "logs-api-2026.12.03");
         assert_eq!(doc.id, "logs:2:41");
         assert_eq!(doc.version, DOCUMENT_VERSION);
-        let Action::Index(source) = &doc.action else {
+        let Action::IndexJson(source) = &doc.action else {
             panic!("a whole document: {doc:?}")
         };
+        let source: serde_json::Value = serde_json::from_str(source).unwrap();
         assert_eq!(
             source,
-            &serde_json::json!({
+            serde_json::json!({
                 "@timestamp": "2026-12-03T23:59:59.999Z",
                 "level": "ERROR",
                 "service": "api",
