@@ -1,6 +1,7 @@
 //! The stack's real services stopped under a running indexer: OpenSearch stopped for a while
 //! mid-stream (nothing dead-lettered, nothing lost, indexing resumes by itself) and the Kafka
-//! broker restarted mid-stream (nothing lost). The services are stopped and started with the
+//! broker restarted mid-stream (nothing lost); and log shipping through a broker restart
+//! (drops counted, shipping resumes). The services are stopped and started with the
 //! stack's own scripts (`scripts/stack/<service>.sh stop|start`), so these tests stop what
 //! every other test uses: the tests of this binary run one at a time (cargo runs test
 //! binaries one after another), and a guard starts the service again even when a test fails.
@@ -210,5 +211,82 @@ async fn the_broker_restarted_mid_stream_loses_nothing() {
         "nothing dead-lettered"
     );
     indexer.stop().await;
+    t.cleanup().await;
+}
+
+/// Log shipping through a broker outage: while Kafka is down logging goes on (never
+/// blocking), the records Kafka cannot take within the delivery timeout are counted as
+/// dropped, and once the broker is back the same shipper ships again by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn log_shipping_counts_drops_while_the_broker_is_down_and_ships_again_after() {
+    use anineplus_telemetry::ship::{self, ShipConfig};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let _serial = SERIAL.lock().await;
+    let t = Harness::new().await;
+    let (layer, shipper, stats) = ship::layer(ShipConfig {
+        delivery_timeout: Duration::from_secs(2),
+        ..ShipConfig::new(
+            "outage-test",
+            &t.stack.kafka_brokers,
+            &t.stack.registry_url,
+            &t.topic_prefix,
+        )
+    });
+    let stop = tokio_util::sync::CancellationToken::new();
+    let drain = tokio::spawn(shipper.run(stop.clone()));
+    let subscriber = std::sync::Arc::new(tracing_subscriber::registry().with(layer));
+    let log = |n: usize, what: &str| {
+        let started = Instant::now();
+        tracing::subscriber::with_default(subscriber.clone(), || {
+            for i in 0..n {
+                tracing::info!(i, "{what}");
+            }
+        });
+        started.elapsed()
+    };
+    let wait = async |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: shipped {}, dropped {}",
+                stats.shipped(),
+                stats.dropped()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+
+    log(100, "before");
+    wait("before the outage", &|| stats.shipped() >= 100).await;
+    let down = Stopped::stop("kafka");
+    let took = log(1000, "during");
+    assert!(
+        took < Duration::from_secs(1),
+        "logging 1,000 records with Kafka down took {took:?}"
+    );
+    wait("while Kafka is down", &|| stats.dropped() >= 1000).await;
+    assert_eq!(stats.shipped(), 100, "nothing shipped while down");
+    down.start();
+    // The producer reconnects by itself: records logged after the broker is back ship.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while stats.shipped() < 200 {
+        assert!(
+            Instant::now() < deadline,
+            "after the restart: shipped {}, dropped {}",
+            stats.shipped(),
+            stats.dropped()
+        );
+        log(10, "after");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "log shipping through a broker restart: {} shipped, {} dropped",
+        stats.shipped(),
+        stats.dropped()
+    );
+    stop.cancel();
+    let _ = drain.await;
     t.cleanup().await;
 }
