@@ -151,3 +151,64 @@ async fn records_go_to_the_index_of_their_own_day_once_each_and_bad_ones_to_dead
 
     t.clean().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn trace_follow_prints_new_records_of_the_request_as_they_are_indexed() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let t = World::new().await;
+    let pipeline = t.start_index(&t.group).await;
+    let now = chrono::Utc::now().timestamp_millis();
+    t.send("api", &record("api", now, Some("req-follow"), "first"))
+        .await;
+    t.wait_count(1, Duration::from_secs(30)).await;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_anineplus-logs"))
+        .args(["trace", "req-follow", "--follow"])
+        .env("ELASTICSEARCH_URL", &t.stack.search_url)
+        .env("LOG_INDEX_PREFIX", &t.prefix)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .take(3)
+            .collect::<Vec<_>>()
+    });
+    // Records logged after the command started, one of another request between them.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    t.send(
+        "indexer",
+        &record("indexer", now + 10, Some("req-follow"), "second"),
+    )
+    .await;
+    t.send(
+        "api",
+        &record("api", now + 20, Some("req-other"), "not this one"),
+    )
+    .await;
+    t.send("api", &record("api", now + 30, Some("req-follow"), "third"))
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !lines.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "--follow printed fewer than 3 lines"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let lines = lines.join().unwrap();
+    let messages: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_whitespace().nth(3).unwrap_or(""))
+        .collect();
+    assert_eq!(messages, ["first", "second", "third"], "{lines:?}");
+    pipeline.stop().await;
+    t.clean().await;
+}
