@@ -10,6 +10,9 @@ cat <<TXT
   AnineePlus is up.
     GraphQL API      http://127.0.0.1:3000/graphql   (GraphiQL in a browser; health /health/ready)
     Indexer metrics  http://127.0.0.1:9464/metrics
+    Log pipeline     http://127.0.0.1:9465/metrics (index), :9466 (archive), :9467 (alerts)
+    Find a request   target/debug/anineplus-logs trace <x-correlation-id>   (every service's records)
+    Log archive      $STACK_DIR/logs-archive/
     Schema registry  http://127.0.0.1:8081           (try: curl 127.0.0.1:8081/subjects)
     Search engine    http://127.0.0.1:9200
     Kafka            127.0.0.1:9092
