@@ -19,6 +19,7 @@ export BENCH_EVENTS="${BENCH_EVENTS:-100000}"            # pipelines indexer: ev
 export BENCH_FRESHNESS_MUTATIONS="${BENCH_FRESHNESS_MUTATIONS:-200}"  # freshness: mutations
 export BENCH_FRESHNESS_RATE="${BENCH_FRESHNESS_RATE:-20}"             # freshness: per second
 export BENCH_LOG_RECORDS="${BENCH_LOG_RECORDS:-100000}"  # logs: log records
+export BENCH_LOG_CALLS="${BENCH_LOG_CALLS:-200000}"      # ship: log calls per round
 
 export BENCH_PYTHON_ROUNDS="${BENCH_PYTHON_ROUNDS:-1}"    # indexer_vs_python: (ours, peer, peer, ours) rounds
 

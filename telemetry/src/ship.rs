@@ -179,6 +179,10 @@ pub struct Shipper {
     stats: Arc<ShipStats>,
 }
 
+/// How often the drain empties the queue: a record waits at most this long before it is
+/// handed to the producer (whose linger, 100 ms, batches the sends).
+const DRAIN_EVERY: Duration = Duration::from_millis(20);
+
 /// A layer and its drain, sharing one queue and one set of counters.
 pub fn layer(config: ShipConfig) -> (ShipLayer, Shipper, Arc<ShipStats>) {
     let (tx, rx) = mpsc::channel(config.queue.max(1));
@@ -243,58 +247,63 @@ impl Shipper {
         };
         let codec = Codec::new(&self.config.registry_url);
         let mut id = None;
-        // Delivery reports are served by polling here: no thread of the producer's own.
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        // When the registry last failed to give the schema id: records are dropped
+        // (counted) until it is asked again, 5 s later.
+        let mut asked_at: Option<tokio::time::Instant> = None;
+        // The queue is emptied on a tick rather than by awaiting each record: a task
+        // parked on `recv` makes every `try_send` wake it, a syscall on the logging
+        // thread per record (`telemetry/benches/ship.rs`). The tick also serves the
+        // delivery reports (no producer thread of its own).
+        let mut tick = tokio::time::interval(DRAIN_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            let record = tokio::select! {
-                // Stopping: what is queued still goes (the last lines of a service are
-                // often the ones that matter), then the flush below.
-                _ = stop.cancelled() => match self.queue.try_recv() {
-                    Ok(record) => record,
-                    Err(_) => break,
-                },
-                _ = tick.tick() => {
-                    producer.poll(Duration::ZERO);
-                    continue;
+        let mut stopping = false;
+        'drain: loop {
+            if !stopping {
+                tokio::select! {
+                    // Stopping: what is queued still goes (the last lines of a service
+                    // are often the ones that matter), then the flush below.
+                    _ = stop.cancelled() => stopping = true,
+                    _ = tick.tick() => {}
                 }
-                record = self.queue.recv() => match record {
-                    Some(record) => record,
-                    None => break,
-                },
-            };
-            // The schema id once; while the registry cannot be reached, records are dropped
-            // (counted) and it is asked again at most every 5 s.
-            let id = match id {
-                Some(id) => id,
-                None => match codec.register(anineplus_schemas::Topic::Logs).await {
-                    Ok(found) => *id.insert(found),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "log shipping: no schema id for the logs topic; dropping records, asking again in 5 s");
-                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                        tokio::select! {
-                            _ = stop.cancelled() => break,
-                            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                        }
-                        continue;
-                    }
-                },
-            };
-            let Ok(bytes) = anineplus_schemas::codec::encode_with_id(id, &record) else {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                continue;
-            };
-            let sent = producer.send(
-                BaseRecord::to(&self.config.topic)
-                    .key(record.service.as_str())
-                    .payload(&bytes)
-                    .timestamp(record.timestamp),
-            );
-            if sent.is_err() {
-                // The producer's buffer is full (Kafka away for long): drop, count.
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
             producer.poll(Duration::ZERO);
+            loop {
+                let record = match self.queue.try_recv() {
+                    Ok(record) => record,
+                    Err(mpsc::error::TryRecvError::Empty) if !stopping => break,
+                    Err(_) => break 'drain,
+                };
+                let id = match id {
+                    Some(id) => id,
+                    None if asked_at.is_some_and(|at| at.elapsed() < Duration::from_secs(5)) => {
+                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    None => match codec.register(anineplus_schemas::Topic::Logs).await {
+                        Ok(found) => *id.insert(found),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "log shipping: no schema id for the logs topic; dropping records, asking again in 5 s");
+                            asked_at = Some(tokio::time::Instant::now());
+                            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    },
+                };
+                let Ok(bytes) = anineplus_schemas::codec::encode_with_id(id, &record) else {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let sent = producer.send(
+                    BaseRecord::to(&self.config.topic)
+                        .key(record.service.as_str())
+                        .payload(&bytes)
+                        .timestamp(record.timestamp),
+                );
+                if sent.is_err() {
+                    // The producer's buffer is full (Kafka away for long): drop, count.
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
         let _ = producer.flush(Duration::from_secs(5));
     }
