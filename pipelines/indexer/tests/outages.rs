@@ -177,16 +177,58 @@ async fn opensearch_stopped_mid_stream_nothing_is_dead_lettered_or_lost_and_inde
     t.cleanup().await;
 }
 
+/// Also log shipping through the same outage: while Kafka is down logging goes on (never
+/// blocking), the records Kafka cannot take within the delivery timeout are counted as
+/// dropped, and once the broker is back the same shipper ships again by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_broker_restarted_mid_stream_loses_nothing() {
+    use anineplus_telemetry::ship::{self, ShipConfig};
+    use tracing_subscriber::layer::SubscriberExt;
+
     let _serial = SERIAL.lock().await;
     let (t, indexer, producer) = start().await;
+    let (layer, shipper, stats) = ship::layer(ShipConfig {
+        delivery_timeout: Duration::from_secs(2),
+        ..ShipConfig::new(
+            "outage-test",
+            &t.stack.kafka_brokers,
+            &t.stack.registry_url,
+            &t.topic_prefix,
+        )
+    });
+    let stop_shipping = tokio_util::sync::CancellationToken::new();
+    let drain = tokio::spawn(shipper.run(stop_shipping.clone()));
+    let subscriber = std::sync::Arc::new(tracing_subscriber::registry().with(layer));
+    let log = |n: usize, what: &str| {
+        let started = Instant::now();
+        tracing::subscriber::with_default(subscriber.clone(), || {
+            for i in 0..n {
+                tracing::info!(i, "{what}");
+            }
+        });
+        started.elapsed()
+    };
+    log(100, "before");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stats.shipped() < 100 {
+        assert!(
+            Instant::now() < deadline,
+            "shipped {} of 100",
+            stats.shipped()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     send_all(&t, &producer, 1).await;
     let restart = async {
         // Mid-stream: the broker goes while versions 2 and 3 are being produced and indexed.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let down = Stopped::stop("kafka");
+        let took = log(1000, "during");
+        assert!(
+            took < Duration::from_secs(1),
+            "logging 1,000 records with Kafka down took {took:?}"
+        );
         tokio::time::sleep(Duration::from_secs(3)).await;
         down.start();
     };
@@ -210,66 +252,9 @@ async fn the_broker_restarted_mid_stream_loses_nothing() {
         0,
         "nothing dead-lettered"
     );
-    indexer.stop().await;
-    t.cleanup().await;
-}
-
-/// Log shipping through a broker outage: while Kafka is down logging goes on (never
-/// blocking), the records Kafka cannot take within the delivery timeout are counted as
-/// dropped, and once the broker is back the same shipper ships again by itself.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn log_shipping_counts_drops_while_the_broker_is_down_and_ships_again_after() {
-    use anineplus_telemetry::ship::{self, ShipConfig};
-    use tracing_subscriber::layer::SubscriberExt;
-
-    let _serial = SERIAL.lock().await;
-    let t = Harness::new().await;
-    let (layer, shipper, stats) = ship::layer(ShipConfig {
-        delivery_timeout: Duration::from_secs(2),
-        ..ShipConfig::new(
-            "outage-test",
-            &t.stack.kafka_brokers,
-            &t.stack.registry_url,
-            &t.topic_prefix,
-        )
-    });
-    let stop = tokio_util::sync::CancellationToken::new();
-    let drain = tokio::spawn(shipper.run(stop.clone()));
-    let subscriber = std::sync::Arc::new(tracing_subscriber::registry().with(layer));
-    let log = |n: usize, what: &str| {
-        let started = Instant::now();
-        tracing::subscriber::with_default(subscriber.clone(), || {
-            for i in 0..n {
-                tracing::info!(i, "{what}");
-            }
-        });
-        started.elapsed()
-    };
-    let wait = async |what: &str, done: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !done() {
-            assert!(
-                Instant::now() < deadline,
-                "{what}: shipped {}, dropped {}",
-                stats.shipped(),
-                stats.dropped()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-
-    log(100, "before");
-    wait("before the outage", &|| stats.shipped() >= 100).await;
-    let down = Stopped::stop("kafka");
-    let took = log(1000, "during");
-    assert!(
-        took < Duration::from_secs(1),
-        "logging 1,000 records with Kafka down took {took:?}"
-    );
-    wait("while Kafka is down", &|| stats.dropped() >= 1000).await;
-    assert_eq!(stats.shipped(), 100, "nothing shipped while down");
-    down.start();
-    // The producer reconnects by itself: records logged after the broker is back ship.
+    // The records logged while it was down were dropped (the delivery timeout is 2 s);
+    // records logged after it is back ship.
+    assert!(stats.dropped() >= 1000, "dropped {}", stats.dropped());
     let deadline = Instant::now() + Duration::from_secs(90);
     while stats.shipped() < 200 {
         assert!(
@@ -282,11 +267,12 @@ async fn log_shipping_counts_drops_while_the_broker_is_down_and_ships_again_afte
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!(
-        "log shipping through a broker restart: {} shipped, {} dropped",
+        "log shipping through the broker restart: {} shipped, {} dropped",
         stats.shipped(),
         stats.dropped()
     );
-    stop.cancel();
+    stop_shipping.cancel();
     let _ = drain.await;
+    indexer.stop().await;
     t.cleanup().await;
 }
