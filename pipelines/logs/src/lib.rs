@@ -195,7 +195,7 @@ async fn start<S: Sink>(
     batch: BatchConfig,
     topology: Topology<S>,
     shutdown: &CancellationToken,
-) -> Result<(Pipeline<S>, Arc<Metrics>, SocketAddr)> {
+) -> Result<(Pipeline<S>, Running)> {
     let mut config = PipelineConfig::new(name, &common.kafka_brokers, &common.group);
     config.topic_prefix = common.topic_prefix.clone();
     config.retry = common.retry.clone();
@@ -211,7 +211,13 @@ async fn start<S: Sink>(
             listen: common.metrics_listen,
             source,
         })?;
-    Ok((pipeline, metrics, addr))
+    Ok((
+        pipeline,
+        Running {
+            metrics,
+            metrics_addr: addr,
+        },
+    ))
 }
 
 /// A running pipeline's handles.
@@ -244,15 +250,7 @@ pub async fn prepare_index(
         ..BatchConfig::default()
     };
     let topology = index_topology(config, client);
-    let (pipeline, metrics, metrics_addr) =
-        start(INDEX_PIPELINE, &config.common, batch, topology, shutdown).await?;
-    Ok((
-        pipeline,
-        Running {
-            metrics,
-            metrics_addr,
-        },
-    ))
+    start(INDEX_PIPELINE, &config.common, batch, topology, shutdown).await
 }
 
 /// Builds the archive side; returns it with its handles.
@@ -274,21 +272,14 @@ pub async fn prepare_archive(
         cut_when_idle: false,
         ..BatchConfig::default()
     };
-    let (pipeline, metrics, metrics_addr) = start(
+    start(
         ARCHIVE_PIPELINE,
         &config.common,
         batch,
         archive_topology(config),
         shutdown,
     )
-    .await?;
-    Ok((
-        pipeline,
-        Running {
-            metrics,
-            metrics_addr,
-        },
-    ))
+    .await
 }
 
 /// Builds the alerting side; returns it with its handles.
@@ -297,21 +288,14 @@ pub async fn prepare_alerts(
     shutdown: &CancellationToken,
 ) -> Result<(Pipeline<AlertSink>, Running)> {
     let topology = alerts_topology(config, shutdown.clone())?;
-    let (pipeline, metrics, metrics_addr) = start(
+    start(
         ALERTS_PIPELINE,
         &config.common,
         BatchConfig::default(),
         topology,
         shutdown,
     )
-    .await?;
-    Ok((
-        pipeline,
-        Running {
-            metrics,
-            metrics_addr,
-        },
-    ))
+    .await
 }
 
 /// Runs the alerting side until `shutdown`.
@@ -346,20 +330,29 @@ fn today() -> chrono::NaiveDate {
     chrono::Utc::now().date_naive()
 }
 
-async fn sweep_indices(client: Elasticsearch, prefix: String, days: u32, stop: CancellationToken) {
+/// Runs `sweep` once now and then every [`SWEEP_EVERY`] until `stop`: each sweep lists
+/// what is past `days` and deletes it, logging each deletion (a failure is logged and
+/// tried again next time).
+async fn every_hour<F, Fut>(what: &'static str, days: u32, stop: CancellationToken, mut sweep: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<Vec<Expired>, String>>,
+{
     loop {
-        match retention::expired_indices(&client, &prefix, days, today()).await {
+        match sweep().await {
             Ok(expired) => {
                 for e in expired {
-                    match retention::delete(Some(&client), &e).await {
-                        Ok(()) => tracing::info!(deleted = %e, retention_days = days, "retention"),
+                    match e.1 {
+                        Ok(()) => {
+                            tracing::info!(deleted = %e.0, retention_days = days, "retention")
+                        }
                         Err(reason) => {
-                            tracing::warn!(expired = %e, %reason, "retention could not delete")
+                            tracing::warn!(expired = %e.0, %reason, "retention could not delete")
                         }
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "retention could not list the log indices"),
+            Err(error) => tracing::warn!(%error, "retention could not list {what}"),
         }
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -368,26 +361,36 @@ async fn sweep_indices(client: Elasticsearch, prefix: String, days: u32, stop: C
     }
 }
 
-async fn sweep_archive(archive: Archive, days: u32, stop: CancellationToken) {
-    loop {
-        match retention::expired_folders(&archive, days, today()) {
-            Ok(expired) => {
-                for e in expired {
-                    match retention::delete(None, &e).await {
-                        Ok(()) => tracing::info!(deleted = %e, retention_days = days, "retention"),
-                        Err(reason) => {
-                            tracing::warn!(expired = %e, %reason, "retention could not delete")
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, dir = %archive.root().display(), "retention could not list the archive")
-            }
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(SWEEP_EVERY) => {}
-        }
+/// What one sweep found and what deleting each gave.
+type Expired = (retention::Expired, std::result::Result<(), String>);
+
+async fn delete_all(
+    client: Option<&Elasticsearch>,
+    found: Vec<retention::Expired>,
+) -> Vec<Expired> {
+    let mut out = Vec::with_capacity(found.len());
+    for e in found {
+        let deleted = retention::delete(client, &e).await;
+        out.push((e, deleted));
     }
+    out
+}
+
+async fn sweep_indices(client: Elasticsearch, prefix: String, days: u32, stop: CancellationToken) {
+    every_hour("the log indices", days, stop, || async {
+        let found = retention::expired_indices(&client, &prefix, days, today())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(delete_all(Some(&client), found).await)
+    })
+    .await;
+}
+
+async fn sweep_archive(archive: Archive, days: u32, stop: CancellationToken) {
+    every_hour("the archive", days, stop, || async {
+        let found = retention::expired_folders(&archive, days, today())
+            .map_err(|e| format!("{}: {e}", archive.root().display()))?;
+        Ok(delete_all(None, found).await)
+    })
+    .await;
 }
