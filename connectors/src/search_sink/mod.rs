@@ -54,6 +54,9 @@ pub use service::BulkService;
 pub use sink::SearchSink;
 pub use templates::IndexSpec;
 
+use std::sync::{Arc, LazyLock, OnceLock};
+
+use serde::Serialize;
 use serde_json::{Value, json};
 
 /// The field that marks a soft-deleted document.
@@ -74,62 +77,210 @@ pub struct Document {
     pub action: Action,
 }
 
-/// The kind of write.
+/// The kind of write. Every JSON part is serialised once, when the document is made
+/// ([`Json`]): the bulk body only copies it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// The whole document, written with `version_type=external_gte`.
-    Index(Value),
-    /// The whole document as compact JSON text (an object), written as [`Action::Index`]:
-    /// for documents serialised once from a typed struct, with no JSON tree built (the
-    /// log pipeline's). The text is sent as is.
-    IndexJson(std::sync::Arc<str>),
-    /// A partial change: `script` (painless) runs with `params` plus `params.version`, only
-    /// when the stored `aggregateVersion` is older; it upserts an empty document first.
+    Index(Json),
+    /// A partial change: `script` (painless) runs with `params`, only when the stored
+    /// `aggregateVersion` is older than `params.version`; it upserts an empty document
+    /// first. `params` holds `documentId` and `version` (the document's).
     Update {
         /// The painless statements applying the change to `ctx._source`.
-        script: String,
+        script: Script,
         /// Its parameters.
-        params: Value,
+        params: Json,
     },
-    /// A change that guards itself: `script` (painless) runs with `params` plus
-    /// `params.documentId` on the stored document (an empty one when missing), with no
-    /// version check around it. For denormalised fields, whose versions are not the
-    /// document's own.
+    /// A change that guards itself: `script` (painless) runs with `params` on the stored
+    /// document (an empty one when missing), with no version check around it. For
+    /// denormalised fields, whose versions are not the document's own. `params` holds
+    /// `documentId`.
     Script {
         /// The painless statements; set `ctx.op = 'none'` to leave the document as is.
-        script: String,
+        script: Script,
         /// Its parameters.
-        params: Value,
+        params: Json,
     },
 }
 
+/// A JSON object as compact text, serialised once (from a typed struct on the hot path,
+/// or from a `serde_json::Value`) and shared, never rebuilt: what a bulk body carries.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Json(Arc<str>);
+
+impl Json {
+    /// `value` serialised.
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> Json {
+        let text = serde_json::to_string(value).expect("a document serialises to JSON");
+        Json(text.into())
+    }
+
+    /// Text that is already compact JSON (an object), taken as is.
+    pub fn from_text(text: String) -> Json {
+        Json(text.into())
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text parsed back into a tree: for inspection (tests, repairs), never the write
+    /// path.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.0).expect("Json holds valid JSON")
+    }
+
+    /// Changes the object through its tree: the slow path of rare writes (membership
+    /// entries, repairs).
+    pub fn edit(&mut self, change: impl FnOnce(&mut Value)) {
+        let mut value = self.value();
+        change(&mut value);
+        *self = Json::of(&value);
+    }
+}
+
+impl std::fmt::Debug for Json {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A painless script: its source, and that source as a JSON string (quoted, escaped)
+/// made once instead of once per document. Scripts are a handful of constants; clones
+/// share the text.
+#[derive(Clone)]
+pub struct Script(Arc<ScriptText>);
+
+struct ScriptText {
+    source: String,
+    json: String,
+    /// The JSON string of the version-guarded form ([`version_guarded`]), for
+    /// [`Action::Update`]s: made on first use.
+    guarded: OnceLock<String>,
+}
+
+impl Script {
+    /// The script `source`.
+    pub fn new(source: impl Into<String>) -> Script {
+        let source = source.into();
+        let json = serde_json::to_string(&source).expect("a string serialises");
+        Script(Arc::new(ScriptText {
+            source,
+            json,
+            guarded: OnceLock::new(),
+        }))
+    }
+
+    /// The painless source.
+    pub fn source(&self) -> &str {
+        &self.0.source
+    }
+
+    /// The source as a JSON string.
+    pub fn json(&self) -> &str {
+        &self.0.json
+    }
+
+    /// The version-guarded form of the source as a JSON string (what an
+    /// [`Action::Update`] sends).
+    pub fn guarded_json(&self) -> &str {
+        self.0.guarded.get_or_init(|| {
+            serde_json::to_string(&version_guarded(&self.0.source, false))
+                .expect("a string serialises")
+        })
+    }
+}
+
+impl PartialEq for Script {
+    fn eq(&self, other: &Script) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.source == other.0.source
+    }
+}
+
+impl PartialEq<&str> for Script {
+    fn eq(&self, other: &&str) -> bool {
+        self.0.source == *other
+    }
+}
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Script").field(&self.0.source).finish()
+    }
+}
+
+/// The params of [`Document::replace`], keys in sorted order (as a `serde_json` object
+/// writes them: the body is the same however it was made).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReplaceParams<'a, S> {
+    document_id: &'a str,
+    keep: &'a [&'a str],
+    source: S,
+    version: i64,
+}
+
+/// The params of [`Document::fields`], keys in sorted order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FieldsParams<'a, F> {
+    document_id: &'a str,
+    entries: [(); 0],
+    equal: bool,
+    fields: F,
+    keep: &'a [&'a str],
+    tombstone: bool,
+    version: i64,
+}
+
+/// The source of a soft-delete tombstone, keys in sorted order.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tombstone<'a> {
+    /// The delete's version.
+    pub aggregate_version: i64,
+    /// Always `true`.
+    pub deleted: bool,
+    /// The document id.
+    pub id: &'a str,
+    /// When the delete happened (epoch ms), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<i64>,
+}
+
+static FIELDS_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(FIELDS));
+static REPLACE_KEEPING_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REPLACE_KEEPING));
+static MERGE_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new("ctx._source.putAll(params.fields)"));
+
 impl Document {
-    /// A whole-document write.
+    /// A whole-document write of `source` (an object: a typed struct, or a `Value`).
     pub fn index(
         index: impl Into<String>,
         id: impl Into<String>,
         version: i64,
-        source: Value,
+        source: impl Serialize,
     ) -> Self {
-        Document::write(index, id, version, Action::Index(source))
+        Document::write(index, id, version, Action::Index(Json::of(&source)))
     }
 
-    /// A whole-document write of `json`, an object already serialised (see
-    /// [`Action::IndexJson`]).
+    /// A whole-document write of `json`, an object already serialised as compact JSON.
     pub fn index_json(
         index: impl Into<String>,
         id: impl Into<String>,
         version: i64,
         json: String,
     ) -> Self {
-        Document::write(index, id, version, Action::IndexJson(json.into()))
+        Document::write(index, id, version, Action::Index(Json::from_text(json)))
     }
 
     /// The soft-delete tombstone of `id` at `version`: a late older write gets a 409.
     pub fn soft_delete(index: impl Into<String>, id: impl Into<String>, version: i64) -> Self {
         let id = id.into();
-        let source = tombstone(&id, version);
-        Document::index(index, id, version, source)
+        let source = Json::of(&tombstone(&id, version));
+        Document::write(index, id, version, Action::Index(source))
     }
 
     /// A partial change merging `fields` into the stored document.
@@ -139,13 +290,13 @@ impl Document {
         version: i64,
         fields: Value,
     ) -> Self {
-        Document::update(
-            index,
-            id,
-            version,
-            "ctx._source.putAll(params.fields)",
-            json!({ "fields": fields }),
-        )
+        let id = id.into();
+        let params = json!({ "documentId": id, "fields": fields, "version": version });
+        let action = Action::Update {
+            script: MERGE_SCRIPT.clone(),
+            params: Json::of(&params),
+        };
+        Document::write(index, id, version, action)
     }
 
     /// The whole document `source` at `version`, as a version-guarded scripted upsert that
@@ -155,28 +306,37 @@ impl Document {
         index: impl Into<String>,
         id: impl Into<String>,
         version: i64,
-        source: Value,
+        source: impl Serialize,
         keep: &[&str],
     ) -> Self {
-        Document::update(
-            index,
-            id,
+        let id = id.into();
+        let params = Json::of(&ReplaceParams {
+            document_id: &id,
+            keep,
+            source,
             version,
-            REPLACE_KEEPING,
-            json!({ "source": source, "keep": keep }),
-        )
+        });
+        let action = Action::Update {
+            script: REPLACE_KEEPING_SCRIPT.clone(),
+            params,
+        };
+        Document::write(index, id, version, action)
     }
 
-    /// A version-guarded partial change (`script` with `params`, [`Action::Update`]).
-    fn update(
+    /// A write of `id` running `script` (one that guards itself, [`Action::Script`]) with
+    /// `params`, a JSON object whose keys must include `documentId` (the document's id).
+    pub fn script(
         index: impl Into<String>,
         id: impl Into<String>,
         version: i64,
-        script: &str,
-        params: Value,
+        script: &Script,
+        params: Json,
     ) -> Self {
-        let script = script.to_owned();
-        Document::write(index, id, version, Action::Update { script, params })
+        let action = Action::Script {
+            script: script.clone(),
+            params,
+        };
+        Document::write(index, id, version, action)
     }
 
     /// Any write of `id` in `index` at `version`.
@@ -205,14 +365,30 @@ impl Document {
         index: impl Into<String>,
         id: impl Into<String>,
         version: i64,
-        fields: Value,
+        fields: impl Serialize,
     ) -> Self {
-        let params = json!({
-            "version": version, "fields": fields, "entries": [],
-            "tombstone": false, "keep": [], "equal": false,
+        Document::fields_with(index, id, version, fields, false, &[])
+    }
+
+    fn fields_with(
+        index: impl Into<String>,
+        id: impl Into<String>,
+        version: i64,
+        fields: impl Serialize,
+        tombstone: bool,
+        keep: &[&str],
+    ) -> Self {
+        let id = id.into();
+        let params = Json::of(&FieldsParams {
+            document_id: &id,
+            entries: [],
+            equal: false,
+            fields,
+            keep,
+            tombstone,
+            version,
         });
-        let script = FIELDS.into();
-        Document::write(index, id, version, Action::Script { script, params })
+        Document::script(index, id, version, &FIELDS_SCRIPT, params)
     }
 
     /// The tombstone of [`Document::fields`] documents at `version`: every field cleared
@@ -222,16 +398,14 @@ impl Document {
         index: impl Into<String>,
         id: impl Into<String>,
         version: i64,
-        fields: Value,
+        mut fields: Value,
         keep: &[&str],
     ) -> Self {
-        let mut doc = Document::fields(index, id, version, fields);
-        if let Action::Script { params, .. } = &mut doc.action {
-            params["fields"][DELETED_FIELD] = true.into();
-            params["tombstone"] = true.into();
-            params["keep"] = json!(keep);
+        if !fields.is_object() {
+            fields = json!({});
         }
-        doc
+        fields[DELETED_FIELD] = true.into();
+        Document::fields_with(index, id, version, fields, true, keep)
     }
 
     /// Adds to a [`Document::fields`] write the entries `values` (key → value object, or
@@ -240,7 +414,8 @@ impl Document {
     /// removal is remembered at its version, so an older add does not bring it back); with
     /// `replace`, entries missing from `values` are removed too (a whole-state event). The
     /// stored `field` is the list of live values, the one whose key equals the document's
-    /// field `first` first, then by key.
+    /// field `first` first, then by key. Rare writes (memberships): the params are edited
+    /// as a tree.
     pub fn with_entries(
         mut self,
         field: &str,
@@ -249,13 +424,18 @@ impl Document {
         values: Value,
         replace: bool,
     ) -> Self {
-        if let Action::Script { params, .. } = &mut self.action
-            && let Some(entries) = params["entries"].as_array_mut()
+        if let Action::Script { script, params } = &mut self.action
+            && *script == *FIELDS_SCRIPT
         {
-            entries.retain(|e| e["field"] != json!(field));
-            entries.push(json!({
-                "field": field, "key": key, "first": first, "values": values, "replace": replace,
-            }));
+            params.edit(|params| {
+                if let Some(entries) = params["entries"].as_array_mut() {
+                    entries.retain(|e| e["field"] != json!(field));
+                    entries.push(json!({
+                        "field": field, "key": key, "first": first, "values": values,
+                        "replace": replace,
+                    }));
+                }
+            });
         }
         self
     }
@@ -266,15 +446,12 @@ impl Document {
     /// (`external_gte`) already accept an equal version.
     pub fn overwriting_equal(self) -> Document {
         let action = match self.action {
-            Action::Update { script, mut params } => {
-                params["version"] = self.version.into();
-                Action::Script {
-                    script: version_guarded(&script, true),
-                    params,
-                }
-            }
-            Action::Script { script, mut params } if script == FIELDS => {
-                params["equal"] = true.into();
+            Action::Update { script, params } => Action::Script {
+                script: Script::new(version_guarded(script.source(), true)),
+                params,
+            },
+            Action::Script { script, mut params } if script == *FIELDS_SCRIPT => {
+                params.edit(|p| p["equal"] = true.into());
                 Action::Script { script, params }
             }
             other => other,
@@ -357,8 +534,13 @@ const REPLACE_KEEPING: &str = "def kept = [:]; \
      ctx._source.clear(); ctx._source.putAll(params.source); ctx._source.putAll(kept)";
 
 /// The source of the soft-delete tombstone of `id` at `version`.
-pub fn tombstone(id: &str, version: i64) -> Value {
-    json!({ "id": id, DELETED_FIELD: true, VERSION_FIELD: version })
+pub fn tombstone(id: &str, version: i64) -> Tombstone<'_> {
+    Tombstone {
+        aggregate_version: version,
+        deleted: true,
+        id,
+        updated_at: None,
+    }
 }
 
 /// Wraps `query` so that soft-deleted documents never match.
@@ -376,6 +558,7 @@ mod tests {
         let Action::Index(source) = doc.action else {
             panic!()
         };
+        let source = source.value();
         assert_eq!(source["deleted"], json!(true));
         assert_eq!(source["aggregateVersion"], json!(7));
         let q = live(json!({"match_all": {}}));
@@ -394,7 +577,8 @@ mod tests {
         let Action::Script { script, params } = &doc.action else {
             panic!("{doc:?}")
         };
-        assert_eq!(script, FIELDS);
+        let params = params.value();
+        assert_eq!(*script, FIELDS);
         assert_eq!(params["version"], json!(2));
         assert_eq!(params["equal"], json!(false));
         assert_eq!(params["entries"][0]["values"]["u1"]["userId"], json!("u1"));
@@ -402,7 +586,7 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            params["equal"],
+            params.value()["equal"],
             json!(true),
             "a repair also replaces an equal version"
         );
@@ -410,7 +594,8 @@ mod tests {
         let Action::Script { script, params } = &tomb.action else {
             panic!()
         };
-        assert_eq!(script, FIELDS, "one script for every kind: compiled once");
+        let params = params.value();
+        assert_eq!(*script, FIELDS, "one script for every kind: compiled once");
         assert_eq!(params["tombstone"], json!(true));
         assert_eq!(params["fields"]["deleted"], json!(true));
         assert_eq!(params["keep"], json!(["kept"]));

@@ -38,29 +38,21 @@ pub struct BulkRequest {
 
 /// Appends the action and source lines of `doc` to `out`.
 ///
-/// Written straight into `out`: no JSON tree is built or copied per document. The bytes are
-/// those of serialising the equivalent `serde_json::Value` objects (keys in sorted order,
-/// compact), so the body does not depend on how it was made (a unit test holds both to it).
+/// Copies what the document holds already serialised ([`super::Json`], the script's JSON
+/// string): no JSON tree is built or walked per document. The bytes are those of
+/// serialising the equivalent `serde_json::Value` objects (keys in sorted order, compact),
+/// so the body does not depend on how it was made (a unit test holds both to it).
 pub fn encode(doc: &Document, out: &mut Vec<u8>) {
     match &doc.action {
-        Action::Index(source) => {
+        Action::Index(json) => {
             write_index_line(out, doc);
-            write_value(out, source);
+            out.extend_from_slice(json.as_str().as_bytes());
             out.push(b'\n');
         }
-        Action::IndexJson(json) => {
-            write_index_line(out, doc);
-            out.extend_from_slice(json.as_bytes());
-            out.push(b'\n');
+        Action::Update { script, params } => {
+            write_upsert(out, doc, script.guarded_json(), params.as_str())
         }
-        Action::Update { script, params } => GUARDED.with(|guarded| {
-            let mut guarded = guarded.borrow_mut();
-            if !guarded.contains_key(script) {
-                guarded.insert(script.clone(), super::version_guarded(script, false));
-            }
-            write_upsert(out, doc, &guarded[script], params, Some(doc.version));
-        }),
-        Action::Script { script, params } => write_upsert(out, doc, script, params, None),
+        Action::Script { script, params } => write_upsert(out, doc, script.json(), params.as_str()),
     }
 }
 
@@ -75,81 +67,23 @@ fn write_index_line(out: &mut Vec<u8>, doc: &Document) {
     out.extend_from_slice(b",\"version_type\":\"external_gte\"}}\n");
 }
 
-thread_local! {
-    /// The version-guarded text of each [`Action::Update`] script (a handful of constants),
-    /// made once per thread instead of once per document.
-    static GUARDED: std::cell::RefCell<std::collections::HashMap<String, String>> =
-        Default::default();
-}
-
-/// Appends a scripted upsert (the script also runs on a missing document, as `{}`): `params`
-/// plus `documentId` (and `version`, when given).
-fn write_upsert(
-    out: &mut Vec<u8>,
-    doc: &Document,
-    source: &str,
-    params: &Value,
-    version: Option<i64>,
-) {
+/// Appends a scripted upsert (the script also runs on a missing document, as `{}`):
+/// `source` (a JSON string) with `params` (a JSON object).
+fn write_upsert(out: &mut Vec<u8>, doc: &Document, source: &str, params: &str) {
     out.extend_from_slice(b"{\"update\":{\"_id\":");
     write_str(out, &doc.id);
     out.extend_from_slice(b",\"_index\":");
     write_str(out, &doc.index);
     out.extend_from_slice(b",\"retry_on_conflict\":3}}\n");
     out.extend_from_slice(b"{\"script\":{\"lang\":\"painless\",\"params\":");
-    write_params(out, params, &doc.id, version);
+    out.extend_from_slice(params.as_bytes());
     out.extend_from_slice(b",\"source\":");
-    write_str(out, source);
+    out.extend_from_slice(source.as_bytes());
     out.extend_from_slice(b"},\"scripted_upsert\":true,\"upsert\":{}}\n");
-}
-
-/// Writes the object `params` with `documentId` (and `version`) set, keys in sorted order
-/// like a `serde_json` object (a non-object `params` counts as empty, as indexing it with
-/// a key would have replaced it).
-fn write_params(out: &mut Vec<u8>, params: &Value, id: &str, version: Option<i64>) {
-    let empty = serde_json::Map::new();
-    let map = params.as_object().unwrap_or(&empty);
-    let mut extras: Vec<(&str, Value)> = Vec::with_capacity(2);
-    extras.push(("documentId", Value::from(id)));
-    if let Some(version) = version {
-        extras.push(("version", Value::from(version)));
-    }
-    let mut extras = extras.into_iter().peekable();
-    let mut first = true;
-    let mut entry = |out: &mut Vec<u8>, key: &str, value: &Value| {
-        out.push(if first { b'{' } else { b',' });
-        first = false;
-        write_str(out, key);
-        out.push(b':');
-        write_value(out, value);
-    };
-    for (key, value) in map {
-        while let Some((extra, _)) = extras.peek()
-            && *extra <= key.as_str()
-        {
-            let (extra, value) = extras.next().expect("peeked");
-            entry(out, extra, &value);
-        }
-        if key == "documentId" || (key == "version" && version.is_some()) {
-            continue;
-        }
-        entry(out, key, value);
-    }
-    for (extra, value) in extras {
-        entry(out, extra, &value);
-    }
-    if first {
-        out.push(b'{');
-    }
-    out.push(b'}');
 }
 
 fn write_str(out: &mut Vec<u8>, s: &str) {
     serde_json::to_writer(&mut *out, s).expect("JSON to a Vec never fails");
-}
-
-fn write_value(out: &mut Vec<u8>, value: &Value) {
-    serde_json::to_writer(&mut *out, value).expect("JSON to a Vec never fails");
 }
 
 /// Splits `docs` into bulk bodies bounded by `limits`, keeping their order.
@@ -238,6 +172,7 @@ pub fn read_response(body: &[u8], expected: usize) -> Vec<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::search_sink::{Json, Script};
     use serde_json::json;
 
     /// The encoding as `serde_json` objects, the reference [`encode`] must equal byte for
@@ -264,31 +199,20 @@ mod tests {
                     "_index": doc.index, "_id": doc.id, "version": doc.version,
                     "version_type": "external_gte",
                 }}));
-                line(source);
-            }
-            Action::IndexJson(json) => {
-                line(&json!({ "index": {
-                    "_index": doc.index, "_id": doc.id, "version": doc.version,
-                    "version_type": "external_gte",
-                }}));
-                out.extend_from_slice(json.as_bytes());
+                // Sent as is (text made elsewhere keeps its own key order).
+                out.extend_from_slice(source.as_str().as_bytes());
                 out.push(b'\n');
             }
             Action::Update { script, params } => {
-                let mut params = params.clone();
-                params["version"] = doc.version.into();
-                params["documentId"] = doc.id.clone().into();
                 line(&update);
                 line(&upsert(
-                    crate::search_sink::version_guarded(script, false),
-                    params,
+                    crate::search_sink::version_guarded(script.source(), false),
+                    params.value(),
                 ));
             }
             Action::Script { script, params } => {
-                let mut params = params.clone();
-                params["documentId"] = doc.id.clone().into();
                 line(&update);
-                line(&upsert(script.clone(), params));
+                line(&upsert(script.source().to_owned(), params.value()));
             }
         }
         out
@@ -327,8 +251,10 @@ mod tests {
                 id: "y".into(),
                 version: 5,
                 action: Action::Script {
-                    script: "ctx.op = 'none'".into(),
-                    params: json!({"version": 99, "documentId": "stale", "a": [1, {"b": 2}]}),
+                    script: Script::new("ctx.op = 'none'"),
+                    params: Json::of(
+                        &json!({"version": 99, "documentId": "y", "a": [1, {"b": 2}]}),
+                    ),
                 },
             },
             Document {
@@ -336,8 +262,8 @@ mod tests {
                 id: "z".into(),
                 version: 6,
                 action: Action::Update {
-                    script: "ctx._source.a = 1".into(),
-                    params: json!({"version": 1, "aa": 1, "documentIdx": 2, "w": 3}),
+                    script: Script::new("ctx._source.a = 1"),
+                    params: Json::of(&json!({"version": 6, "aa": 1, "documentId": "z", "w": 3})),
                 },
             },
         ];
@@ -409,15 +335,13 @@ mod tests {
         assert_eq!(b[1]["script"]["params"]["documentId"], json!("a'2"));
         assert_eq!(b[1]["script"]["params"]["keep"], json!(["n"]));
         assert_eq!(b[1]["script"]["params"]["source"]["title"], json!("y"));
-        let own = Document {
-            index: "a".into(),
-            id: "a1".into(),
-            version: 3,
-            action: Action::Script {
-                script: "ctx._source.n = params.n".into(),
-                params: json!({"n": 1}),
-            },
-        };
+        let own = Document::script(
+            "a",
+            "a1",
+            3,
+            &Script::new("ctx._source.n = params.n"),
+            Json::of(&json!({"documentId": "a1", "n": 1})),
+        );
         let own = lines(&own);
         assert_eq!(own[0]["update"]["_id"], json!("a1"));
         assert_eq!(own[1]["scripted_upsert"], json!(true));

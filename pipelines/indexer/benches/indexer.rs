@@ -181,12 +181,15 @@ async fn raw_bulk(service: &BulkService, docs: &[Document]) -> anyhow::Result<f6
 
 /// The whole source a document writes, when it has one (whole-document writes and
 /// replacing upserts).
-fn plain_source(doc: &Document) -> Option<&Value> {
+fn plain_source(doc: &Document) -> Option<Value> {
     match &doc.action {
-        Action::Index(source) => Some(source),
-        Action::Update { params, .. } => params.get("source").filter(|s| s.is_object()),
-        #[allow(unreachable_patterns)]
-        _ => None,
+        Action::Index(source) => Some(source.value()),
+        Action::Update { params, .. } => params
+            .value()
+            .get_mut("source")
+            .filter(|s| s.is_object())
+            .map(Value::take),
+        Action::Script { .. } => None,
     }
 }
 
@@ -204,7 +207,7 @@ async fn raw_plain(service: &BulkService, docs: &[Document]) -> anyhow::Result<f
             let action = serde_json::json!({"index": {"_index": doc.index, "_id": doc.id}});
             serde_json::to_writer(&mut body, &action)?;
             body.push(b'\n');
-            serde_json::to_writer(&mut body, source)?;
+            serde_json::to_writer(&mut body, &source)?;
             body.push(b'\n');
             count += 1;
         }

@@ -25,10 +25,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use anineplus_connectors::search_sink::{Action, Document, SearchSink};
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use anineplus_connectors::search_sink::{Action, Document, Json, Script, SearchSink};
 use anineplus_connectors::{Outcome, search};
 use elasticsearch::Elasticsearch;
 use elasticsearch::http::Method;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::indices::Index;
@@ -67,6 +71,28 @@ const TITLE_ON_COMMENT: &str = "\
     { ctx.op = 'none' } else { ctx._source.animeTitle = params.title; \
     ctx._source.animeTitleVersion = params.version }";
 
+static EPISODE_ON_ANIME_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(EPISODE_ON_ANIME));
+static TITLE_ON_COMMENT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(TITLE_ON_COMMENT));
+
+/// The params of [`EPISODE_ON_ANIME`], keys in sorted order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EpisodeOnAnime<'a> {
+    document_id: &'a str,
+    episode_id: &'a str,
+    episode_version: i64,
+    live: bool,
+}
+
+/// The params of [`TITLE_ON_COMMENT`], keys in sorted order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TitleOnComment<'a> {
+    document_id: &'a str,
+    title: &'a str,
+    version: i64,
+}
+
 /// The write of an episode's entry on its anime's document (`anime_alias`).
 pub fn episode_on_anime(
     anime_alias: String,
@@ -75,15 +101,19 @@ pub fn episode_on_anime(
     version: i64,
     live: bool,
 ) -> Document {
-    Document {
-        index: anime_alias,
-        id: anime_id.to_owned(),
+    let params = Json::of(&EpisodeOnAnime {
+        document_id: anime_id,
+        episode_id,
+        episode_version: version,
+        live,
+    });
+    Document::script(
+        anime_alias,
+        anime_id,
         version,
-        action: Action::Script {
-            script: EPISODE_ON_ANIME.into(),
-            params: json!({ "episodeId": episode_id, "episodeVersion": version, "live": live }),
-        },
-    }
+        &EPISODE_ON_ANIME_SCRIPT,
+        params,
+    )
 }
 
 /// The write of `title` (from anime version `version`) onto comment `comment_id`.
@@ -93,15 +123,38 @@ pub fn title_on_comment(
     title: &str,
     version: i64,
 ) -> Document {
-    Document {
-        index: comments_alias,
-        id: comment_id.to_owned(),
+    let params = Json::of(&TitleOnComment {
+        document_id: comment_id,
+        title,
         version,
-        action: Action::Script {
-            script: TITLE_ON_COMMENT.into(),
-            params: json!({ "title": title, "version": version }),
-        },
-    }
+    });
+    Document::script(
+        comments_alias,
+        comment_id,
+        version,
+        &TITLE_ON_COMMENT_SCRIPT,
+        params,
+    )
+}
+
+/// What [`IndexerSink::follow_up`] reads of a write's params (the rest is skipped).
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(borrow, default)]
+    source: Option<ProbeFields<'a>>,
+    #[serde(borrow, default)]
+    fields: Option<ProbeFields<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProbeFields<'a> {
+    #[serde(default)]
+    deleted: Option<bool>,
+    #[serde(borrow, default)]
+    title: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    anime_id: Option<Cow<'a, str>>,
 }
 
 /// What an applied document asks for next.
@@ -154,20 +207,23 @@ impl IndexerSink {
         let (Action::Update { params, .. } | Action::Script { params, .. }) = &doc.action else {
             return None;
         };
-        // Whole documents (`replace`) carry `source`, field-by-field ones `fields`; the
-        // denormalised writes (scripts) neither.
-        let fields = params.get("source").or_else(|| params.get("fields"))?;
-        if fields.get("deleted") == Some(&Value::Bool(true)) {
+        let anime = doc.index == self.anime;
+        if !anime && doc.index != self.comments {
             return None;
         }
-        if doc.index == self.anime {
-            let title = fields.get("title")?.as_str()?.to_owned();
+        // Whole documents (`replace`) carry `source`, field-by-field ones `fields`; the
+        // denormalised writes (scripts) neither. Only those fields are read.
+        let probe: Probe = serde_json::from_str(params.as_str()).ok()?;
+        let fields = probe.source.or(probe.fields)?;
+        if fields.deleted == Some(true) {
+            return None;
+        }
+        if anime {
+            let title = fields.title?.into_owned();
             Some(FollowUp::TitleToComments { title })
-        } else if doc.index == self.comments {
-            let anime_id = fields.get("animeId")?.as_str()?.to_owned();
-            Some(FollowUp::TitleFromAnime { anime_id })
         } else {
-            None
+            let anime_id = fields.anime_id?.into_owned();
+            Some(FollowUp::TitleFromAnime { anime_id })
         }
     }
 

@@ -18,8 +18,10 @@
 
 use anineplus_connectors::search_sink::{self, Document};
 use anineplus_schemas::events::{
-    AnimeData, CommentData, Envelope, EpisodeData, OrganizationData, SubscriptionData, UserData,
+    AnimeData, AnimeStatus, CommentData, CommentStatus, Envelope, EpisodeData, OrganizationData,
+    SubscriptionData, UserData, UserRole,
 };
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::denormalise;
@@ -38,6 +40,101 @@ const DAY_MS: i64 = 86_400_000;
 /// user id.
 pub const MEMBERS: (&str, &str, &str) = ("members", "userId", "ownerId");
 
+// The documents' sources, serialised straight from the events' fields (no JSON tree). Keys
+// are declared in sorted order, as a `serde_json` object would write them, so a body is
+// the same bytes however a peer makes it.
+
+/// An anime document.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AnimeSource<'a> {
+    aggregate_version: i64,
+    deleted: bool,
+    genres: &'a [String],
+    id: &'a str,
+    release_year: Option<i32>,
+    status: &'a AnimeStatus,
+    synopsis: &'a Option<String>,
+    title: &'a str,
+    updated_at: i64,
+}
+
+/// An episode document.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EpisodeSource<'a> {
+    aggregate_version: i64,
+    air_date: Option<i64>,
+    anime_id: &'a str,
+    deleted: bool,
+    duration_seconds: Option<i32>,
+    id: &'a str,
+    number: i32,
+    title: &'a Option<String>,
+    updated_at: i64,
+}
+
+/// The fields of `comment.created`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CommentPostedFields<'a> {
+    anime_id: &'a str,
+    author_id: &'a str,
+    body: &'a str,
+    created_at: i64,
+    deleted: bool,
+    episode_id: &'a Option<String>,
+    status: &'a CommentStatus,
+    updated_at: i64,
+}
+
+/// The fields of `comment.moderated`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CommentModeratedFields<'a> {
+    anime_id: &'a str,
+    episode_id: &'a Option<String>,
+    moderated_at: i64,
+    moderated_by: &'a str,
+    moderation_reason: &'a Option<String>,
+    status: &'a CommentStatus,
+    updated_at: i64,
+}
+
+/// The fields of `user.created` (`created_at`, `deleted`) and `user.updated` (neither).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserFields<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted: Option<bool>,
+    name: &'a str,
+    role: &'a UserRole,
+    updated_at: i64,
+}
+
+/// The fields of `organization.created` (`deleted`, `owner_id`) and
+/// `organization.updated` (neither).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OrganizationFields<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted: Option<bool>,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner_id: Option<&'a str>,
+    slug: &'a str,
+    updated_at: i64,
+}
+
+/// The fields of a membership change: only the time (the entry goes beside them).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Touched {
+    updated_at: i64,
+}
+
 impl Documents {
     /// Documents for the indices `<prefix>-*`.
     pub fn new(prefix: &str) -> Self {
@@ -46,38 +143,8 @@ impl Documents {
         }
     }
 
-    /// `source` with the fields every live document has.
-    fn stamped<T>(e: &Envelope<T>, mut source: Value) -> Value {
-        source["id"] = e.aggregate_id.clone().into();
-        source["aggregateVersion"] = e.aggregate_version.into();
-        source["deleted"] = false.into();
-        source["updatedAt"] = e.timestamp.into();
-        source
-    }
-
-    fn whole<T>(&self, index: Index, e: &Envelope<T>, source: Value) -> Document {
-        let source = Self::stamped(e, source);
-        Document::index(
-            index.alias(&self.prefix),
-            &e.aggregate_id,
-            e.aggregate_version,
-            source,
-        )
-    }
-
     /// A whole-document write that keeps the index's denormalised fields.
-    fn replace<T>(&self, index: Index, e: &Envelope<T>, source: Value) -> Document {
-        self.replacing(index, e, Self::stamped(e, source))
-    }
-
-    /// The tombstone of an index with denormalised fields.
-    fn replace_tombstone<T>(&self, index: Index, e: &Envelope<T>) -> Document {
-        let mut source = search_sink::tombstone(&e.aggregate_id, e.aggregate_version);
-        source["updatedAt"] = e.timestamp.into();
-        self.replacing(index, e, source)
-    }
-
-    fn replacing<T>(&self, index: Index, e: &Envelope<T>, source: Value) -> Document {
+    fn replace<T>(&self, index: Index, e: &Envelope<T>, source: impl Serialize) -> Document {
         Document::replace(
             index.alias(&self.prefix),
             &e.aggregate_id,
@@ -87,22 +154,16 @@ impl Documents {
         )
     }
 
-    /// Some of the entity's fields (whole state or part of it), written field by field
-    /// ([`Document::fields`]): for the entities that have partial events.
-    fn fields<T>(&self, index: Index, e: &Envelope<T>, mut fields: Value) -> Document {
-        fields["updatedAt"] = e.timestamp.into();
+    /// Some of the entity's fields (whole state or part of it, `updatedAt` included),
+    /// written field by field ([`Document::fields`]): for the entities that have partial
+    /// events.
+    fn fields<T>(&self, index: Index, e: &Envelope<T>, fields: impl Serialize) -> Document {
         Document::fields(
             index.alias(&self.prefix),
             &e.aggregate_id,
             e.aggregate_version,
             fields,
         )
-    }
-
-    /// The whole state of an entity with partial events: its fields, live.
-    fn whole_fields<T>(&self, index: Index, e: &Envelope<T>, mut fields: Value) -> Document {
-        fields["deleted"] = false.into();
-        self.fields(index, e, fields)
     }
 
     fn tombstone<T>(&self, index: Index, e: &Envelope<T>) -> Document {
@@ -144,12 +205,11 @@ impl Documents {
         if denormalise::kept(index).is_empty() {
             return Document::soft_delete(index.alias(&self.prefix), id, version);
         }
-        let source = search_sink::tombstone(id, version);
         Document::replace(
             index.alias(&self.prefix),
             id,
             version,
-            source,
+            search_sink::tombstone(id, version),
             denormalise::kept(index),
         )
     }
@@ -160,12 +220,26 @@ impl Documents {
             AnimeData::AnimeCreated(s) | AnimeData::AnimeUpdated(s) => self.replace(
                 Index::Anime,
                 &e,
-                json!({
-                    "title": s.title, "synopsis": s.synopsis, "genres": s.genres,
-                    "status": s.status, "releaseYear": s.release_year,
-                }),
+                AnimeSource {
+                    aggregate_version: e.aggregate_version,
+                    deleted: false,
+                    genres: &s.genres,
+                    id: &e.aggregate_id,
+                    release_year: s.release_year,
+                    status: &s.status,
+                    synopsis: &s.synopsis,
+                    title: &s.title,
+                    updated_at: e.timestamp,
+                },
             ),
-            AnimeData::AnimeDeleted(_) => self.replace_tombstone(Index::Anime, &e),
+            AnimeData::AnimeDeleted(_) => self.replace(
+                Index::Anime,
+                &e,
+                search_sink::Tombstone {
+                    updated_at: Some(e.timestamp),
+                    ..search_sink::tombstone(&e.aggregate_id, e.aggregate_version)
+                },
+            ),
         }]
     }
 
@@ -183,14 +257,21 @@ impl Documents {
             live,
         );
         let own = match &e.data {
-            EpisodeData::EpisodeCreated(s) | EpisodeData::EpisodeUpdated(s) => self.whole(
-                Index::Episodes,
-                &e,
-                json!({
-                    "animeId": s.anime_id, "number": s.number, "title": s.title,
-                    "durationSeconds": s.duration_seconds,
-                    "airDate": s.air_date.map(|d| i64::from(d) * DAY_MS),
-                }),
+            EpisodeData::EpisodeCreated(s) | EpisodeData::EpisodeUpdated(s) => Document::index(
+                Index::Episodes.alias(&self.prefix),
+                &e.aggregate_id,
+                e.aggregate_version,
+                EpisodeSource {
+                    aggregate_version: e.aggregate_version,
+                    air_date: s.air_date.map(|d| i64::from(d) * DAY_MS),
+                    anime_id: &s.anime_id,
+                    deleted: false,
+                    duration_seconds: s.duration_seconds,
+                    id: &e.aggregate_id,
+                    number: s.number,
+                    title: &s.title,
+                    updated_at: e.timestamp,
+                },
             ),
             EpisodeData::EpisodeDeleted(_) => self.tombstone(Index::Episodes, &e),
         };
@@ -200,22 +281,32 @@ impl Documents {
     /// `comment` events.
     pub fn comment(&self, e: Envelope<CommentData>) -> Vec<Document> {
         vec![match &e.data {
-            CommentData::CommentCreated(c) => self.whole_fields(
+            CommentData::CommentCreated(c) => self.fields(
                 Index::Comments,
                 &e,
-                json!({
-                    "animeId": c.anime_id, "episodeId": c.episode_id, "authorId": c.author_id,
-                    "body": c.body, "status": c.status, "createdAt": c.created_at,
-                }),
+                CommentPostedFields {
+                    anime_id: &c.anime_id,
+                    author_id: &c.author_id,
+                    body: &c.body,
+                    created_at: c.created_at,
+                    deleted: false,
+                    episode_id: &c.episode_id,
+                    status: &c.status,
+                    updated_at: e.timestamp,
+                },
             ),
             CommentData::CommentModerated(m) => self.fields(
                 Index::Comments,
                 &e,
-                json!({
-                    "animeId": m.anime_id, "episodeId": m.episode_id, "status": m.status,
-                    "moderationReason": m.reason, "moderatedBy": m.moderated_by,
-                    "moderatedAt": m.moderated_at,
-                }),
+                CommentModeratedFields {
+                    anime_id: &m.anime_id,
+                    episode_id: &m.episode_id,
+                    moderated_at: m.moderated_at,
+                    moderated_by: &m.moderated_by,
+                    moderation_reason: &m.reason,
+                    status: &m.status,
+                    updated_at: e.timestamp,
+                },
             ),
             CommentData::CommentDeleted(_) => self.tombstone(Index::Comments, &e),
         }]
@@ -224,26 +315,49 @@ impl Documents {
     /// `user` events: never the email.
     pub fn user(&self, e: Envelope<UserData>) -> Vec<Document> {
         vec![match &e.data {
-            UserData::UserCreated(u) => self.whole_fields(
+            UserData::UserCreated(u) => self.fields(
                 Index::Users,
                 &e,
-                json!({ "name": u.name, "role": u.role, "createdAt": u.created_at }),
+                UserFields {
+                    created_at: Some(u.created_at),
+                    deleted: Some(false),
+                    name: &u.name,
+                    role: &u.role,
+                    updated_at: e.timestamp,
+                },
             ),
-            UserData::UserUpdated(u) => {
-                self.fields(Index::Users, &e, json!({ "name": u.name, "role": u.role }))
-            }
+            UserData::UserUpdated(u) => self.fields(
+                Index::Users,
+                &e,
+                UserFields {
+                    created_at: None,
+                    deleted: None,
+                    name: &u.name,
+                    role: &u.role,
+                    updated_at: e.timestamp,
+                },
+            ),
             UserData::UserDeleted(_) => self.tombstone(Index::Users, &e),
         }]
     }
 
     /// `organization` events.
     pub fn organization(&self, e: Envelope<OrganizationData>) -> Vec<Document> {
+        let touched = Touched {
+            updated_at: e.timestamp,
+        };
         vec![match &e.data {
             OrganizationData::OrganizationCreated(o) => self
-                .whole_fields(
+                .fields(
                     Index::Organizations,
                     &e,
-                    json!({ "name": o.name, "slug": o.slug, "ownerId": o.owner_id }),
+                    OrganizationFields {
+                        deleted: Some(false),
+                        name: &o.name,
+                        owner_id: Some(&o.owner_id),
+                        slug: &o.slug,
+                        updated_at: e.timestamp,
+                    },
                 )
                 .with_entries(
                     MEMBERS.0,
@@ -258,11 +372,16 @@ impl Documents {
             OrganizationData::OrganizationUpdated(o) => self.fields(
                 Index::Organizations,
                 &e,
-                json!({ "name": o.name, "slug": o.slug }),
+                OrganizationFields {
+                    deleted: None,
+                    name: &o.name,
+                    owner_id: None,
+                    slug: &o.slug,
+                    updated_at: e.timestamp,
+                },
             ),
-            OrganizationData::OrganizationMemberAdded(m) => self
-                .fields(Index::Organizations, &e, json!({}))
-                .with_entries(
+            OrganizationData::OrganizationMemberAdded(m) => {
+                self.fields(Index::Organizations, &e, touched).with_entries(
                     MEMBERS.0,
                     MEMBERS.1,
                     MEMBERS.2,
@@ -271,16 +390,17 @@ impl Documents {
                         json!({ "userId": m.user_id, "role": m.member_role }),
                     ),
                     false,
-                ),
-            OrganizationData::OrganizationMemberRemoved(m) => self
-                .fields(Index::Organizations, &e, json!({}))
-                .with_entries(
+                )
+            }
+            OrganizationData::OrganizationMemberRemoved(m) => {
+                self.fields(Index::Organizations, &e, touched).with_entries(
                     MEMBERS.0,
                     MEMBERS.1,
                     MEMBERS.2,
                     entry(&m.user_id, Value::Null),
                     false,
-                ),
+                )
+            }
         }]
     }
 
@@ -331,11 +451,13 @@ mod tests {
         let Action::Script { params, .. } = &created.action else {
             panic!("users are written field by field")
         };
+        let params = params.value();
         assert_eq!(params["fields"]["deleted"], json!(false));
         assert!(params["fields"]["createdAt"].is_i64());
         let Action::Script { params, .. } = &out[1].action else {
             panic!()
         };
+        let params = params.value();
         assert!(
             params["fields"].get("createdAt").is_none(),
             "user.updated is partial"
@@ -343,6 +465,7 @@ mod tests {
         let Action::Script { params, .. } = &out[2].action else {
             panic!()
         };
+        let params = params.value();
         assert_eq!(params["tombstone"], json!(true));
         assert_eq!(params["fields"]["deleted"], json!(true));
     }
@@ -359,17 +482,20 @@ mod tests {
         let Action::Script { params, .. } = &out[1].action else {
             panic!("{:?}", out[1])
         };
+        let params = params.value();
         assert_eq!(params["episodeId"], json!(episode.aggregate_id));
         assert_eq!(params["live"], json!(true));
         let anime = docs.anime(all.anime[0].clone());
         let Action::Update { params, .. } = &anime[0].action else {
             panic!("anime documents are replaced, not external versions")
         };
+        let params = params.value();
         assert_eq!(params["keep"], json!(["episodes", "episodeCount"]));
         let comment = docs.comment(all.comments[0].clone());
         let Action::Script { params, .. } = &comment[0].action else {
             panic!()
         };
+        let params = params.value();
         assert!(
             params["fields"].get("animeTitle").is_none(),
             "field by field: the title is left alone"
@@ -379,6 +505,7 @@ mod tests {
         let Action::Script { params, .. } = &tomb.action else {
             panic!()
         };
+        let params = params.value();
         assert_eq!(params["keep"], json!(["animeTitle", "animeTitleVersion"]));
     }
 }

@@ -205,10 +205,10 @@ mod tests {
         assert_eq!(doc.index, "logs-api-2026.12.03");
         assert_eq!(doc.id, "logs:2:41");
         assert_eq!(doc.version, DOCUMENT_VERSION);
-        let Action::IndexJson(source) = &doc.action else {
+        let Action::Index(source) = &doc.action else {
             panic!("a whole document: {doc:?}")
         };
-        let source: serde_json::Value = serde_json::from_str(source).unwrap();
+        let source = source.value();
         assert_eq!(
             source,
             serde_json::json!({

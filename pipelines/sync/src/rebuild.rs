@@ -33,23 +33,32 @@ pub(crate) fn comment_status_of(s: &str) -> Result<CommentStatus> {
     })
 }
 
-/// The document source a whole-document write sets: an `index` action's, or that of a
-/// scripted replacement (`params.source`).
-pub(crate) fn source_mut(doc: &mut Document) -> Result<&mut serde_json::Map<String, Value>> {
-    let source = match &mut doc.action {
-        Action::Index(source) => source,
-        Action::Update { params, .. } if params["source"].is_object() => &mut params["source"],
-        Action::Script { params, .. } if params["fields"].is_object() => &mut params["fields"],
-        _ => {
-            return Err(Error::mapping(format!(
-                "{}: expected a whole-document write",
-                doc.id
-            )));
+/// Adds `fields` to the source a whole-document write sets: an `index` action's, that of a
+/// scripted replacement (`params.source`), or a field-by-field write's (`params.fields`).
+pub(crate) fn extend_source(
+    doc: &mut Document,
+    fields: serde_json::Map<String, Value>,
+) -> Result<()> {
+    let id = doc.id.clone();
+    let mut done = false;
+    let add = |source: &mut Value| {
+        if let Some(source) = source.as_object_mut() {
+            source.extend(fields);
+            done = true;
         }
     };
-    source
-        .as_object_mut()
-        .ok_or_else(|| Error::mapping("a JSON object"))
+    match &mut doc.action {
+        Action::Index(source) => source.edit(add),
+        Action::Update { params, .. } => params.edit(|p| add(&mut p["source"])),
+        Action::Script { params, .. } => params.edit(|p| add(&mut p["fields"])),
+    }
+    if done {
+        Ok(())
+    } else {
+        Err(Error::mapping(format!(
+            "{id}: expected a whole-document write"
+        )))
+    }
 }
 
 pub(crate) fn role_of(s: &str) -> Result<UserRole> {
@@ -275,9 +284,12 @@ impl SearchSync {
                 moderated_at: moderated_at.unwrap_or_default(),
             });
             match one(self.docs.comment(at("comment.moderated", moderated)))?.action {
-                Action::Script { params, .. } if params["fields"].is_object() => {
-                    let fields = params["fields"].as_object().cloned().unwrap_or_default();
-                    source_mut(&mut doc)?.extend(fields);
+                Action::Script { params, .. } if params.value()["fields"].is_object() => {
+                    let fields = params.value()["fields"]
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default();
+                    extend_source(&mut doc, fields)?;
                 }
                 _ => {
                     return Err(Error::mapping(format!(
