@@ -106,7 +106,7 @@ async fn admins_read_one_requests_records_in_time_order_and_nobody_else_does() {
         Method::Post,
         "/_bulk?refresh=true",
         "application/x-ndjson",
-        Some(body),
+        Some(body.into()),
     )
     .await
     .unwrap();

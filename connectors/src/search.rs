@@ -102,7 +102,7 @@ pub async fn call(
     method: Method,
     path: &str,
     content_type: &'static str,
-    body: Option<Vec<u8>>,
+    body: Option<Bytes>,
 ) -> std::result::Result<(u16, Bytes), CallError> {
     let fail = |status: Option<u16>, class, reason: String| CallError {
         method: method_name(method),
@@ -157,7 +157,8 @@ pub async fn call_json(
     path: &str,
     body: Option<&Value>,
 ) -> std::result::Result<Value, CallError> {
-    let bytes = body.map(|b| serde_json::to_vec(b).expect("JSON to a Vec never fails"));
+    let bytes =
+        body.map(|b| Bytes::from(serde_json::to_vec(b).expect("JSON to a Vec never fails")));
     let (status, answer) = call(client, method, path, "application/json", bytes).await?;
     if answer.is_empty() {
         return Ok(Value::Null);

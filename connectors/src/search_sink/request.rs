@@ -3,6 +3,7 @@
 use std::borrow::Borrow;
 use std::ops::Range;
 
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -30,8 +31,8 @@ impl Default for BulkLimits {
 /// One NDJSON bulk body and the documents (by position in the input) it carries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BulkRequest {
-    /// The `application/x-ndjson` body.
-    pub body: Vec<u8>,
+    /// The `application/x-ndjson` body (sent without a copy).
+    pub body: Bytes,
     /// Which input documents it holds, in order.
     pub docs: Range<usize>,
 }
@@ -87,32 +88,50 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Splits `docs` into bulk bodies bounded by `limits`, keeping their order.
+///
+/// Each document is encoded straight into its request's body (no line buffer copied per
+/// document); the one that would overflow a full body moves to the next. Bodies are sized
+/// from the first document, so they rarely grow by reallocation.
 pub fn build<D: Borrow<Document>>(docs: &[D], limits: BulkLimits) -> Vec<BulkRequest> {
     let mut requests = Vec::new();
-    let mut current = BulkRequest {
-        body: Vec::new(),
-        docs: 0..0,
-    };
-    let mut line = Vec::new();
+    let mut body = Vec::new();
+    let mut start = 0;
+    let mut per_doc = 0;
     for (i, doc) in docs.iter().enumerate() {
-        line.clear();
-        encode(doc.borrow(), &mut line);
-        let full = current.docs.len() >= limits.max_docs
-            || (!current.docs.is_empty() && current.body.len() + line.len() > limits.max_bytes);
-        if full {
-            let next = BulkRequest {
-                body: Vec::new(),
-                docs: i..i,
-            };
-            requests.push(std::mem::replace(&mut current, next));
+        if i - start >= limits.max_docs {
+            let full = std::mem::take(&mut body);
+            requests.push(finished(full, start..i));
+            start = i;
         }
-        current.body.extend_from_slice(&line);
-        current.docs.end = i + 1;
+        if body.is_empty() && per_doc > 0 {
+            let expected = per_doc * (docs.len() - i).min(limits.max_docs);
+            body.reserve(expected.min(limits.max_bytes) + per_doc);
+        }
+        let mark = body.len();
+        encode(doc.borrow(), &mut body);
+        if per_doc == 0 {
+            // One document's size plus a margin: what the bodies are sized by.
+            per_doc = (body.len() + body.len() / 8).max(64);
+        }
+        if i > start && body.len() > limits.max_bytes {
+            let line = body[mark..].to_vec();
+            body.truncate(mark);
+            let full = std::mem::replace(&mut body, line);
+            requests.push(finished(full, start..i));
+            start = i;
+        }
     }
-    if !current.docs.is_empty() {
-        requests.push(current);
+    if start < docs.len() {
+        requests.push(finished(body, start..docs.len()));
     }
     requests
+}
+
+fn finished(body: Vec<u8>, docs: Range<usize>) -> BulkRequest {
+    BulkRequest {
+        body: Bytes::from(body),
+        docs,
+    }
 }
 
 #[derive(Deserialize)]

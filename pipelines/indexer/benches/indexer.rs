@@ -216,7 +216,7 @@ async fn raw_plain(service: &BulkService, docs: &[Document]) -> anyhow::Result<f
         }
         let outcomes = service
             .send(&BulkRequest {
-                body,
+                body: body.into(),
                 docs: 0..count,
             })
             .await;
