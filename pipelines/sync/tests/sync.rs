@@ -576,9 +576,12 @@ async fn comments_and_organizations_are_verified_repaired_to_the_indexer_documen
         )
         .await;
     }
+    // Both additions, not only version 3: concurrent bulks may land the second before the
+    // first (each entry is versioned on its own, so the first still lands after it).
     let (_, indexed_grown) = t
         .wait_doc("organizations", &grown, |_, s| {
             s["aggregateVersion"] == json!(3)
+                && s["members"].as_array().is_some_and(|m| m.len() == 3)
         })
         .await;
     // The owner first, then by user id.
