@@ -35,6 +35,13 @@ pub fn client(url: &str, timeout: Duration) -> Result<Elasticsearch> {
     let transport = TransportBuilder::new(SingleNodeConnectionPool::new(parsed))
         .timeout(timeout)
         .disable_proxy()
+        // Uncompressed answers: the engine is the bottleneck of a bulk load, and gzipping
+        // its answers costs it (and us, inflating them) more than the bytes cost a local
+        // link.
+        .header(
+            elasticsearch::http::headers::ACCEPT_ENCODING,
+            elasticsearch::http::headers::HeaderValue::from_static("identity"),
+        )
         .build()?;
     Ok(Elasticsearch::new(transport))
 }

@@ -90,12 +90,19 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 /// Splits `docs` into bulk bodies bounded by `limits`, keeping their order.
 ///
 /// Each document is encoded straight into its request's body (no line buffer copied per
-/// document); the one that would overflow a full body moves to the next. Bodies are sized
-/// from the first document, so they rarely grow by reallocation.
+/// document); the one that would overflow a full body moves to the next. A body is sized
+/// from its first document once that is encoded, so it rarely grows by reallocation (each
+/// growth copies the body and touches fresh pages).
 pub fn build<D: Borrow<Document>>(docs: &[D], limits: BulkLimits) -> Vec<BulkRequest> {
     let mut requests = Vec::new();
     let mut body = Vec::new();
     let mut start = 0;
+    // Room for the documents of a body after its first: `per_doc` bytes each (the first
+    // document's size and a margin), bounded by the body's limits.
+    let reserve = |body: &mut Vec<u8>, per_doc: usize, i: usize| {
+        let rest = (docs.len() - i - 1).min(limits.max_docs.saturating_sub(1));
+        body.reserve((per_doc * rest).min(limits.max_bytes));
+    };
     let mut per_doc = 0;
     for (i, doc) in docs.iter().enumerate() {
         if i - start >= limits.max_docs {
@@ -103,20 +110,19 @@ pub fn build<D: Borrow<Document>>(docs: &[D], limits: BulkLimits) -> Vec<BulkReq
             requests.push(finished(full, start..i));
             start = i;
         }
-        if body.is_empty() && per_doc > 0 {
-            let expected = per_doc * (docs.len() - i).min(limits.max_docs);
-            body.reserve(expected.min(limits.max_bytes) + per_doc);
-        }
         let mark = body.len();
         encode(doc.borrow(), &mut body);
-        if per_doc == 0 {
-            // One document's size plus a margin: what the bodies are sized by.
-            per_doc = (body.len() + body.len() / 8).max(64);
+        if mark == 0 {
+            if per_doc == 0 {
+                per_doc = (body.len() + body.len() / 8).max(64);
+            }
+            reserve(&mut body, per_doc, i);
         }
         if i > start && body.len() > limits.max_bytes {
             let line = body[mark..].to_vec();
             body.truncate(mark);
             let full = std::mem::replace(&mut body, line);
+            reserve(&mut body, per_doc, i);
             requests.push(finished(full, start..i));
             start = i;
         }

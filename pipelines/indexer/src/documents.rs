@@ -30,7 +30,9 @@ use super::indices::Index;
 /// Builds documents for the indices under one prefix.
 #[derive(Debug, Clone)]
 pub struct Documents {
-    prefix: String,
+    /// The alias of each index (in the order of [`Index::ALL`]), made once: every
+    /// document names one.
+    aliases: [String; 5],
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -139,14 +141,19 @@ impl Documents {
     /// Documents for the indices `<prefix>-*`.
     pub fn new(prefix: &str) -> Self {
         Documents {
-            prefix: prefix.to_owned(),
+            aliases: Index::ALL.map(|index| index.alias(prefix)),
         }
+    }
+
+    /// The alias `<prefix>-<name>` of `index`.
+    fn alias(&self, index: Index) -> String {
+        self.aliases[index as usize].clone()
     }
 
     /// A whole-document write that keeps the index's denormalised fields.
     fn replace<T>(&self, index: Index, e: &Envelope<T>, source: impl Serialize) -> Document {
         Document::replace(
-            index.alias(&self.prefix),
+            self.alias(index),
             &e.aggregate_id,
             e.aggregate_version,
             source,
@@ -159,7 +166,7 @@ impl Documents {
     /// events.
     fn fields<T>(&self, index: Index, e: &Envelope<T>, fields: impl Serialize) -> Document {
         Document::fields(
-            index.alias(&self.prefix),
+            self.alias(index),
             &e.aggregate_id,
             e.aggregate_version,
             fields,
@@ -169,18 +176,14 @@ impl Documents {
     fn tombstone<T>(&self, index: Index, e: &Envelope<T>) -> Document {
         if Self::field_versioned(index) {
             return Document::fields_tombstone(
-                index.alias(&self.prefix),
+                self.alias(index),
                 &e.aggregate_id,
                 e.aggregate_version,
                 json!({ "updatedAt": e.timestamp }),
                 denormalise::kept(index),
             );
         }
-        Document::soft_delete(
-            index.alias(&self.prefix),
-            &e.aggregate_id,
-            e.aggregate_version,
-        )
+        Document::soft_delete(self.alias(index), &e.aggregate_id, e.aggregate_version)
     }
 
     /// Whether `index`'s entity has partial events, so that its documents are written
@@ -195,7 +198,7 @@ impl Documents {
     pub fn tombstone_of(&self, index: Index, id: &str, version: i64) -> Document {
         if Self::field_versioned(index) {
             return Document::fields_tombstone(
-                index.alias(&self.prefix),
+                self.alias(index),
                 id,
                 version,
                 json!({}),
@@ -203,10 +206,10 @@ impl Documents {
             );
         }
         if denormalise::kept(index).is_empty() {
-            return Document::soft_delete(index.alias(&self.prefix), id, version);
+            return Document::soft_delete(self.alias(index), id, version);
         }
         Document::replace(
-            index.alias(&self.prefix),
+            self.alias(index),
             id,
             version,
             search_sink::tombstone(id, version),
@@ -250,7 +253,7 @@ impl Documents {
             EpisodeData::EpisodeDeleted(d) => (&d.anime_id, false),
         };
         let on_anime = denormalise::episode_on_anime(
-            Index::Anime.alias(&self.prefix),
+            self.alias(Index::Anime),
             anime_id,
             &e.aggregate_id,
             e.aggregate_version,
@@ -258,7 +261,7 @@ impl Documents {
         );
         let own = match &e.data {
             EpisodeData::EpisodeCreated(s) | EpisodeData::EpisodeUpdated(s) => Document::index(
-                Index::Episodes.alias(&self.prefix),
+                self.alias(Index::Episodes),
                 &e.aggregate_id,
                 e.aggregate_version,
                 EpisodeSource {
@@ -420,6 +423,14 @@ mod tests {
     use super::*;
     use anineplus_connectors::search_sink::Action;
     use anineplus_schemas::events::samples;
+
+    #[test]
+    fn each_index_has_its_own_alias() {
+        let docs = Documents::new("p");
+        for index in Index::ALL {
+            assert_eq!(docs.alias(index), index.alias("p"));
+        }
+    }
 
     #[test]
     fn every_sample_event_maps_and_users_lose_their_email() {
