@@ -6,7 +6,8 @@
 //! - [`retry`]: pure. The policy: which item status is done, already applied, worth
 //!   retrying, or permanent (the classes from [`crate::search::item_class`]).
 //! - [`service`]: the I/O. Sends one bulk body through [`crate::search::call`] and turns
-//!   the answer (or the failed call) into outcomes.
+//!   the answer (or the failed call) into outcomes; the engine is asked for each item's
+//!   status and error only (`filter_path`), all that is read of it.
 //! - [`templates`]: index templates and the alias → index layout, put at start.
 //! - [`sink`]: [`SearchSink`], the sink the pipelines runtime drives.
 //!

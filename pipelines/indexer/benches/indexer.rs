@@ -27,6 +27,9 @@
 //!   fresh group; three rounds of (bare, null), medians compared. Goal ≥ 0.5.
 //! - `pipeline_decode_only_records_per_s` (context): the runtime decoding only.
 //!
+//! The bench process runs on the indexer binary's allocator (mimalloc), as its arms are
+//! the binary's code.
+//!
 //! `BENCH_ARMS` (comma-separated, default `consumer,bulk`) runs a subset, e.g. `null` alone
 //! (the null-sink runtime arm, for profiling). Every index, template and topic the bench
 //! made is deleted at the end.
@@ -52,6 +55,11 @@ use elasticsearch::Elasticsearch;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+
+/// The indexer binary's allocator, so the in-process arms (the null-sink runtime above all)
+/// measure the runtime as production runs it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BULK: usize = 1000;
 const CONSUMER_ROUNDS: usize = 3;

@@ -35,7 +35,8 @@ use crate::record::InFlight;
 use crate::sink::Sink;
 use crate::topology::Topology;
 
-/// Batches cut by the reader and not settled yet, against how many the writer may hold.
+/// Batches cut by the reader and not settled yet, against how many the writer may hold
+/// plus [`AHEAD`] being decoded meanwhile.
 #[derive(Debug)]
 pub(crate) struct Flow {
     unsettled: AtomicUsize,
@@ -44,6 +45,11 @@ pub(crate) struct Flow {
     /// Notified when a batch settles and leaves room, so a lingering batch goes at once.
     room: Notify,
 }
+
+/// Batches the reader may cut beyond what the writer holds: the next one is decoded and
+/// transformed while the writer writes, instead of after (the stages overlap, so the
+/// transform is not idle while the sink works, nor the sink while the transform does).
+const AHEAD: usize = 1;
 
 impl Flow {
     pub(crate) fn new(limit: usize) -> Self {
@@ -61,14 +67,14 @@ impl Flow {
 
     /// The writer settled a batch.
     pub(crate) fn settled(&self) {
-        if self.unsettled.fetch_sub(1, Ordering::AcqRel) <= self.limit {
+        if self.unsettled.fetch_sub(1, Ordering::AcqRel) <= self.limit + AHEAD {
             self.room.notify_one();
         }
     }
 
-    /// Whether the writer could take another batch now.
+    /// Whether the reader may cut another batch now.
     pub(crate) fn has_room(&self) -> bool {
-        self.unsettled.load(Ordering::Acquire) < self.limit
+        self.unsettled.load(Ordering::Acquire) < self.limit + AHEAD
     }
 
     /// Waits for a batch to settle and leave room.
