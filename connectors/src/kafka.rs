@@ -39,6 +39,12 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
 ///
 /// Offsets are committed every `auto.commit.interval.ms`, but only those stored with
 /// `store_offset` after delivery; callers must also commit on revoke and on shutdown.
+///
+/// Prefetching is bounded to 16 MiB per consumer (`queued.max.messages.kbytes`, librdkafka's
+/// default is 64 MiB) and, once that is reached, fetching resumes 10 ms after the queue has
+/// room (`fetch.queue.backoff.ms`; librdkafka's default of 1 s stalls a consumer that drains
+/// its queue faster than that: a lane catching up on a backlog spent more than half of its
+/// time idle, see `docs/benchmarks.md`).
 pub fn consumer_config(brokers: &str, group_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
@@ -50,7 +56,9 @@ pub fn consumer_config(brokers: &str, group_id: &str) -> ClientConfig {
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("session.timeout.ms", "10000");
+        .set("session.timeout.ms", "10000")
+        .set("queued.max.messages.kbytes", "16384")
+        .set("fetch.queue.backoff.ms", "10");
     config
 }
 
