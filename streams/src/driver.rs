@@ -206,7 +206,7 @@ impl<S: Sink> TestDriver<S> {
     }
 
     async fn take_from(&mut self, lane: usize, records: Vec<InFlight>) -> Option<Batch<S::Item>> {
-        Metrics::add(&self.metrics.consumed, records.len() as u64);
+        self.metrics.count_consumed(records.len() as u64);
         let lane_parts = &mut self.lanes[lane];
         let _skips = lane_parts.commit().register(&records); // no partition start to compare with
         let pending = lane_parts.transform_mut().run(records, &self.stop).await?;

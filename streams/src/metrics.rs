@@ -9,6 +9,10 @@
 //!   `pipeline_records_dead_lettered_total`, `pipeline_sink_retries_total` (in-place);
 //! - `pipeline_consumer_lag{topic,partition}` from librdkafka's statistics;
 //! - `pipeline_batch_seconds` histogram: one batch from sink write to settled;
+//! - `pipeline_started_timestamp_seconds` (when the pipeline's metrics were made, at its
+//!   start) and `pipeline_first_record_timestamp_seconds` (when its first record was
+//!   consumed; 0 before): their difference is the start-up to the first record, group
+//!   join included, without polling for it;
 //! - `pipeline_lane_failed{lane}`: 1 for a lane that stopped on a panic or on a failure it
 //!   cannot get past (e.g. a record too large for its dead-letter topic);
 //! - `pipeline_dead_letters{topic}` (records present in the dead-letter topic) and
@@ -35,7 +39,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntGaugeVec, Opts, Registry,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 use tokio_util::sync::CancellationToken;
@@ -64,6 +68,7 @@ pub struct Metrics {
     dead_letters: IntGaugeVec,
     dead_letter_age: GaugeVec,
     batch: Histogram,
+    first_record: Gauge,
     ready: AtomicBool,
     /// Lanes that stopped for good, with why.
     failed: Mutex<BTreeMap<String, String>>,
@@ -108,7 +113,22 @@ impl Metrics {
         registry
             .register(Box::new(batch.clone()))
             .expect("unique name");
+        let gauge = |name: &str, help: &str| {
+            let g = Gauge::new(name, help).expect("a valid gauge");
+            registry.register(Box::new(g.clone())).expect("unique name");
+            g
+        };
+        gauge(
+            "pipeline_started_timestamp_seconds",
+            "When the pipeline started (Unix time).",
+        )
+        .set(unix_now());
+        let first_record = gauge(
+            "pipeline_first_record_timestamp_seconds",
+            "When the first record was consumed (Unix time; 0 before).",
+        );
         Metrics {
+            first_record,
             consumed: counter("pipeline_records_consumed_total", "Records consumed."),
             sunk: counter(
                 "pipeline_records_sunk_total",
@@ -150,6 +170,15 @@ impl Metrics {
             failed: Mutex::new(BTreeMap::new()),
             gaps: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Counts `n` records consumed; the first also sets
+    /// `pipeline_first_record_timestamp_seconds`.
+    pub fn count_consumed(&self, n: u64) {
+        if n > 0 && self.consumed.get() == 0 {
+            self.first_record.set(unix_now());
+        }
+        self.consumed.inc_by(n);
     }
 
     /// Adds `n` to `counter`.
@@ -297,6 +326,13 @@ pub async fn serve(
     Ok(addr)
 }
 
+/// Seconds since the Unix epoch, with fractions.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,6 +374,28 @@ mod tests {
         assert_eq!(bucket("0.025").as_deref(), Some("0"), "{text}");
         assert_eq!(bucket("0.05").as_deref(), Some("1"));
         assert!(text.contains("pipeline_batch_seconds_count{pipeline=\"indexer\"} 1"));
+    }
+
+    #[test]
+    fn the_first_record_is_stamped_once_after_the_start() {
+        let m = Metrics::new("indexer");
+        let stamp = |m: &Metrics, name: &str| -> f64 {
+            sample(&m.render(), name, &[])
+                .and_then(|v| v.parse().ok())
+                .expect("rendered")
+        };
+        let started = stamp(&m, "pipeline_started_timestamp_seconds");
+        assert!(started > 1.7e9, "a Unix time: {started}");
+        assert_eq!(stamp(&m, "pipeline_first_record_timestamp_seconds"), 0.0);
+        m.count_consumed(0);
+        assert_eq!(stamp(&m, "pipeline_first_record_timestamp_seconds"), 0.0);
+        m.count_consumed(2);
+        let first = stamp(&m, "pipeline_first_record_timestamp_seconds");
+        assert!(first >= started, "{first} < {started}");
+        std::thread::sleep(Duration::from_millis(20));
+        m.count_consumed(1);
+        assert_eq!(stamp(&m, "pipeline_first_record_timestamp_seconds"), first);
+        assert_eq!(Metrics::get(&m.consumed), 3);
     }
 
     #[test]

@@ -198,7 +198,7 @@ impl<C: Commit> Reader<C> {
     }
 
     fn accept(&self, record: InFlight, batch: &mut Filling) {
-        Metrics::add(&self.metrics.consumed, 1);
+        self.metrics.count_consumed(1);
         batch.bytes += record.value().len();
         batch.records.push(record);
     }
