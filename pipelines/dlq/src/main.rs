@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use anineplus_args::{KafkaArgs, RegistryArgs, RetryArgs, SearchArgs};
-use anineplus_connectors::search_sink::Document;
+use anineplus_indexer::denormalise::Indexed;
 use anineplus_indexer::{self as indexer, IndexerConfig};
 use anineplus_schemas::Codec;
 use anineplus_streams::dlq::{self, DeadLetterRecord, Filter, SinkReplay, SinkVerdict};
@@ -194,7 +194,8 @@ async fn scan(cli: &Cli, topic: &str, filter: Filter) -> anyhow::Result<Vec<Dead
         .with_context(|| "scanning the dead-letter topic")
 }
 
-fn describe(doc: &Document) -> String {
+fn describe(item: &Indexed) -> String {
+    let doc = &item.doc;
     format!("{}/{}@{}", doc.index, doc.id, doc.version)
 }
 

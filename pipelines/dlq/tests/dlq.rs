@@ -8,8 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use anineplus_connectors::search_sink::Document;
 use anineplus_indexer as indexer;
+use anineplus_indexer::denormalise::Indexed;
 use anineplus_schemas::Topic;
 use anineplus_schemas::events::{AnimeData, Envelope, samples};
 use anineplus_streams::dead_letter::header as h;
@@ -183,7 +183,8 @@ async fn end(t: &Harness, topic: &str) -> i64 {
         .sum()
 }
 
-fn describe(doc: &Document) -> String {
+fn describe(item: &Indexed) -> String {
+    let doc = &item.doc;
     format!("{}/{}@{}", doc.index, doc.id, doc.version)
 }
 

@@ -2,13 +2,17 @@
 //!
 //! - Anime documents carry `episodeCount`, derived from `episodes`, a map episode id →
 //!   signed version (negative once deleted) that is stored but not indexed. Each episode
-//!   event writes its entry with an [`Action::Script`] that only moves an entry forward, so
-//!   redelivered, reordered or replayed episode events count once. An episode seen before its
+//!   event writes its entry with a script
+//!   ([`Action::Script`](anineplus_connectors::search_sink::Action::Script)) that only
+//!   moves an entry forward, so redelivered, reordered or replayed episode events count
+//!   once. An episode seen before its
 //!   anime creates a placeholder anime (`deleted: true`, `aggregateVersion` 0) that the
 //!   anime's own events then fill in.
 //! - Comment documents carry `animeTitle` and `animeTitleVersion` (the anime version the
 //!   title is from; a title only replaces an older one). [`IndexerSink`] keeps them
-//!   right from both sides, once the entity's own write is applied:
+//!   right from both sides, once the entity's own write is applied (each of its items, an
+//!   [`Indexed`], carries the [`FollowUp`] its event asks for, decided when the document
+//!   is made):
 //!   - after anime documents are written, it refreshes the comments index, searches the
 //!     comments of the batch's anime and writes the new title onto those with an older one;
 //!   - after comment documents are written, it reads their anime (a realtime `_mget`) and
@@ -25,14 +29,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use std::borrow::Cow;
+use std::borrow::Borrow;
 use std::sync::LazyLock;
 
-use anineplus_connectors::search_sink::{Action, Document, Json, Script, SearchSink};
+use anineplus_connectors::search_sink::{Document, Json, Script, SearchSink};
 use anineplus_connectors::{Outcome, search};
+use anineplus_schemas::events::{AnimeData, CommentData, Envelope};
 use elasticsearch::Elasticsearch;
 use elasticsearch::http::Method;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::indices::Index;
@@ -137,33 +142,84 @@ pub fn title_on_comment(
     )
 }
 
-/// What [`IndexerSink::follow_up`] reads of a write's params (the rest is skipped).
-#[derive(Deserialize)]
-struct Probe<'a> {
-    #[serde(borrow, default)]
-    source: Option<ProbeFields<'a>>,
-    #[serde(borrow, default)]
-    fields: Option<ProbeFields<'a>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ProbeFields<'a> {
-    #[serde(default)]
-    deleted: Option<bool>,
-    #[serde(borrow, default)]
-    title: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    anime_id: Option<Cow<'a, str>>,
-}
-
 /// What an applied document asks for next.
 #[derive(Debug, Clone, PartialEq)]
-enum FollowUp {
+pub enum FollowUp {
     /// A live anime document: its title goes to its comments.
-    TitleToComments { title: String },
+    TitleToComments {
+        /// The anime's title.
+        title: String,
+    },
     /// A live comment document: it needs its anime's title.
-    TitleFromAnime { anime_id: String },
+    TitleFromAnime {
+        /// The comment's anime.
+        anime_id: String,
+    },
+}
+
+impl FollowUp {
+    /// What the document of an anime event asks for: a live anime's title goes to its
+    /// comments; a deleted anime asks for nothing.
+    pub fn of_anime(e: &Envelope<AnimeData>) -> Option<FollowUp> {
+        match &e.data {
+            AnimeData::AnimeCreated(s) | AnimeData::AnimeUpdated(s) => {
+                Some(FollowUp::TitleToComments {
+                    title: s.title.clone(),
+                })
+            }
+            AnimeData::AnimeDeleted(_) => None,
+        }
+    }
+
+    /// What the document of a comment event asks for: a posted or moderated comment needs
+    /// its anime's title; a deleted one nothing.
+    pub fn of_comment(e: &Envelope<CommentData>) -> Option<FollowUp> {
+        let anime_id = match &e.data {
+            CommentData::CommentCreated(c) => &c.anime_id,
+            CommentData::CommentModerated(m) => &m.anime_id,
+            CommentData::CommentDeleted(_) => return None,
+        };
+        Some(FollowUp::TitleFromAnime {
+            anime_id: anime_id.clone(),
+        })
+    }
+}
+
+/// The indexer sink's item: a document with the follow-up its write asks for, decided
+/// from the event when the document is made (not read back from the document).
+#[derive(Debug, Clone)]
+pub struct Indexed {
+    /// What is written.
+    pub doc: Document,
+    /// What the sink does once it is applied.
+    pub follow_up: Option<FollowUp>,
+}
+
+impl Indexed {
+    /// `docs` each with `follow_up` (the events that ask for one make one document).
+    pub fn all(docs: Vec<Document>, follow_up: Option<FollowUp>) -> Vec<Indexed> {
+        docs.into_iter()
+            .map(|doc| Indexed {
+                doc,
+                follow_up: follow_up.clone(),
+            })
+            .collect()
+    }
+}
+
+impl From<Document> for Indexed {
+    fn from(doc: Document) -> Self {
+        Indexed {
+            doc,
+            follow_up: None,
+        }
+    }
+}
+
+impl Borrow<Document> for Indexed {
+    fn borrow(&self) -> &Document {
+        &self.doc
+    }
 }
 
 /// The sink of the indexer: the search sink, then the denormalisation follow-ups.
@@ -201,30 +257,6 @@ impl IndexerSink {
     /// The search sink underneath.
     pub fn search(&self) -> &SearchSink {
         &self.search
-    }
-
-    fn follow_up(&self, doc: &Document) -> Option<FollowUp> {
-        let (Action::Update { params, .. } | Action::Script { params, .. }) = &doc.action else {
-            return None;
-        };
-        let anime = doc.index == self.anime;
-        if !anime && doc.index != self.comments {
-            return None;
-        }
-        // Whole documents (`replace`) carry `source`, field-by-field ones `fields`; the
-        // denormalised writes (scripts) neither. Only those fields are read.
-        let probe: Probe = serde_json::from_str(params.as_str()).ok()?;
-        let fields = probe.source.or(probe.fields)?;
-        if fields.deleted == Some(true) {
-            return None;
-        }
-        if anime {
-            let title = fields.title?.into_owned();
-            Some(FollowUp::TitleToComments { title })
-        } else {
-            let anime_id = fields.anime_id?.into_owned();
-            Some(FollowUp::TitleFromAnime { anime_id })
-        }
     }
 
     /// One request; a failure is the outcome [`search::call_json`] classifies it as (an
@@ -365,7 +397,7 @@ fn applied(outcome: &Outcome) -> bool {
 }
 
 impl Sink for IndexerSink {
-    type Item = Document;
+    type Item = Indexed;
 
     /// Several bulks at once: every write is versioned (external versions, or scripts that
     /// only move a field forward), so two batches holding the same document land in either
@@ -375,26 +407,26 @@ impl Sink for IndexerSink {
         self.concurrent_writes
     }
 
-    async fn write(&self, items: &[Document]) -> Vec<Outcome> {
+    async fn write(&self, items: &[Indexed]) -> Vec<Outcome> {
         let mut outcomes = self.search.write(items).await;
         let mut titles: BTreeMap<String, (String, i64)> = BTreeMap::new();
         let mut propagating = Vec::new();
         let mut comments = Vec::new();
         let mut looking_up = Vec::new();
-        for (i, doc) in items.iter().enumerate() {
+        for (i, Indexed { doc, follow_up }) in items.iter().enumerate() {
             if !applied(&outcomes[i]) {
                 continue;
             }
-            match self.follow_up(doc) {
+            match follow_up {
                 Some(FollowUp::TitleToComments { title }) => {
                     let newer = titles.get(&doc.id).is_none_or(|(_, v)| *v < doc.version);
                     if newer {
-                        titles.insert(doc.id.clone(), (title, doc.version));
+                        titles.insert(doc.id.clone(), (title.clone(), doc.version));
                     }
                     propagating.push(i);
                 }
                 Some(FollowUp::TitleFromAnime { anime_id }) => {
-                    comments.push((doc.id.clone(), anime_id));
+                    comments.push((doc.id.clone(), anime_id.clone()));
                     looking_up.push(i);
                 }
                 None => {}
@@ -433,56 +465,42 @@ impl Sink for IndexerSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anineplus_connectors::search;
-    use anineplus_connectors::search_sink::{BulkLimits, BulkService};
-
-    fn sink() -> IndexerSink {
-        let client =
-            search::client("http://127.0.0.1:1", std::time::Duration::from_secs(1)).unwrap();
-        IndexerSink::new(
-            SearchSink::new(BulkService::new(client), BulkLimits::default()),
-            "p",
-        )
-    }
+    use anineplus_schemas::events::samples;
 
     #[test]
-    fn live_anime_and_comment_documents_ask_for_their_follow_ups() {
-        let s = sink();
-        let anime = Document::replace(
-            "p-anime",
-            "a1",
-            3,
-            json!({"title": "T", "deleted": false}),
-            &[],
-        );
+    fn live_anime_and_comment_events_ask_for_their_follow_ups() {
+        let mut anime = samples::anime_updated(1);
+        let title = match &anime.data {
+            AnimeData::AnimeCreated(s) | AnimeData::AnimeUpdated(s) => s.title.clone(),
+            AnimeData::AnimeDeleted(_) => unreachable!("an update"),
+        };
         assert_eq!(
-            s.follow_up(&anime),
-            Some(FollowUp::TitleToComments { title: "T".into() })
+            FollowUp::of_anime(&anime),
+            Some(FollowUp::TitleToComments { title })
         );
-        let gone = Document::replace("p-anime", "a1", 4, json!({"deleted": true}), &[]);
-        assert_eq!(s.follow_up(&gone), None);
-        let comment = Document::replace(
-            "p-comments",
-            "c1",
-            1,
-            json!({"animeId": "a1", "deleted": false}),
-            &[],
-        );
-        assert_eq!(
-            s.follow_up(&comment),
-            Some(FollowUp::TitleFromAnime {
-                anime_id: "a1".into()
-            })
-        );
-        let moderated = Document::fields("p-comments", "c1", 2, json!({"animeId": "a1"}));
-        assert!(s.follow_up(&moderated).is_some());
-        let episode = episode_on_anime("p-anime".into(), "a1", "e1", 1, true);
-        assert_eq!(
-            s.follow_up(&episode),
-            None,
-            "denormalised writes trigger nothing"
-        );
-        let user = Document::index("p-users", "u1", 1, json!({"name": "n"}));
-        assert_eq!(s.follow_up(&user), None);
+        anime.data = AnimeData::AnimeDeleted(anineplus_schemas::events::AnimeDeleted {
+            anime_id: anime.aggregate_id.clone(),
+        });
+        assert_eq!(FollowUp::of_anime(&anime), None, "a deleted anime");
+        let comments = samples::one_of_each().comments;
+        assert_eq!(comments.len(), 3, "posted, moderated, deleted");
+        for e in &comments {
+            let asks = FollowUp::of_comment(e);
+            match &e.data {
+                CommentData::CommentCreated(c) => assert_eq!(
+                    asks,
+                    Some(FollowUp::TitleFromAnime {
+                        anime_id: c.anime_id.clone()
+                    })
+                ),
+                CommentData::CommentModerated(m) => assert_eq!(
+                    asks,
+                    Some(FollowUp::TitleFromAnime {
+                        anime_id: m.anime_id.clone()
+                    })
+                ),
+                CommentData::CommentDeleted(_) => assert_eq!(asks, None),
+            }
+        }
     }
 }

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use anineplus_streams::dead_letter::RetryPolicy;
 use anineplus_streams::metrics::{self, Metrics};
 use anineplus_streams::{BatchConfig, Pipeline, PipelineConfig, Stream, Topology};
-use denormalise::IndexerSink;
+use denormalise::{FollowUp, Indexed, IndexerSink};
 use documents::Documents;
 
 /// The pipeline's name: its retry and dead-letter topics are `indexer.retry.<n>`, `indexer.dlq`.
@@ -113,37 +113,44 @@ pub async fn topology(config: &IndexerConfig, setup: bool) -> Result<Topology<In
     let t = |topic: Topic| format!("{}{}", config.topic_prefix, topic.name());
     let stream = {
         let d = docs.clone();
-        Stream::<Envelope<AnimeData>>::topic(t(Topic::Anime)).flat_map(move |e| d.anime(e))
+        Stream::<Envelope<AnimeData>>::topic(t(Topic::Anime)).flat_map(move |e| {
+            let follow_up = FollowUp::of_anime(&e);
+            Indexed::all(d.anime(e), follow_up)
+        })
     };
     let stream = {
         let d = docs.clone();
         stream.merge(
             Stream::<Envelope<EpisodeData>>::topic(t(Topic::Episode))
-                .flat_map(move |e| d.episode(e)),
+                .flat_map(move |e| Indexed::all(d.episode(e), None)),
         )
     };
     let stream = {
         let d = docs.clone();
         stream.merge(
-            Stream::<Envelope<CommentData>>::topic(t(Topic::Comment))
-                .flat_map(move |e| d.comment(e)),
+            Stream::<Envelope<CommentData>>::topic(t(Topic::Comment)).flat_map(move |e| {
+                let follow_up = FollowUp::of_comment(&e);
+                Indexed::all(d.comment(e), follow_up)
+            }),
         )
     };
     let stream = {
         let d = docs.clone();
-        stream
-            .merge(Stream::<Envelope<UserData>>::topic(t(Topic::User)).flat_map(move |e| d.user(e)))
+        stream.merge(
+            Stream::<Envelope<UserData>>::topic(t(Topic::User))
+                .flat_map(move |e| Indexed::all(d.user(e), None)),
+        )
     };
     let stream = {
         let d = docs.clone();
         stream.merge(
             Stream::<Envelope<OrganizationData>>::topic(t(Topic::Organization))
-                .flat_map(move |e| d.organization(e)),
+                .flat_map(move |e| Indexed::all(d.organization(e), None)),
         )
     };
     let stream = stream.merge(
         Stream::<Envelope<SubscriptionData>>::topic(t(Topic::Subscription))
-            .flat_map(move |e| docs.subscription(e)),
+            .flat_map(move |e| Indexed::all(docs.subscription(e), None)),
     );
     let search = SearchSink::new(
         BulkService::new(client),
