@@ -44,7 +44,11 @@ pub fn producer_config(brokers: &str) -> ClientConfig {
 /// default is 64 MiB) and, once that is reached, fetching resumes 10 ms after the queue has
 /// room (`fetch.queue.backoff.ms`; librdkafka's default of 1 s stalls a consumer that drains
 /// its queue faster than that: a lane catching up on a backlog spent more than half of its
-/// time idle, see `docs/benchmarks.md`).
+/// time idle, see `docs/benchmarks.md`). A fetch with nothing to return waits at most
+/// 100 ms (`fetch.wait.max.ms`, default 500 ms): with the default, a fresh group's first
+/// record came about one wait late (the indexer's start-up to its first record took
+/// 0.87-0.89 s, and 0.41-0.48 s with 100 ms). Retry lanes keep the default (`Source::tune`
+/// in the runtime): they are mostly idle and never in a hurry.
 pub fn consumer_config(brokers: &str, group_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
@@ -58,7 +62,8 @@ pub fn consumer_config(brokers: &str, group_id: &str) -> ClientConfig {
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("session.timeout.ms", "10000")
         .set("queued.max.messages.kbytes", "16384")
-        .set("fetch.queue.backoff.ms", "10");
+        .set("fetch.queue.backoff.ms", "10")
+        .set("fetch.wait.max.ms", "100");
     config
 }
 

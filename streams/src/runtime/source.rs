@@ -85,6 +85,9 @@ impl Source {
             // A retry lane waits up to its delay before a record; stay in the group meanwhile.
             let wait = delay + Duration::from_secs(300);
             client.set("max.poll.interval.ms", wait.as_millis().to_string());
+            // Mostly idle, and never in a hurry: librdkafka's longer empty-fetch wait
+            // (one request per 500 ms rather than per 100 ms).
+            client.set("fetch.wait.max.ms", "500");
         }
     }
 
