@@ -47,7 +47,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anineplus_schemas::Codec;
-use rdkafka::producer::FutureProducer;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -127,8 +126,10 @@ pub async fn serve(
 
     let redis = redis::Client::open(config.redis_url.as_str())?;
     let redis = redis::aio::ConnectionManager::new(redis).await?;
-    let producer: FutureProducer =
-        anineplus_connectors::kafka::producer_config(&config.kafka.brokers).create()?;
+    let producer: anineplus_connectors::kafka::Producer =
+        anineplus_connectors::kafka::Producer::create(
+            &anineplus_connectors::kafka::producer_config(&config.kafka.brokers),
+        )?;
     let metrics = metrics::Metrics::new();
     let background = CancellationToken::new();
     let mut tokens = TokenAuthority::hs256(

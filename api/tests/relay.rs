@@ -77,9 +77,10 @@ impl Relay {
             .unwrap();
         let codec = Codec::new(&stack.registry_url);
         codec.register(Topic::Anime).await.unwrap();
-        let producer = anineplus_connectors::kafka::producer_config(&stack.kafka_brokers)
-            .create()
-            .unwrap();
+        let producer = anineplus_connectors::kafka::Producer::create(
+            &anineplus_connectors::kafka::producer_config(&stack.kafka_brokers),
+        )
+        .unwrap();
         let mut settings = RelaySettings {
             topic_prefix: topic_prefix.to_owned(),
             batch: BATCH,

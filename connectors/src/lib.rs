@@ -7,7 +7,8 @@
 //! - [`kafka`]: client configurations that encode our delivery guarantees once, so no
 //!   producer or consumer in the project is configured by hand: the idempotent producer
 //!   (`acks=all`) and the at-least-once consumer (offsets stored only after the sink
-//!   confirmed a record).
+//!   confirmed a record); and [`kafka::Producer`], the producer every part uses (a future
+//!   per record, delivered by a thread that does not spin).
 //! - [`search`]: the Elasticsearch-compatible client (OpenSearch here, Elasticsearch 8 in
 //!   the docker-compose stack) built from one URL, and [`search::call`], the one call every
 //!   part of the project makes to the engine, with the one mapping of its statuses to an

@@ -33,7 +33,7 @@ use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::dead_letter::{self, DeadLetter, RetryPolicy, header};
@@ -282,7 +282,7 @@ pub async fn replay(
     letters: &[DeadLetterRecord],
     mut progress: impl FnMut(u64, u64),
 ) -> Result<u64> {
-    let producer: FutureProducer = kafka::producer_config(brokers).create()?;
+    let producer: kafka::Producer = kafka::Producer::create(&kafka::producer_config(brokers))?;
     let total = letters.len() as u64;
     for (i, letter) in letters.iter().enumerate() {
         let from = format!(
@@ -456,10 +456,12 @@ impl<S: Sink> SinkReplay<'_, S> {
         mut on_letter: impl FnMut(&DeadLetterRecord, &SinkVerdict),
         mut progress: impl FnMut(u64, u64),
     ) -> Result<SinkReplayReport> {
-        let producer: Option<FutureProducer> = if self.dry_run {
+        let producer: Option<kafka::Producer> = if self.dry_run {
             None
         } else {
-            Some(kafka::producer_config(self.brokers).create()?)
+            Some(kafka::Producer::create(&kafka::producer_config(
+                self.brokers,
+            ))?)
         };
         let total = letters.len() as u64;
         let mut report = SinkReplayReport::default();
@@ -552,7 +554,7 @@ impl<S: Sink> SinkReplay<'_, S> {
         &self,
         chunk: &[DeadLetterRecord],
         decoded: Vec<std::result::Result<Vec<S::Item>, Failure>>,
-        producer: &FutureProducer,
+        producer: &kafka::Producer,
         report: &mut SinkReplayReport,
         on_letter: &mut impl FnMut(&DeadLetterRecord, &SinkVerdict),
     ) -> Result<()> {
@@ -627,7 +629,7 @@ impl<S: Sink> SinkReplay<'_, S> {
     /// updated as a pipeline lane would.
     async fn produce_back(
         &self,
-        producer: &FutureProducer,
+        producer: &kafka::Producer,
         letter: &DeadLetterRecord,
         failure: Failure,
         attempts: u32,

@@ -9,7 +9,7 @@ pub use anineplus_connectors::Outcome;
 use anineplus_connectors::kafka;
 use anineplus_schemas::{Codec, TopicValue};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 /// A destination that writes batches and answers per item.
 ///
@@ -62,7 +62,7 @@ pub struct Keyed<T> {
 /// retries; a record whose delivery still fails is retried by the runtime after the rest
 /// of its batch (a key's order holds unless delivery fails for 30 s).
 pub struct TopicSink<T> {
-    producer: FutureProducer,
+    producer: kafka::Producer,
     topic: String,
     codec: Codec,
     value: PhantomData<fn(T)>,
@@ -72,7 +72,7 @@ impl<T> TopicSink<T> {
     /// A sink producing to `topic` on `brokers`, encoding with `codec`'s registry.
     pub fn new(brokers: &str, topic: impl Into<String>, codec: Codec) -> crate::Result<Self> {
         Ok(TopicSink {
-            producer: kafka::producer_config(brokers).create()?,
+            producer: kafka::Producer::create(&kafka::producer_config(brokers))?,
             topic: topic.into(),
             codec,
             value: PhantomData,

@@ -395,12 +395,13 @@ async fn a_panicking_lane_fails_health_with_the_lane_named() {
 /// creating.
 async fn produce(t: &Harness, topic: &str, key: &str, value: &[u8], headers: &[(&str, String)]) {
     use rdkafka::message::{Header, OwnedHeaders};
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-    let producer: FutureProducer =
-        anineplus_connectors::kafka::producer_config(&t.stack.kafka_brokers)
-            .set("message.max.bytes", "4000000")
-            .create()
-            .unwrap();
+    use rdkafka::producer::FutureRecord;
+    let producer: anineplus_connectors::kafka::Producer =
+        anineplus_connectors::kafka::Producer::create(
+            anineplus_connectors::kafka::producer_config(&t.stack.kafka_brokers)
+                .set("message.max.bytes", "4000000"),
+        )
+        .unwrap();
     for _ in 0..50 {
         let mut hs = OwnedHeaders::new();
         for (k, v) in headers {

@@ -22,7 +22,7 @@ use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use serde_json::json;
 
 fn anime(i: usize) -> serde_json::Value {
@@ -91,10 +91,11 @@ async fn kafka_rates(stack: &Stack) -> anyhow::Result<(f64, f64)> {
         )
         .await?;
 
-    let producer: FutureProducer = kafka::producer_config(&stack.kafka_brokers)
-        .set("linger.ms", "20")
-        .set("queue.buffering.max.messages", "500000")
-        .create()?;
+    let producer: kafka::Producer = kafka::Producer::create(
+        kafka::producer_config(&stack.kafka_brokers)
+            .set("linger.ms", "20")
+            .set("queue.buffering.max.messages", "500000"),
+    )?;
     let payload = vec![b'x'; 300];
     let started = Instant::now();
     let mut pending = Vec::with_capacity(10_000);

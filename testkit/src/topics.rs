@@ -8,7 +8,7 @@ use futures::stream::FuturesUnordered;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 
 use crate::unique;
 
@@ -37,9 +37,8 @@ pub async fn produce(
     topic: &str,
     records: impl IntoIterator<Item = (String, Vec<u8>)>,
 ) -> anyhow::Result<()> {
-    let producer: FutureProducer = kafka::producer_config(brokers)
-        .set("linger.ms", "20")
-        .create()?;
+    let producer: kafka::Producer =
+        kafka::Producer::create(kafka::producer_config(brokers).set("linger.ms", "20"))?;
     let mut pending = FuturesUnordered::new();
     for (key, value) in records {
         let producer = producer.clone();

@@ -11,7 +11,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::{Stack, unique};
@@ -29,7 +29,7 @@ pub struct KafkaWorld {
     pub group: String,
     /// The registry codec.
     pub codec: Codec,
-    producer: FutureProducer,
+    producer: kafka::Producer,
 }
 
 impl KafkaWorld {
@@ -68,8 +68,7 @@ impl KafkaWorld {
         assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
         KafkaWorld {
             codec: Codec::new(&stack.registry_url),
-            producer: kafka::producer_config(&stack.kafka_brokers)
-                .create()
+            producer: kafka::Producer::create(&kafka::producer_config(&stack.kafka_brokers))
                 .unwrap(),
             topic_prefix,
             group: unique(group_prefix),

@@ -16,7 +16,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 
@@ -39,9 +39,8 @@ async fn kafka_idempotent_producer_and_consumer_group_commit() {
         .expect("create_topics request");
     assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
 
-    let producer: FutureProducer = kafka::producer_config(&stack.kafka_brokers)
-        .create()
-        .unwrap();
+    let producer: kafka::Producer =
+        kafka::Producer::create(&kafka::producer_config(&stack.kafka_brokers)).unwrap();
     const N: usize = 30;
     for i in 0..N {
         let key = format!("entity-{}", i % 3);

@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer as _;
 use redis::aio::ConnectionManager;
 use serde_json::json;
 use sqlx::PgPool;
@@ -35,7 +35,7 @@ pub struct Probes {
     /// misses, no rate limiting).
     pub redis_required: bool,
     /// The relay's Kafka producer.
-    pub producer: FutureProducer,
+    pub producer: anineplus_connectors::kafka::Producer,
     /// Schema registry base URL.
     pub registry_url: String,
     /// HTTP client of the registry probe.
@@ -128,6 +128,7 @@ impl Probes {
         let kafka = probe("kafka", async move {
             tokio::task::spawn_blocking(move || {
                 producer
+                    .base()
                     .client()
                     .fetch_metadata(None, PROBE_TIMEOUT)
                     .map(|_| ())

@@ -36,7 +36,7 @@ use anineplus_connectors::kafka;
 use anineplus_schemas::{Codec, EncodeError, Topic};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::Notify;
@@ -70,7 +70,7 @@ pub struct RelaySettings {
 #[derive(Clone)]
 pub struct OutboxRelay {
     pool: PgPool,
-    producer: FutureProducer,
+    producer: kafka::Producer,
     codec: Codec,
     settings: RelaySettings,
     metrics: Metrics,
@@ -80,7 +80,7 @@ impl OutboxRelay {
     /// A relay over `pool`, publishing with `producer`.
     pub fn new(
         pool: PgPool,
-        producer: FutureProducer,
+        producer: kafka::Producer,
         codec: Codec,
         settings: RelaySettings,
         metrics: Metrics,
@@ -317,7 +317,7 @@ impl OutboxRelay {
         Ok(())
     }
 
-    async fn send(&self, row: &OutboxEvent) -> std::result::Result<DeliveryFuture, Unsent> {
+    async fn send(&self, row: &OutboxEvent) -> std::result::Result<kafka::Delivering, Unsent> {
         let Some(topic) = Topic::from_name(&row.topic).filter(|t| t.is_aggregate()) else {
             return Err(Unsent::Unpublishable(format!(
                 "topic {:?} is not one the outbox carries",

@@ -18,7 +18,7 @@ use anineplus_streams::dlq::{
 };
 use common::Harness;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use serde_json::json;
 
 fn anime(id: &str, version: i64, year: i32) -> Envelope<AnimeData> {
@@ -69,10 +69,11 @@ async fn dead_letters_are_filtered_inspected_replayed_and_purged() {
     t.wait_doc("anime", "ok", |v, _| v == 1).await;
 
     // A record that exhausted its retries while the engine was down (written here directly).
-    let producer: FutureProducer =
-        anineplus_connectors::kafka::producer_config(&t.stack.kafka_brokers)
-            .create()
-            .unwrap();
+    let producer: anineplus_connectors::kafka::Producer =
+        anineplus_connectors::kafka::Producer::create(
+            &anineplus_connectors::kafka::producer_config(&t.stack.kafka_brokers),
+        )
+        .unwrap();
     let good = t.codec.encode(&anime("later", 2, 1999)).await.unwrap();
     let anime_topic = t.topic(Topic::Anime);
     let headers = OwnedHeaders::new()
@@ -367,7 +368,7 @@ async fn dead_letters_replay_straight_into_the_sink() {
 
 /// Writes a dead letter of `key` (an anime event that indexes fine) straight to the
 /// dead-letter topic.
-async fn letter(t: &Harness, producer: &FutureProducer, key: &str) {
+async fn letter(t: &Harness, producer: &anineplus_connectors::kafka::Producer, key: &str) {
     let value = t.codec.encode(&anime(key, 1, 2000)).await.unwrap();
     let anime_topic = t.topic(Topic::Anime);
     let headers = OwnedHeaders::new()
@@ -411,10 +412,11 @@ async fn purge_deletes_only_the_dead_letters_a_replay_covered() {
         .await
         .unwrap();
     assert!(created.iter().all(Result::is_ok), "{created:?}");
-    let producer: FutureProducer =
-        anineplus_connectors::kafka::producer_config(&t.stack.kafka_brokers)
-            .create()
-            .unwrap();
+    let producer: anineplus_connectors::kafka::Producer =
+        anineplus_connectors::kafka::Producer::create(
+            &anineplus_connectors::kafka::producer_config(&t.stack.kafka_brokers),
+        )
+        .unwrap();
     for key in ["r1", "r2", "r3"] {
         letter(&t, &producer, key).await;
     }
@@ -485,10 +487,11 @@ async fn keys(t: &Harness) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replay_into_the_sink_stops_when_the_registry_is_down() {
     let t = Harness::new().await;
-    let producer: FutureProducer =
-        anineplus_connectors::kafka::producer_config(&t.stack.kafka_brokers)
-            .create()
-            .unwrap();
+    let producer: anineplus_connectors::kafka::Producer =
+        anineplus_connectors::kafka::Producer::create(
+            &anineplus_connectors::kafka::producer_config(&t.stack.kafka_brokers),
+        )
+        .unwrap();
     for key in ["d1", "d2"] {
         letter(&t, &producer, key).await;
     }

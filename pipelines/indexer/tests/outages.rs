@@ -16,7 +16,7 @@ use anineplus_connectors::kafka;
 use anineplus_schemas::Topic;
 use anineplus_streams::metrics::Metrics;
 use common::{Harness, anime};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use serde_json::json;
 
 /// The tests of this file stop shared services: one at a time.
@@ -77,7 +77,7 @@ impl Drop for Stopped {
 /// Sends every key at `version`, retrying each send until the broker takes it (a broker
 /// restart fails sends for a while; the producer is idempotent, a retry is at worst a
 /// duplicate, which versioned writes absorb).
-async fn send_all(t: &Harness, producer: &FutureProducer, version: i64) {
+async fn send_all(t: &Harness, producer: &kafka::Producer, version: i64) {
     let topic = t.topic(Topic::Anime);
     for k in 0..KEYS {
         let id = format!("k{k}");
@@ -115,12 +115,11 @@ async fn wait_all_at(t: &Harness, version: i64, limit: Duration) {
 }
 
 /// A test's world, its in-process indexer and a producer.
-async fn start() -> (Harness, common::Indexer, FutureProducer) {
+async fn start() -> (Harness, common::Indexer, kafka::Producer) {
     let t = Harness::new().await;
     let indexer = t.start_indexer().await;
-    let producer = kafka::producer_config(&t.stack.kafka_brokers)
-        .create()
-        .unwrap();
+    let producer =
+        kafka::Producer::create(&kafka::producer_config(&t.stack.kafka_brokers)).unwrap();
     (t, indexer, producer)
 }
 

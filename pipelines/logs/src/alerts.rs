@@ -29,7 +29,7 @@ use anineplus_schemas::events::{Alert, AlertState, LogLevel, LogRecord};
 use anineplus_streams::Located;
 use anineplus_streams::offsets::Partition;
 use anineplus_streams::sink::{Outcome, Sink};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -220,7 +220,7 @@ impl Tracker {
 
 /// Where alert events go: the `alerts` topic, a log line, and a webhook if configured.
 pub struct Notifier {
-    producer: FutureProducer,
+    producer: kafka::Producer,
     topic: String,
     codec: Codec,
     webhook: Option<(reqwest::Client, String)>,
@@ -244,7 +244,7 @@ impl Notifier {
             (client, url)
         });
         Ok(Notifier {
-            producer: kafka::producer_config(brokers).create()?,
+            producer: kafka::Producer::create(&kafka::producer_config(brokers))?,
             topic: topic.into(),
             codec,
             webhook,

@@ -17,7 +17,6 @@ use anineplus_schemas::Codec;
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::FutureProducer;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -101,7 +100,7 @@ pub(crate) struct Lane<S: Sink, P, C> {
 }
 
 /// The at-least-once lane on Kafka that pipelines run.
-pub(super) type KafkaLane<S> = Lane<S, FutureProducer, AtLeastOnce<ConsumerOffsets>>;
+pub(super) type KafkaLane<S> = Lane<S, kafka::Producer, AtLeastOnce<ConsumerOffsets>>;
 
 impl<S: Sink> KafkaLane<S> {
     /// Creates the lane's consumer and subscribes it; failed records go through `producer`.
@@ -111,7 +110,7 @@ impl<S: Sink> KafkaLane<S> {
         topology: Arc<Topology<S>>,
         codec: Codec,
         metrics: Arc<Metrics>,
-        producer: FutureProducer,
+        producer: kafka::Producer,
     ) -> Result<Self> {
         let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
         let revocations = Arc::new(Revocations::default());

@@ -216,8 +216,8 @@ impl<S: Sink> Pipeline<S> {
         // One producer for the failed records of every lane (a client and its threads per
         // process, not per lane). Every lane's consumer is created before any runs, so a
         // failure leaves nothing behind.
-        let producer: rdkafka::producer::FutureProducer =
-            kafka::producer_config(&self.config.brokers).create()?;
+        let producer: kafka::Producer =
+            kafka::Producer::create(&kafka::producer_config(&self.config.brokers))?;
         let lanes = Source::all(&self.config)
             .into_iter()
             .map(|source| {

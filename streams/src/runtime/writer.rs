@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anineplus_connectors::{Outcome, kafka};
 use rdkafka::message::{Headers, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use tokio_util::sync::CancellationToken;
 
 use super::PipelineConfig;
@@ -47,7 +47,7 @@ pub(crate) trait FailureProducer: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), Outcome>> + Send;
 }
 
-impl FailureProducer for FutureProducer {
+impl FailureProducer for kafka::Producer {
     async fn produce(
         &self,
         topic: &str,

@@ -7,12 +7,19 @@
 //!
 //! [`produce_outcome`] maps a failed produce to the sinks' failure model ([`Outcome`]):
 //! permanent (e.g. too large) or unavailable (wait and send again).
+//!
+//! [`Producer`] (`producer.rs`) is the producer every service uses: a future per record,
+//! delivered by a thread that does not spin.
 
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::Outcome;
+
+mod producer;
+
+pub use producer::{Deliveries, Delivering, Producer};
 
 /// Default bootstrap servers of the local stack.
 pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
