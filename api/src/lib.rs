@@ -126,10 +126,7 @@ pub async fn serve(
 
     let redis = redis::Client::open(config.redis_url.as_str())?;
     let redis = redis::aio::ConnectionManager::new(redis).await?;
-    let producer: anineplus_connectors::kafka::Producer =
-        anineplus_connectors::kafka::Producer::create(
-            &anineplus_connectors::kafka::producer_config(&config.kafka.brokers),
-        )?;
+    let producer = anineplus_connectors::kafka::Producer::new(&config.kafka.brokers)?;
     let metrics = metrics::Metrics::new();
     let background = CancellationToken::new();
     let mut tokens = TokenAuthority::hs256(

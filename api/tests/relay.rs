@@ -77,10 +77,7 @@ impl Relay {
             .unwrap();
         let codec = Codec::new(&stack.registry_url);
         codec.register(Topic::Anime).await.unwrap();
-        let producer = anineplus_connectors::kafka::Producer::create(
-            &anineplus_connectors::kafka::producer_config(&stack.kafka_brokers),
-        )
-        .unwrap();
+        let producer = anineplus_connectors::kafka::Producer::new(&stack.kafka_brokers).unwrap();
         let mut settings = RelaySettings {
             topic_prefix: topic_prefix.to_owned(),
             batch: BATCH,

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use anineplus_connectors::kafka::{self, Producer};
+use anineplus_connectors::kafka::Producer;
 use anineplus_testkit::{Stack, topics, unique};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -53,7 +53,7 @@ async fn records_resolve_refusals_come_back_and_the_thread_idles_and_stops() {
         .unwrap();
     let before: Vec<String> = delivery_threads().into_iter().map(|(id, _)| id).collect();
 
-    let producer = Producer::create(&kafka::producer_config(&stack.kafka_brokers)).unwrap();
+    let producer = Producer::new(&stack.kafka_brokers).unwrap();
     let mine: Vec<(String, u64)> = delivery_threads()
         .into_iter()
         .filter(|(id, _)| !before.contains(id))

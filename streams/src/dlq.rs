@@ -282,7 +282,7 @@ pub async fn replay(
     letters: &[DeadLetterRecord],
     mut progress: impl FnMut(u64, u64),
 ) -> Result<u64> {
-    let producer: kafka::Producer = kafka::Producer::create(&kafka::producer_config(brokers))?;
+    let producer = kafka::Producer::new(brokers)?;
     let total = letters.len() as u64;
     for (i, letter) in letters.iter().enumerate() {
         let from = format!(
@@ -459,9 +459,7 @@ impl<S: Sink> SinkReplay<'_, S> {
         let producer: Option<kafka::Producer> = if self.dry_run {
             None
         } else {
-            Some(kafka::Producer::create(&kafka::producer_config(
-                self.brokers,
-            ))?)
+            Some(kafka::Producer::new(self.brokers)?)
         };
         let total = letters.len() as u64;
         let mut report = SinkReplayReport::default();

@@ -72,7 +72,7 @@ impl<T> TopicSink<T> {
     /// A sink producing to `topic` on `brokers`, encoding with `codec`'s registry.
     pub fn new(brokers: &str, topic: impl Into<String>, codec: Codec) -> crate::Result<Self> {
         Ok(TopicSink {
-            producer: kafka::Producer::create(&kafka::producer_config(brokers))?,
+            producer: kafka::Producer::new(brokers)?,
             topic: topic.into(),
             codec,
             value: PhantomData,

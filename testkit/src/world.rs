@@ -68,8 +68,7 @@ impl KafkaWorld {
         assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
         KafkaWorld {
             codec: Codec::new(&stack.registry_url),
-            producer: kafka::Producer::create(&kafka::producer_config(&stack.kafka_brokers))
-                .unwrap(),
+            producer: kafka::Producer::new(&stack.kafka_brokers).unwrap(),
             topic_prefix,
             group: unique(group_prefix),
             stack,

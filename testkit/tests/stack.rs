@@ -39,8 +39,7 @@ async fn kafka_idempotent_producer_and_consumer_group_commit() {
         .expect("create_topics request");
     assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
 
-    let producer: kafka::Producer =
-        kafka::Producer::create(&kafka::producer_config(&stack.kafka_brokers)).unwrap();
+    let producer = kafka::Producer::new(&stack.kafka_brokers).unwrap();
     const N: usize = 30;
     for i in 0..N {
         let key = format!("entity-{}", i % 3);

@@ -79,23 +79,20 @@ pub fn consumer_config(brokers: &str, group_id: &str) -> ClientConfig {
 /// not authorised, no such topic name allowed), `Unavailable` otherwise (timeouts, brokers
 /// down, leader elections, full queues: wait and send again).
 pub fn produce_outcome(error: &KafkaError) -> Outcome {
-    let permanent = matches!(
-        error.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::MessageSizeTooLarge
-                | RDKafkaErrorCode::InvalidMessageSize
-                | RDKafkaErrorCode::InvalidMessage
-                | RDKafkaErrorCode::InvalidRecord
-                | RDKafkaErrorCode::InvalidTopic
-                | RDKafkaErrorCode::InvalidArgument
-                | RDKafkaErrorCode::TopicAuthorizationFailed
-                | RDKafkaErrorCode::ClusterAuthorizationFailed
-                | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
-                | RDKafkaErrorCode::PolicyViolation
-                | RDKafkaErrorCode::UnsupportedForMessageFormat
-                | RDKafkaErrorCode::UnsupportedVersion
-        )
-    );
+    let permanent = refuses_record(error)
+        || matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::InvalidTopic
+                    | RDKafkaErrorCode::InvalidArgument
+                    | RDKafkaErrorCode::TopicAuthorizationFailed
+                    | RDKafkaErrorCode::ClusterAuthorizationFailed
+                    | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+                    | RDKafkaErrorCode::PolicyViolation
+                    | RDKafkaErrorCode::UnsupportedForMessageFormat
+                    | RDKafkaErrorCode::UnsupportedVersion
+            )
+        );
     if permanent {
         Outcome::Permanent(error.to_string())
     } else {

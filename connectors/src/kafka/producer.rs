@@ -73,6 +73,11 @@ impl Drop for Inner {
 }
 
 impl Producer {
+    /// A producer for `brokers` with the project's settings ([`super::producer_config`]).
+    pub fn new(brokers: &str) -> KafkaResult<Producer> {
+        Producer::create(&super::producer_config(brokers))
+    }
+
     /// A producer of `config` (see [`super::producer_config`]) and its delivery thread.
     pub fn create(config: &ClientConfig) -> KafkaResult<Producer> {
         let base: Arc<BaseProducer<Deliveries>> = Arc::new(config.create_with_context(Deliveries)?);

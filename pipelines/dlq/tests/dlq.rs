@@ -69,11 +69,7 @@ async fn dead_letters_are_filtered_inspected_replayed_and_purged() {
     t.wait_doc("anime", "ok", |v, _| v == 1).await;
 
     // A record that exhausted its retries while the engine was down (written here directly).
-    let producer: anineplus_connectors::kafka::Producer =
-        anineplus_connectors::kafka::Producer::create(
-            &anineplus_connectors::kafka::producer_config(&t.stack.kafka_brokers),
-        )
-        .unwrap();
+    let producer = anineplus_connectors::kafka::Producer::new(&t.stack.kafka_brokers).unwrap();
     let good = t.codec.encode(&anime("later", 2, 1999)).await.unwrap();
     let anime_topic = t.topic(Topic::Anime);
     let headers = OwnedHeaders::new()
@@ -412,11 +408,7 @@ async fn purge_deletes_only_the_dead_letters_a_replay_covered() {
         .await
         .unwrap();
     assert!(created.iter().all(Result::is_ok), "{created:?}");
-    let producer: anineplus_connectors::kafka::Producer =
-        anineplus_connectors::kafka::Producer::create(
-            &anineplus_connectors::kafka::producer_config(&t.stack.kafka_brokers),
-        )
-        .unwrap();
+    let producer = anineplus_connectors::kafka::Producer::new(&t.stack.kafka_brokers).unwrap();
     for key in ["r1", "r2", "r3"] {
         letter(&t, &producer, key).await;
     }
@@ -487,11 +479,7 @@ async fn keys(t: &Harness) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replay_into_the_sink_stops_when_the_registry_is_down() {
     let t = Harness::new().await;
-    let producer: anineplus_connectors::kafka::Producer =
-        anineplus_connectors::kafka::Producer::create(
-            &anineplus_connectors::kafka::producer_config(&t.stack.kafka_brokers),
-        )
-        .unwrap();
+    let producer = anineplus_connectors::kafka::Producer::new(&t.stack.kafka_brokers).unwrap();
     for key in ["d1", "d2"] {
         letter(&t, &producer, key).await;
     }

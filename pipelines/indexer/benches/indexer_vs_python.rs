@@ -32,9 +32,10 @@
 //! - `indexer_vs_python_docs_per_s`, `python_indexer_docs_per_s`: the arms' rates.
 //! - `indexer_start_to_first_record_ms`: from spawning the binary to its first consumed
 //!   record (`pipeline_first_record_timestamp_seconds`, on the same clock), on a fresh
-//!   group (the group join included) with its indices already made (the bench makes them before either arm
-//!   starts), the faster of its runs: the first run also creates the pipeline's retry and
-//!   dead-letter topics, so the later ones start as a restart does. Goal < 500.
+//!   group (the group join included) with its indices already made (the bench makes them
+//!   before either arm starts), the faster of its runs: the first run also creates the
+//!   pipeline's retry and dead-letter topics, so the later ones start as a restart does.
+//!   Goal < 500.
 //!
 //! The Python interpreter is `BENCH_PYTHON`, else `.stack/bench-venv/bin/python`, the venv
 //! `scripts/bench/python-env.sh` makes (`make bench` runs it). Every index, template and
@@ -115,7 +116,7 @@ async fn check_count(
     Ok(())
 }
 
-/// Counter `name` from a Prometheus text exposition.
+/// The value of sample `name` (labelled) in a Prometheus text exposition.
 fn sample<T: std::str::FromStr>(text: &str, name: &str) -> Option<T> {
     text.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))

@@ -207,15 +207,6 @@ impl Indexed {
     }
 }
 
-impl From<Document> for Indexed {
-    fn from(doc: Document) -> Self {
-        Indexed {
-            doc,
-            follow_up: None,
-        }
-    }
-}
-
 impl Borrow<Document> for Indexed {
     fn borrow(&self) -> &Document {
         &self.doc

@@ -118,8 +118,7 @@ async fn wait_all_at(t: &Harness, version: i64, limit: Duration) {
 async fn start() -> (Harness, common::Indexer, kafka::Producer) {
     let t = Harness::new().await;
     let indexer = t.start_indexer().await;
-    let producer =
-        kafka::Producer::create(&kafka::producer_config(&t.stack.kafka_brokers)).unwrap();
+    let producer = kafka::Producer::new(&t.stack.kafka_brokers).unwrap();
     (t, indexer, producer)
 }
 

@@ -244,7 +244,7 @@ impl Notifier {
             (client, url)
         });
         Ok(Notifier {
-            producer: kafka::Producer::create(&kafka::producer_config(brokers))?,
+            producer: kafka::Producer::new(brokers)?,
             topic: topic.into(),
             codec,
             webhook,

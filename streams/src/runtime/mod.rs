@@ -216,8 +216,7 @@ impl<S: Sink> Pipeline<S> {
         // One producer for the failed records of every lane (a client and its threads per
         // process, not per lane). Every lane's consumer is created before any runs, so a
         // failure leaves nothing behind.
-        let producer: kafka::Producer =
-            kafka::Producer::create(&kafka::producer_config(&self.config.brokers))?;
+        let producer = kafka::Producer::new(&self.config.brokers)?;
         let lanes = Source::all(&self.config)
             .into_iter()
             .map(|source| {
