@@ -54,10 +54,18 @@ async fn records_resolve_refusals_come_back_and_the_thread_idles_and_stops() {
     let before: Vec<String> = delivery_threads().into_iter().map(|(id, _)| id).collect();
 
     let producer = Producer::new(&stack.kafka_brokers).unwrap();
-    let mine: Vec<(String, u64)> = delivery_threads()
-        .into_iter()
-        .filter(|(id, _)| !before.contains(id))
-        .collect();
+    // A thread names itself once it runs: give it a moment to.
+    let new_threads = || -> Vec<(String, u64)> {
+        delivery_threads()
+            .into_iter()
+            .filter(|(id, _)| !before.contains(id))
+            .collect()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while new_threads().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mine = new_threads();
     assert_eq!(mine.len(), 1, "one delivery thread per producer: {mine:?}");
 
     // Awaited one by one, and enqueued first then awaited: offsets 0, 1, 2 … per partition.
