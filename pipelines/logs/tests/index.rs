@@ -186,6 +186,10 @@ async fn trace_follow_prints_new_records_of_the_request_as_they_are_indexed() {
         &record("indexer", now + 10, Some("req-follow"), "second"),
     )
     .await;
+    // `--follow` prints records as they become searchable; records of two services sit on
+    // two partitions, indexed by concurrent bulks in either order, so let this one land
+    // before the next ones are sent.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     t.send(
         "api",
         &record("api", now + 20, Some("req-other"), "not this one"),
