@@ -59,6 +59,22 @@ impl Index {
     }
 }
 
+/// The analytics pipeline's index: `<prefix>-anime-stats` (a plain index, no generations).
+///
+/// Written by `anineplus-analytics` with external versions (the offset of the
+/// `anime-stats` record + 1, so a replay never goes back), read by the API's
+/// `trendingAnime` and `subscriptionCounts`. Two kinds of document:
+///
+/// - `comments:<animeId>:<windowStart>`: `{"kind": "comments_per_hour", "animeId",
+///   "windowStart", "windowEnd" (epoch ms, one-hour tumbling windows on the comments'
+///   creation time), "count" (visible, undeleted comments created in the window),
+///   "updatedAt"}`;
+/// - `plan:<plan>`: `{"kind": "subscriptions_per_plan", "plan", "count" (active
+///   subscriptions), "updatedAt"}`.
+pub fn stats_index(prefix: &str) -> String {
+    format!("{prefix}-anime-stats")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +83,6 @@ mod tests {
     fn aliases_are_prefixed_names() {
         assert_eq!(Index::Anime.alias(DEFAULT_PREFIX), "anineplus-anime");
         assert_eq!(Index::Organizations.alias("p"), "p-organizations");
+        assert_eq!(stats_index("p"), "p-anime-stats");
     }
 }
