@@ -20,6 +20,9 @@
 //! - [`driver`]: [`driver::TestDriver`], the same lane parts around memory instead of
 //!   Kafka, for unit tests of topologies and of the lane logic;
 //! - [`metrics`]: Prometheus metrics and the `/metrics` and `/health` endpoint;
+//! - [`state`]: stateful steps: keyed state stores backed by changelog topics, windows,
+//!   aggregations, and [`state::StatefulPipeline`], which commits outputs, state and
+//!   offsets at least once or exactly once (Kafka transactions);
 //! - [`dlq`]: the dead-letter engine (scan, filter, replay to the original topic or into a
 //!   topology's [`sink::Sink`], purge) that the `anineplus-dlq` tool drives.
 //!
@@ -37,6 +40,7 @@ pub mod record;
 mod retry;
 pub mod runtime;
 pub mod sink;
+pub mod state;
 pub mod topology;
 
 pub use runtime::{BatchConfig, Pipeline, PipelineConfig};

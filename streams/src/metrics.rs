@@ -62,6 +62,14 @@ pub struct Metrics {
     pub dead_lettered: IntCounter,
     /// In-place sink retries.
     pub sink_retries: IntCounter,
+    /// Records that came after their window closed (stateful pipelines).
+    pub late: IntCounter,
+    /// Commits of a stateful pipeline.
+    pub commits: IntCounter,
+    /// Commits abandoned (transactions aborted) by a stateful pipeline.
+    pub aborts: IntCounter,
+    /// Changelog records restored into state stores.
+    pub restored: IntCounter,
     lag: IntGaugeVec,
     lane_failed: IntGaugeVec,
     gap_records: IntGaugeVec,
@@ -143,6 +151,19 @@ impl Metrics {
                 "Records sent to the dead-letter topic.",
             ),
             sink_retries: counter("pipeline_sink_retries_total", "In-place sink retries."),
+            late: counter(
+                "pipeline_late_records_total",
+                "Records that came after their window closed.",
+            ),
+            commits: counter("pipeline_commits_total", "Commits of a stateful pipeline."),
+            aborts: counter(
+                "pipeline_aborts_total",
+                "Commits abandoned (transactions aborted, state rewound).",
+            ),
+            restored: counter(
+                "pipeline_state_restored_records_total",
+                "Changelog records restored into state stores.",
+            ),
             lag: gauges(
                 "pipeline_consumer_lag",
                 "Records behind the partition end.",

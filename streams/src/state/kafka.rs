@@ -1,0 +1,796 @@
+//! [`StatefulPipeline`]: runs a [`Processor`] as a consumer group on Kafka, at least once
+//! or exactly once ([`Guarantee`]).
+//!
+//! One lane: a consumer of the processor's inputs and one producer, on a thread of their
+//! own (every call here is a blocking librdkafka call; the processor's work is a few
+//! microseconds per record). Records are processed in partition order; every
+//! [`StatefulConfig::commit_interval`] (or 10,000 records) the lane commits:
+//!
+//! - **exactly once**: the commit's outputs, its changelog records and the consumer's
+//!   offsets (`send_offsets_to_transaction` with the group's metadata) go in one Kafka
+//!   transaction of a producer whose `transactional.id` is `<group>-<instance>`; a
+//!   restarted instance with the same id fences its predecessor and aborts what it left
+//!   open. Errors as librdkafka classifies them: retriable → commit again; abortable →
+//!   abort, drop the state written since the last commit, rewind the consumer to the
+//!   committed offsets; fatal (fenced) → the same, with a new producer. Readers of the
+//!   outputs use `isolation.level=read_committed`.
+//! - **at least once**: outputs and changelog records are produced (idempotent producer)
+//!   and confirmed, then the offsets are committed. A crash in between replays the records
+//!   since the last commit against a store that already holds their effect: at most one
+//!   commit interval of records per crash and partition is counted twice.
+//!
+//! State: one in-memory [`Store`](super::Store) per task (input partition), backed by the
+//! compacted topic `<pipeline>-<store>-changelog` (partition `p` holds task `p`'s
+//! records). A task assigned to this instance is restored before any of its records is
+//! processed: its input partitions are paused, the changelog partition is read from the
+//! start up to its end (`read_committed`: what committed transactions wrote) in batches,
+//! and the consumer keeps polling in between, so the instance stays in the group however
+//! long the restore takes. On revoke, the lane commits first, then drops the revoked
+//! tasks' stores.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anineplus_connectors::kafka;
+use anineplus_schemas::{Codec, wire};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureRecord, Producer as _};
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use super::processor::Processor;
+use super::tasks::{Consumed, Prepared, Tasks};
+use crate::metrics::Metrics;
+use crate::runtime::PipelineConfig;
+use crate::{Error, Result};
+
+/// What a stateful pipeline guarantees (see the module header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guarantee {
+    /// Outputs and state are confirmed before the offsets are committed.
+    AtLeastOnce,
+    /// Outputs, state and offsets are committed in one Kafka transaction.
+    ExactlyOnce,
+}
+
+impl FromStr for Guarantee {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "at_least_once" => Ok(Guarantee::AtLeastOnce),
+            "exactly_once" => Ok(Guarantee::ExactlyOnce),
+            other => Err(format!("{other:?}: expected at_least_once or exactly_once")),
+        }
+    }
+}
+
+impl std::fmt::Display for Guarantee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Guarantee::AtLeastOnce => "at_least_once",
+            Guarantee::ExactlyOnce => "exactly_once",
+        })
+    }
+}
+
+/// How a stateful pipeline runs.
+#[derive(Debug, Clone)]
+pub struct StatefulConfig {
+    /// Name, brokers, group, topic prefix and creation settings (batching and retry
+    /// settings do not apply: a stateful lane processes records one at a time and
+    /// dead-letters what does not decode).
+    pub pipeline: PipelineConfig,
+    /// At least once or exactly once.
+    pub guarantee: Guarantee,
+    /// How often the lane commits (100 ms by default).
+    pub commit_interval: Duration,
+    /// This instance's id, unique in the group and stable across its restarts: the
+    /// transactional id is `<group>-<instance>`, so a restarted instance fences the one it
+    /// replaces at once (another id waits for the old transaction's timeout, 10 s).
+    pub instance: String,
+}
+
+impl StatefulConfig {
+    /// A configuration with a 100 ms commit interval, instance `0`.
+    pub fn new(pipeline: PipelineConfig, guarantee: Guarantee) -> Self {
+        StatefulConfig {
+            pipeline,
+            guarantee,
+            commit_interval: Duration::from_millis(100),
+            instance: "0".to_owned(),
+        }
+    }
+
+    /// The changelog topic of `store`: `<prefix><pipeline>-<store>-changelog`.
+    pub fn changelog(&self, store: &str) -> String {
+        format!(
+            "{}{}-{store}-changelog",
+            self.pipeline.topic_prefix, self.pipeline.name
+        )
+    }
+}
+
+/// A processor bound to its configuration, ready to run.
+pub struct StatefulPipeline<P: Processor> {
+    config: Arc<StatefulConfig>,
+    processor: Arc<P>,
+    codec: Codec,
+    metrics: Arc<Metrics>,
+}
+
+/// Most records between two commits, whatever the interval.
+const MAX_UNCOMMITTED: usize = 10_000;
+/// Changelog records applied between two polls of the group's consumer while restoring.
+const RESTORE_CHUNK: usize = 10_000;
+
+impl<P: Processor> StatefulPipeline<P> {
+    /// A pipeline running `processor`, decoding through `codec`.
+    pub fn new(config: StatefulConfig, processor: P, codec: Codec) -> Self {
+        let metrics = Arc::new(Metrics::new(&config.pipeline.name));
+        StatefulPipeline {
+            config: Arc::new(config),
+            processor: Arc::new(processor),
+            codec,
+            metrics,
+        }
+    }
+
+    /// The metrics, to serve or inspect.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Runs until `shutdown`, then commits what it processed and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        self.create_topics().await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (stop, shutdown) = (stop.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                stop.store(true, Ordering::Release);
+            })
+        };
+        let runtime = tokio::runtime::Handle::current();
+        let lane = Lane {
+            config: self.config.clone(),
+            processor: self.processor.clone(),
+            codec: self.codec.clone(),
+            metrics: self.metrics.clone(),
+            runtime,
+            stop,
+        };
+        self.metrics.set_ready(true);
+        tracing::info!(
+            pipeline = %self.config.pipeline.name, group = %self.config.pipeline.group,
+            guarantee = %self.config.guarantee, inputs = ?self.processor.inputs(),
+            "stateful pipeline running"
+        );
+        let result = tokio::task::spawn_blocking(move || lane.run())
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?;
+        watcher.abort();
+        self.metrics.set_ready(false);
+        if let Err(e) = &result {
+            self.metrics.fail_lane("main", &e.to_string());
+        }
+        tracing::info!(pipeline = %self.config.pipeline.name, "stateful pipeline stopped");
+        result
+    }
+
+    /// Creates the inputs, outputs, changelog and dead-letter topics when missing, and
+    /// checks that the inputs and the changelog are co-partitioned.
+    async fn create_topics(&self) -> Result<()> {
+        let p = &self.config.pipeline;
+        let admin: AdminClient<DefaultClientContext> =
+            kafka::producer_config(&p.brokers).create()?;
+        let changelog = self.config.changelog(self.processor.store());
+        let mut topics: Vec<NewTopic<'_>> = Vec::new();
+        let inputs = self.processor.inputs();
+        let outputs = self.processor.outputs();
+        let dlq = p.topics().dlq();
+        let replication = || TopicReplication::Fixed(p.topic_replication);
+        for name in inputs.iter().chain(&outputs) {
+            topics.push(NewTopic::new(name, p.topic_partitions, replication()));
+        }
+        let dlq_retention = p
+            .dlq_retention
+            .map_or_else(|| "-1".to_owned(), |d| d.as_millis().to_string());
+        topics.push(
+            NewTopic::new(&dlq, p.topic_partitions, replication())
+                .set("retention.ms", &dlq_retention),
+        );
+        // Partitions of the changelog: the inputs' (checked below).
+        let partitions = self.partitions(&admin, &inputs).await?;
+        let want = partitions.first().map_or(p.topic_partitions, |(_, n)| *n);
+        topics.push(
+            NewTopic::new(&changelog, want, replication())
+                .set("cleanup.policy", "compact")
+                .set("min.compaction.lag.ms", "0"),
+        );
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for result in admin.create_topics(&topics, &options).await? {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(Error::Topic {
+                        topic,
+                        reason: format!("creating it: {code}"),
+                    });
+                }
+            }
+        }
+        let mut all = inputs.clone();
+        all.push(changelog);
+        let counts = self.partitions(&admin, &all).await?;
+        let first = counts.first().map(|(_, n)| *n);
+        if let Some((topic, n)) = counts.iter().find(|(_, n)| Some(*n) != first) {
+            return Err(Error::Topic {
+                topic: topic.clone(),
+                reason: format!(
+                    "has {n} partitions where the other inputs and the changelog have {}: a \
+                     stateful step needs co-partitioned inputs (the same partition count, \
+                     keyed alike); repartition the input through a topic of {} partitions",
+                    first.unwrap_or_default(),
+                    first.unwrap_or_default()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The partition count of each topic that exists (missing ones are left out).
+    async fn partitions(
+        &self,
+        admin: &AdminClient<DefaultClientContext>,
+        topics: &[String],
+    ) -> Result<Vec<(String, i32)>> {
+        let client = admin.inner();
+        let mut out = Vec::new();
+        for topic in topics {
+            let metadata = client.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+            for t in metadata.topics() {
+                if t.error().is_none() && !t.partitions().is_empty() {
+                    out.push((t.name().to_owned(), t.partitions().len() as i32));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The consumer's context: lag from statistics, commit on revoke, restore on assign.
+struct StateContext<P: Processor> {
+    engine: Arc<Mutex<Engine<P>>>,
+    metrics: Arc<Metrics>,
+    /// Partitions assigned and not restored yet.
+    assigned: Arc<Mutex<Vec<(String, i32)>>>,
+}
+
+impl<P: Processor> ClientContext for StateContext<P> {
+    fn stats(&self, statistics: Statistics) {
+        for (name, topic) in &statistics.topics {
+            for (partition, p) in &topic.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics.set_lag(name, *partition, p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl<P: Processor> ConsumerContext for StateContext<P> {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(revoked) = rebalance {
+            let partitions: Vec<i32> = revoked.elements().iter().map(|e| e.partition()).collect();
+            tracing::info!(
+                ?partitions,
+                "tasks revoked: committing, then dropping their state"
+            );
+            let mut engine = self.engine.lock().expect("engine poisoned");
+            if let Err(e) = engine.commit(consumer) {
+                tracing::warn!(error = %e, "commit on revoke failed; the new owner redoes it");
+                engine.abandon(consumer);
+            }
+            engine.tasks.revoke(&partitions);
+            self.assigned
+                .lock()
+                .expect("assigned poisoned")
+                .retain(|(_, p)| !partitions.contains(p));
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(assigned) = rebalance {
+            if assigned.count() == 0 {
+                return;
+            }
+            // Nothing of a task is processed before its state is restored.
+            if let Err(e) = consumer.pause(assigned) {
+                tracing::warn!(error = %e, "pausing assigned partitions for their restore");
+            }
+            let list: Vec<(String, i32)> = assigned
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition()))
+                .collect();
+            tracing::info!(partitions = ?list, "tasks assigned: restoring their state");
+            self.assigned
+                .lock()
+                .expect("assigned poisoned")
+                .extend(list);
+        }
+    }
+}
+
+/// The processor's state and the producer that commits it.
+struct Engine<P: Processor> {
+    tasks: Tasks<P>,
+    producer: kafka::Producer,
+    guarantee: Guarantee,
+    config: Arc<StatefulConfig>,
+    metrics: Arc<Metrics>,
+    /// Whether a transaction is open (exactly once).
+    open: bool,
+}
+
+fn producer_for(config: &StatefulConfig) -> Result<kafka::Producer> {
+    let p = &config.pipeline;
+    let mut client = kafka::producer_config(&p.brokers);
+    if config.guarantee == Guarantee::ExactlyOnce {
+        client
+            .set(
+                "transactional.id",
+                format!("{}-{}", p.group, config.instance),
+            )
+            .set("transaction.timeout.ms", "10000");
+    }
+    let producer = kafka::Producer::create(&client)?;
+    if config.guarantee == Guarantee::ExactlyOnce {
+        producer.base().init_transactions(Duration::from_secs(30))?;
+    }
+    Ok(producer)
+}
+
+/// What went wrong with a commit.
+#[derive(Debug, thiserror::Error)]
+enum CommitError {
+    #[error("{0}")]
+    Abortable(String),
+    #[error("fatal: {0}")]
+    Fatal(String),
+}
+
+fn classify(e: &KafkaError) -> CommitError {
+    match e {
+        KafkaError::Transaction(t) if t.is_fatal() => CommitError::Fatal(e.to_string()),
+        _ => CommitError::Abortable(e.to_string()),
+    }
+}
+
+impl<P: Processor> Engine<P> {
+    fn begin(&mut self) -> std::result::Result<(), CommitError> {
+        if self.guarantee == Guarantee::ExactlyOnce && !self.open {
+            self.producer
+                .base()
+                .begin_transaction()
+                .map_err(|e| classify(&e))?;
+            self.open = true;
+        }
+        Ok(())
+    }
+
+    /// Commits what was processed since the last commit (see the module header).
+    fn commit<C: Consumer<StateContext<P>>>(
+        &mut self,
+        consumer: &C,
+    ) -> std::result::Result<(), CommitError>
+    where
+        StateContext<P>: ConsumerContext,
+    {
+        let prepared = self.tasks.prepare();
+        if prepared.is_empty() {
+            self.tasks.committed();
+            return Ok(());
+        }
+        let records = self.tasks.uncommitted as u64;
+        self.begin()?;
+        let deliveries = self.produce(&prepared)?;
+        let mut offsets = TopicPartitionList::with_capacity(prepared.offsets.len());
+        for (topic, partition, next) in &prepared.offsets {
+            let _ = offsets.add_partition_offset(topic, *partition, Offset::Offset(*next));
+        }
+        match self.guarantee {
+            Guarantee::ExactlyOnce => {
+                let base = self.producer.base();
+                if !prepared.offsets.is_empty() {
+                    let metadata = consumer.group_metadata().ok_or_else(|| {
+                        CommitError::Abortable("no consumer group metadata yet".to_owned())
+                    })?;
+                    base.send_offsets_to_transaction(&offsets, &metadata, Duration::from_secs(30))
+                        .map_err(|e| classify(&e))?;
+                }
+                let mut attempt = 0;
+                loop {
+                    match base.commit_transaction(Duration::from_secs(30)) {
+                        Ok(()) => break,
+                        Err(KafkaError::Transaction(t)) if t.is_retriable() && attempt < 5 => {
+                            attempt += 1;
+                            tracing::warn!(error = %t, attempt, "commit_transaction: retrying");
+                        }
+                        Err(e) => return Err(classify(&e)),
+                    }
+                }
+                self.open = false;
+            }
+            Guarantee::AtLeastOnce => {
+                self.producer
+                    .base()
+                    .flush(Duration::from_secs(30))
+                    .map_err(|e| CommitError::Abortable(e.to_string()))?;
+                for delivery in deliveries {
+                    match futures::executor::block_on(delivery) {
+                        Ok(Ok(_)) => {}
+                        Ok(Err((e, _))) => return Err(CommitError::Abortable(e.to_string())),
+                        Err(_) => return Err(CommitError::Abortable("delivery lost".to_owned())),
+                    }
+                }
+                if !prepared.offsets.is_empty() {
+                    consumer
+                        .commit(&offsets, CommitMode::Sync)
+                        .map_err(|e| CommitError::Abortable(e.to_string()))?;
+                }
+            }
+        }
+        self.tasks.committed();
+        Metrics::add(&self.metrics.sunk, records);
+        Metrics::add(&self.metrics.dead_lettered, prepared.dead_lettered);
+        Metrics::add(&self.metrics.late, prepared.late);
+        Metrics::add(&self.metrics.commits, 1);
+        Ok(())
+    }
+
+    /// Produces a commit's records (in a transaction when exactly once); the deliveries
+    /// to confirm (at least once).
+    fn produce(
+        &self,
+        prepared: &Prepared,
+    ) -> std::result::Result<Vec<kafka::Delivering>, CommitError> {
+        let mut deliveries = Vec::new();
+        for output in prepared.outputs.iter().chain(&prepared.changelog) {
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&output.topic);
+            if let Some(key) = &output.key {
+                record = record.key(key.as_slice());
+            }
+            if let Some(value) = &output.value {
+                record = record.payload(value.as_slice());
+            }
+            if let Some(p) = output.partition {
+                record = record.partition(p);
+            }
+            if let Some(t) = output.timestamp {
+                record = record.timestamp(t);
+            }
+            if let Some(h) = &output.headers {
+                record = record.headers(h.clone());
+            }
+            loop {
+                match self.producer.send_result(record) {
+                    Ok(delivery) => {
+                        deliveries.push(delivery);
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err((e, _)) => return Err(classify(&e)),
+                }
+            }
+        }
+        Ok(deliveries)
+    }
+
+    /// Abandons what was processed since the last commit: aborts the transaction, drops
+    /// the state written, rewinds the consumer to the last committed offsets.
+    fn abandon<C: Consumer<StateContext<P>>>(&mut self, consumer: &C)
+    where
+        StateContext<P>: ConsumerContext,
+    {
+        if self.open {
+            if let Err(e) = self
+                .producer
+                .base()
+                .abort_transaction(Duration::from_secs(30))
+            {
+                tracing::warn!(error = %e, "abort_transaction failed");
+            }
+            self.open = false;
+        }
+        Metrics::add(&self.metrics.aborts, 1);
+        let rewind = self.tasks.aborted();
+        for (topic, partition, at) in rewind {
+            let at = match at {
+                Some(at) => Offset::Offset(at),
+                None => committed(consumer, &topic, partition),
+            };
+            if let Err(e) = consumer.seek(&topic, partition, at, Duration::from_secs(10)) {
+                tracing::warn!(error = %e, %topic, partition, "rewinding after an abort");
+            }
+        }
+    }
+
+    /// A fatal producer error: a new producer (fencing the old one), state abandoned.
+    fn restart_producer<C: Consumer<StateContext<P>>>(&mut self, consumer: &C) -> Result<()>
+    where
+        StateContext<P>: ConsumerContext,
+    {
+        self.open = false;
+        self.abandon(consumer);
+        self.producer = producer_for(&self.config)?;
+        Ok(())
+    }
+}
+
+/// The group's committed offset of a partition (its start when none).
+fn committed<C: Consumer<X>, X: ConsumerContext>(
+    consumer: &C,
+    topic: &str,
+    partition: i32,
+) -> Offset {
+    let mut list = TopicPartitionList::new();
+    list.add_partition(topic, partition);
+    consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .ok()
+        .and_then(|l| l.find_partition(topic, partition).map(|e| e.offset()))
+        .filter(|o| matches!(o, Offset::Offset(_)))
+        .unwrap_or(Offset::Beginning)
+}
+
+/// The lane's thread (see the module header).
+struct Lane<P: Processor> {
+    config: Arc<StatefulConfig>,
+    processor: Arc<P>,
+    codec: Codec,
+    metrics: Arc<Metrics>,
+    runtime: tokio::runtime::Handle,
+    stop: Arc<AtomicBool>,
+}
+
+impl<P: Processor> Lane<P> {
+    fn run(self) -> Result<()> {
+        let p = &self.config.pipeline;
+        let changelog = self.config.changelog(self.processor.store());
+        let tasks = Tasks::new(
+            self.processor.clone(),
+            &p.name,
+            changelog.clone(),
+            p.topics().dlq(),
+        );
+        let engine = Arc::new(Mutex::new(Engine {
+            tasks,
+            producer: producer_for(&self.config)?,
+            guarantee: self.config.guarantee,
+            config: self.config.clone(),
+            metrics: self.metrics.clone(),
+            open: false,
+        }));
+        let assigned = Arc::new(Mutex::new(Vec::new()));
+        let context = StateContext {
+            engine: engine.clone(),
+            metrics: self.metrics.clone(),
+            assigned: assigned.clone(),
+        };
+        let mut client = kafka::consumer_config(&p.brokers, &p.group);
+        client
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("statistics.interval.ms", "5000");
+        for (k, v) in &p.consumer_overrides {
+            client.set(k, v);
+        }
+        let consumer: BaseConsumer<StateContext<P>> = client.create_with_context(context)?;
+        let inputs = self.processor.inputs();
+        let names: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        consumer.subscribe(&names)?;
+        let mut last_commit = Instant::now();
+        let interval = self.config.commit_interval;
+        while !self.stop.load(Ordering::Acquire) {
+            let pending: Vec<(String, i32)> =
+                std::mem::take(&mut *assigned.lock().expect("assigned poisoned"));
+            if !pending.is_empty() {
+                self.restore(&consumer, &engine, &changelog, pending)?;
+            }
+            let polled = consumer.poll(Duration::from_millis(50));
+            let mut engine_guard = engine.lock().expect("engine poisoned");
+            match polled {
+                None => {}
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer error");
+                }
+                Some(Ok(message)) => {
+                    self.metrics.count_consumed(1);
+                    let headers: Vec<(String, Vec<u8>)> = message
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let value = message.payload();
+                    self.prepare_schema(message.topic(), value);
+                    let record = Consumed {
+                        topic: message.topic(),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        key: message.key(),
+                        value,
+                        timestamp: message.timestamp().to_millis().unwrap_or_default(),
+                        headers: &headers,
+                    };
+                    if let Err(e) = engine_guard.tasks.process(&self.codec, record) {
+                        // The registry is unreachable: read the record again in a while.
+                        tracing::warn!(reason = %e.reason, "record cannot be decoded yet; retrying in 1 s");
+                        let (topic, partition, offset) = (
+                            message.topic().to_owned(),
+                            message.partition(),
+                            message.offset(),
+                        );
+                        drop(message);
+                        let _ = consumer.seek(
+                            &topic,
+                            partition,
+                            Offset::Offset(offset),
+                            Duration::from_secs(10),
+                        );
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            }
+            let due = engine_guard.tasks.uncommitted >= MAX_UNCOMMITTED
+                || (engine_guard.tasks.uncommitted > 0 && last_commit.elapsed() >= interval);
+            if due {
+                Self::commit_or_recover(&mut engine_guard, &consumer)?;
+                last_commit = Instant::now();
+            }
+        }
+        let mut engine_guard = engine.lock().expect("engine poisoned");
+        Self::commit_or_recover(&mut engine_guard, &consumer)?;
+        drop(engine_guard);
+        consumer.unsubscribe();
+        Ok(())
+    }
+
+    fn commit_or_recover(
+        engine: &mut Engine<P>,
+        consumer: &BaseConsumer<StateContext<P>>,
+    ) -> Result<()> {
+        match engine.commit(consumer) {
+            Ok(()) => Ok(()),
+            Err(CommitError::Abortable(reason)) => {
+                tracing::warn!(%reason, "commit failed: aborted, rewinding to the last commit");
+                engine.abandon(consumer);
+                Ok(())
+            }
+            Err(CommitError::Fatal(reason)) => {
+                tracing::error!(%reason, "producer fenced or failed: a new producer, rewinding to the last commit");
+                engine.restart_producer(consumer)
+            }
+        }
+    }
+
+    /// Fetches the writer schema of an Avro value the codec does not know yet.
+    fn prepare_schema(&self, topic: &str, value: Option<&[u8]>) {
+        let (Some(schema), Some(value)) = (self.processor.schema(topic), value) else {
+            return;
+        };
+        let Ok((id, _)) = wire::split(value) else {
+            return;
+        };
+        if !self.codec.has_decoder(id, schema) {
+            let codec = self.codec.clone();
+            if let Err(e) = self.runtime.block_on(codec.prepare(id, schema)) {
+                tracing::warn!(error = %e, id, "fetching a writer schema");
+            }
+        }
+    }
+
+    /// Restores the tasks of newly assigned partitions from the changelog, polling the
+    /// group's consumer between batches, then resumes their partitions.
+    fn restore(
+        &self,
+        consumer: &BaseConsumer<StateContext<P>>,
+        engine: &Arc<Mutex<Engine<P>>>,
+        changelog: &str,
+        assigned: Vec<(String, i32)>,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let tasks: BTreeSet<i32> = assigned.iter().map(|(_, p)| *p).collect();
+        let p = &self.config.pipeline;
+        let mut client = kafka::consumer_config(&p.brokers, &format!("{}.restore", p.group));
+        client
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("isolation.level", "read_committed");
+        let reader: BaseConsumer = client.create()?;
+        let mut list = TopicPartitionList::new();
+        for task in &tasks {
+            list.add_partition_offset(changelog, *task, Offset::Beginning)?;
+        }
+        reader.assign(&list)?;
+        let mut open: BTreeSet<i32> = tasks.clone();
+        let mut restored: BTreeMap<i32, u64> = BTreeMap::new();
+        while !open.is_empty() && !self.stop.load(Ordering::Acquire) {
+            {
+                let mut engine = engine.lock().expect("engine poisoned");
+                for _ in 0..RESTORE_CHUNK {
+                    match reader.poll(Duration::from_millis(100)) {
+                        None => break,
+                        Some(Ok(m)) => {
+                            if let Err(reason) = engine.tasks.restore(
+                                m.partition(),
+                                m.key().unwrap_or_default(),
+                                m.payload(),
+                            ) {
+                                return Err(Error::Topic {
+                                    topic: changelog.to_owned(),
+                                    reason: format!(
+                                        "partition {} offset {}: {reason} (reset the pipeline's state: delete the changelog and its group's offsets)",
+                                        m.partition(),
+                                        m.offset()
+                                    ),
+                                });
+                            }
+                            *restored.entry(m.partition()).or_default() += 1;
+                        }
+                        Some(Err(KafkaError::PartitionEOF(partition))) => {
+                            open.remove(&partition);
+                            if open.is_empty() {
+                                break;
+                            }
+                        }
+                        Some(Err(e)) => tracing::warn!(error = %e, "reading the changelog"),
+                    }
+                }
+            }
+            // Stay in the group: serve its callbacks (the restoring partitions are paused).
+            if let Some(Ok(m)) = consumer.poll(Duration::ZERO) {
+                // A record of a task that is not restoring (theirs are paused): read it
+                // again after the restore.
+                let (topic, partition, offset) = (m.topic().to_owned(), m.partition(), m.offset());
+                drop(m);
+                let _ = consumer.seek(
+                    &topic,
+                    partition,
+                    Offset::Offset(offset),
+                    Duration::from_secs(10),
+                );
+            }
+        }
+        let total: u64 = restored.values().sum();
+        let seconds = started.elapsed().as_secs_f64();
+        Metrics::add(&self.metrics.restored, total);
+        tracing::info!(
+            tasks = ?tasks, records = total, seconds,
+            "state restored from {changelog}"
+        );
+        let mut resume = TopicPartitionList::new();
+        for (topic, partition) in &assigned {
+            resume.add_partition(topic, *partition);
+        }
+        consumer.resume(&resume)?;
+        Ok(())
+    }
+}
