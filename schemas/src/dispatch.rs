@@ -37,6 +37,7 @@ impl Topic {
             Topic::Subscription => visitor.visit::<Envelope<SubscriptionData>>(),
             Topic::Logs => visitor.visit::<LogRecord>(),
             Topic::Alerts => visitor.visit::<Alert>(),
+            Topic::AnimeStats => visitor.visit::<crate::events::AnimeStat>(),
         }
     }
 }

@@ -23,11 +23,13 @@ pub enum Topic {
     Logs,
     /// Error-rate alerts of the log pipeline (not an aggregate: keyed by fingerprint).
     Alerts,
+    /// Results of the analytics pipeline (not an aggregate: keyed by statistic).
+    AnimeStats,
 }
 
 impl Topic {
     /// Every topic, in a stable order.
-    pub const ALL: [Topic; 8] = [
+    pub const ALL: [Topic; 9] = [
         Topic::User,
         Topic::Organization,
         Topic::Anime,
@@ -36,6 +38,7 @@ impl Topic {
         Topic::Subscription,
         Topic::Logs,
         Topic::Alerts,
+        Topic::AnimeStats,
     ];
 
     /// The Kafka topic name.
@@ -49,6 +52,7 @@ impl Topic {
             Topic::Subscription => "subscription",
             Topic::Logs => "logs",
             Topic::Alerts => "alerts",
+            Topic::AnimeStats => "anime-stats",
         }
     }
 
@@ -68,6 +72,7 @@ impl Topic {
             Topic::Subscription => include_str!("../avro/subscription.avsc"),
             Topic::Logs => include_str!("../avro/logs.avsc"),
             Topic::Alerts => include_str!("../avro/alerts.avsc"),
+            Topic::AnimeStats => include_str!("../avro/anime-stats.avsc"),
         }
     }
 
@@ -85,14 +90,14 @@ impl Topic {
             Topic::Episode => &["episode.created", "episode.updated", "episode.deleted"],
             Topic::Comment => &["comment.created", "comment.moderated", "comment.deleted"],
             Topic::Subscription => &["subscription.created", "subscription.cancelled"],
-            Topic::Logs | Topic::Alerts => &[],
+            Topic::Logs | Topic::Alerts | Topic::AnimeStats => &[],
         }
     }
 
     /// Whether the topic carries an aggregate's events (an envelope with event types,
     /// keyed by entity id), as opposed to `logs` and `alerts`.
     pub const fn is_aggregate(self) -> bool {
-        !matches!(self, Topic::Logs | Topic::Alerts)
+        !matches!(self, Topic::Logs | Topic::Alerts | Topic::AnimeStats)
     }
 
     /// The topic with this name.

@@ -35,6 +35,7 @@ fn every_payload_of_every_topic_round_trips() {
     all.subscriptions.iter().for_each(round_trip);
     all.logs.iter().for_each(round_trip);
     all.alerts.iter().for_each(round_trip);
+    all.stats.iter().for_each(round_trip);
 }
 
 #[test]

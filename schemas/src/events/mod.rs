@@ -10,6 +10,7 @@ mod comment;
 mod episode;
 mod logs;
 mod organization;
+mod stats;
 mod subscription;
 mod user;
 
@@ -24,6 +25,7 @@ pub use organization::{
     OrganizationCreated, OrganizationData, OrganizationMember, OrganizationMemberRemoved,
     OrganizationState,
 };
+pub use stats::{AnimeStat, StatKind};
 pub use subscription::{SubscriptionCancelled, SubscriptionData, SubscriptionStarted};
 pub use user::{UserData, UserDeleted, UserRole, UserState, UserUpdated};
 
@@ -93,4 +95,8 @@ impl TopicValue for LogRecord {
 
 impl TopicValue for Alert {
     const TOPIC: Topic = Topic::Alerts;
+}
+
+impl TopicValue for AnimeStat {
+    const TOPIC: Topic = Topic::AnimeStats;
 }

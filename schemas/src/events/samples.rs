@@ -64,6 +64,8 @@ pub struct AllTopics {
     pub logs: Vec<LogRecord>,
     /// One alert firing and its resolution.
     pub alerts: Vec<Alert>,
+    /// One statistic of each kind.
+    pub stats: Vec<super::AnimeStat>,
 }
 
 /// One event of every topic and every payload branch.
@@ -295,7 +297,30 @@ pub fn one_of_each() -> AllTopics {
         at: 1_764_000_090_000,
         ..firing.clone()
     };
+    let stats = vec![
+        super::AnimeStat {
+            stat_id: "comments:anime-00000001:1764000000000".into(),
+            kind: super::StatKind::CommentsPerHour,
+            anime_id: Some("anime-00000001".into()),
+            plan: None,
+            window_start: Some(1_764_000_000_000),
+            window_end: Some(1_764_003_600_000),
+            count: 3,
+            at: 1_764_000_090_000,
+        },
+        super::AnimeStat {
+            stat_id: "plan:premium".into(),
+            kind: super::StatKind::SubscriptionsPerPlan,
+            anime_id: None,
+            plan: Some("premium".into()),
+            window_start: None,
+            window_end: None,
+            count: 42,
+            at: 1_764_000_090_000,
+        },
+    ];
     AllTopics {
+        stats,
         alerts: vec![firing, resolved],
         users,
         organizations: orgs,
