@@ -20,7 +20,14 @@
 //!   every 30 s;
 //! - `pipeline_offset_gap_records{topic,partition}`: records that expired (retention) or
 //!   were deleted between the group's committed offset and the partition's start, so they
-//!   were never processed (see `verify`/`repair`).
+//!   were never processed (see `verify`/`repair`);
+//! - stateful pipelines also count `pipeline_commits_total`, `pipeline_aborts_total`
+//!   (commits abandoned, state rewound), `pipeline_late_records_total` (after their
+//!   window closed) and `pipeline_state_restored_records_total` (changelog records read
+//!   back into stores).
+//!
+//! A process running several pipelines serves them on one endpoint ([`serve_all`]): the
+//! families of every registry merged by name, `/health` failing when any pipeline fails.
 //!
 //! The counters are plain atomics under the crate's types, so the per-record path pays one
 //! relaxed add. `GET /metrics` serves them. `GET /health` answers 200 once the pipeline
@@ -51,6 +58,7 @@ const BUCKETS: [f64; 11] = [
 /// The metrics of one pipeline process.
 #[derive(Debug)]
 pub struct Metrics {
+    name: String,
     registry: Registry,
     /// Records consumed (all lanes).
     pub consumed: IntCounter,
@@ -136,6 +144,7 @@ impl Metrics {
             "When the first record was consumed (Unix time; 0 before).",
         );
         Metrics {
+            name: pipeline.to_owned(),
             first_record,
             consumed: counter("pipeline_records_consumed_total", "Records consumed."),
             sunk: counter(
@@ -302,15 +311,53 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        // The pipeline's own, then the process-wide ones (log shipping's counters).
-        let mut families = self.registry.gather();
-        families.extend(prometheus::gather());
-        TextEncoder::new()
-            .encode(&families, &mut out)
-            .expect("the text encoder writes to a Vec");
-        String::from_utf8(out).expect("the text exposition is UTF-8")
+        render_all(std::slice::from_ref(self))
     }
+}
+
+/// The Prometheus text exposition of several pipelines' metrics, then the process-wide
+/// ones: families of the same name merged (their series differ by the `pipeline` label).
+pub fn render_all<M: std::borrow::Borrow<Metrics>>(all: &[M]) -> String {
+    let mut families: BTreeMap<String, prometheus::proto::MetricFamily> = BTreeMap::new();
+    let gathered = all
+        .iter()
+        .flat_map(|m| m.borrow().registry.gather())
+        .chain(prometheus::gather());
+    for mut family in gathered {
+        match families.entry(family.name().to_owned()) {
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(family);
+            }
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                let more = family.take_metric();
+                e.get_mut().mut_metric().extend(more);
+            }
+        }
+    }
+    let families: Vec<_> = families.into_values().collect();
+    let mut out = Vec::new();
+    TextEncoder::new()
+        .encode(&families, &mut out)
+        .expect("the text encoder writes to a Vec");
+    String::from_utf8(out).expect("the text exposition is UTF-8")
+}
+
+/// `/health` of several pipelines: 503 when any is failing or starting (each one's line
+/// prefixed with its name), 200 with their warnings otherwise.
+pub fn health_all(all: &[Arc<Metrics>]) -> (StatusCode, String) {
+    if let [one] = all {
+        return one.health();
+    }
+    let mut status = StatusCode::OK;
+    let mut lines = Vec::new();
+    for m in all {
+        let (s, body) = m.health();
+        if s != StatusCode::OK {
+            status = StatusCode::SERVICE_UNAVAILABLE;
+        }
+        lines.push(format!("{}: {body}", m.name));
+    }
+    (status, lines.join("\n"))
 }
 
 /// Serves `/metrics` and `/health` on `listen` until `shutdown`; returns the bound address.
@@ -319,19 +366,30 @@ pub async fn serve(
     listen: SocketAddr,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
+    serve_all(vec![metrics], listen, shutdown).await
+}
+
+/// Serves the `/metrics` and `/health` of several pipelines of one process on `listen`
+/// until `shutdown` (see the module header); returns the bound address.
+pub async fn serve_all(
+    metrics: Vec<Arc<Metrics>>,
+    listen: SocketAddr,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    let metrics = Arc::new(metrics);
     let app = Router::new()
         .route(
             "/metrics",
-            get(|State(m): State<Arc<Metrics>>| async move {
+            get(|State(m): State<Arc<Vec<Arc<Metrics>>>>| async move {
                 (
                     [(axum::http::header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
-                    m.render(),
+                    render_all(&m),
                 )
             }),
         )
         .route(
             "/health",
-            get(|State(m): State<Arc<Metrics>>| async move { m.health() }),
+            get(|State(m): State<Arc<Vec<Arc<Metrics>>>>| async move { health_all(&m) }),
         )
         .with_state(metrics);
     let listener = tokio::net::TcpListener::bind(listen).await?;

@@ -27,6 +27,11 @@
 //! and the consumer keeps polling in between, so the instance stays in the group however
 //! long the restore takes. On revoke, the lane commits first, then drops the revoked
 //! tasks' stores.
+//!
+//! Membership is static (`group.instance.id` = `<group>-<instance>`): an instance restarted
+//! after a crash gets its tasks back without a rebalance and without waiting for the old
+//! session to time out; one that stops for good hands its tasks over when its session
+//! (10 s) times out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
@@ -353,7 +358,9 @@ fn producer_for(config: &StatefulConfig) -> Result<kafka::Producer> {
                 "transactional.id",
                 format!("{}-{}", p.group, config.instance),
             )
-            .set("transaction.timeout.ms", "10000");
+            .set("transaction.timeout.ms", "10000")
+            // librdkafka wants deliveries bounded by the transaction's own timeout.
+            .set("message.timeout.ms", "10000");
     }
     let producer = kafka::Producer::create(&client)?;
     if config.guarantee == Guarantee::ExactlyOnce {
@@ -596,6 +603,12 @@ impl<P: Processor> Lane<P> {
         client
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
+            // Static membership: a restarted instance takes its tasks back at once instead
+            // of waiting for its predecessor's session to time out.
+            .set(
+                "group.instance.id",
+                format!("{}-{}", p.group, self.config.instance),
+            )
             .set("statistics.interval.ms", "5000");
         for (k, v) in &p.consumer_overrides {
             client.set(k, v);
