@@ -18,6 +18,12 @@ use uuid::Uuid;
 use crate::domain::{ANIME_COLUMNS, Anime, Page};
 use crate::{Error, Result};
 
+/// The API's one client of the search engine at `url` (each request bounded by `timeout`),
+/// shared by `searchAnime`, the admin `logs` query and the analytics reads.
+pub fn engine_client(url: &str, timeout: Duration) -> Result<Elasticsearch> {
+    anineplus_connectors::search::client(url, timeout).map_err(|e| Error::Internal(e.to_string()))
+}
+
 /// A boxed future: keeps the trait object safe without a macro.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
@@ -113,17 +119,16 @@ pub struct ElasticsearchSearch {
 }
 
 impl ElasticsearchSearch {
-    /// Searches the alias `<index_prefix>-anime` at `url`, loading rows from `pool`.
-    pub fn new(url: &str, index_prefix: &str, timeout: Duration, pool: PgPool) -> Result<Self> {
-        let client = anineplus_connectors::search::client(url, timeout)
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        Ok(Self {
+    /// Searches the alias `<index_prefix>-anime` with `client` (the API's engine client,
+    /// [`engine_client`], at `url`), loading rows from `pool`.
+    pub fn new(client: Elasticsearch, url: &str, index_prefix: &str, pool: PgPool) -> Self {
+        Self {
             client,
             url: url.to_owned(),
             alias: anineplus_schemas::indices::Index::Anime.alias(index_prefix),
             pool,
             fallback: None,
-        })
+        }
     }
 
     /// Answers from PostgreSQL ([`PostgresSearch`]) when the engine is unreachable or
