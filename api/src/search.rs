@@ -7,7 +7,6 @@
 //! - [`PostgresSearch`] (`postgres`): `ILIKE` on title and synopsis; no indexer needed and
 //!   read-your-writes, but a scan per search.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use elasticsearch::{Elasticsearch, SearchParts};
@@ -15,7 +14,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::{ANIME_COLUMNS, Anime, Page};
+use crate::domain::{Anime, Page, live_anime_in_order};
 use crate::{Error, Result};
 
 /// The API's one client of the search engine at `url` (each request bounded by `timeout`),
@@ -249,14 +248,7 @@ impl SearchBackend for ElasticsearchSearch {
                     }
                 },
             };
-            let rows: Vec<Anime> = sqlx::query_as(&format!(
-                "SELECT {ANIME_COLUMNS} FROM anime WHERE id = ANY($1) AND deleted_at IS NULL"
-            ))
-            .bind(&ids)
-            .fetch_all(&self.pool)
-            .await?;
-            let mut by_id: HashMap<Uuid, Anime> = rows.into_iter().map(|a| (a.id, a)).collect();
-            let items = ids.iter().filter_map(|id| by_id.remove(id)).collect();
+            let items = live_anime_in_order(&self.pool, &ids).await?;
             Ok(Page {
                 items,
                 offset,

@@ -10,7 +10,7 @@
 //! aggregate holding its `impl Domain` block.
 
 mod anime;
-pub(crate) use anime::ANIME_COLUMNS;
+pub(crate) use anime::{ANIME_COLUMNS, live_anime_in_order};
 pub use anime::{AnimeChange, NewAnime};
 pub use comments::CommentTarget;
 pub use episodes::{EpisodeChange, EpisodeFields};
