@@ -116,11 +116,7 @@ impl QueryRoot {
             })
             .transpose()
             .extend()?;
-        let size = first.map_or(super::limits::LIST_CAP, |n| {
-            usize::try_from(n)
-                .unwrap_or(1)
-                .clamp(1, super::limits::LIST_CAP)
-        });
+        let size = super::limits::clamped_size(first, super::limits::LIST_CAP);
         let query = anineplus_connectors::log_search::LogQuery {
             correlation_id,
             service,
