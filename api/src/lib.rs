@@ -22,6 +22,8 @@
 //! - [`search`]: the `searchAnime` seam ([`search::SearchBackend`]): the indexer's search
 //!   index (default) or PostgreSQL.
 //! - [`logs`]: the admin-only `logs` query's store, the log pipeline's daily indices.
+//! - [`stats`]: the store of `trendingAnime` and `subscriptionCounts`, the analytics
+//!   pipeline's index `<INDEX_PREFIX>-anime-stats`.
 //! - [`cache`]: Redis cache-aside of hot reads; [`ratelimit`]: the Redis rate limiter
 //!   (requests per client and user, password checks per client and account);
 //!   [`metrics`]: Prometheus metrics.
@@ -41,6 +43,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod ratelimit;
 pub mod search;
+pub mod stats;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
