@@ -174,7 +174,8 @@ pub async fn serve(
     .with_logs(logs::LogStore::new(
         engine.clone(),
         &config.log_index_prefix,
-    ));
+    ))
+    .with_stats(stats::StatsStore::new(engine, &config.index_prefix));
     let schema = graphql::build(
         domain.clone(),
         graphql::SchemaOptions {
