@@ -197,7 +197,9 @@ pub struct Config {
     /// The search engine of the `index` search backend.
     #[command(flatten)]
     pub search: anineplus_args::SearchArgs,
-    /// Prefix of the index aliases, as the indexer's: searches read `<prefix>-anime`.
+    /// Prefix of the index aliases, as the indexer's and the analytics pipeline's:
+    /// searches read `<prefix>-anime`, `trendingAnime` and `subscriptionCounts` read
+    /// `<prefix>-anime-stats`.
     #[arg(long, env = "INDEX_PREFIX", default_value = anineplus_schemas::indices::DEFAULT_PREFIX)]
     pub index_prefix: String,
     /// Prefix of the log pipeline's daily indices, read by the admin `logs` query:
@@ -287,8 +289,12 @@ impl Config {
         if self.search_timeout_ms == 0 {
             problems.push("SEARCH_TIMEOUT_MS must be positive".to_owned());
         }
-        if self.search_backend == SearchBackendKind::Index && self.index_prefix.trim().is_empty() {
-            problems.push("INDEX_PREFIX must not be empty with SEARCH_BACKEND=index".to_owned());
+        if self.index_prefix.trim().is_empty() {
+            problems.push(
+                "INDEX_PREFIX must not be empty: searchAnime (SEARCH_BACKEND=index) reads \
+                 <prefix>-anime, trendingAnime and subscriptionCounts read <prefix>-anime-stats"
+                    .to_owned(),
+            );
         }
         if let Some(url) = &self.jwt_jwks_url
             && let Err(reason) = crate::auth::jwks::check_url(url)
@@ -402,5 +408,22 @@ mod tests {
             .validate()
             .unwrap_err();
         assert_eq!(err.0.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn the_index_prefix_is_needed_by_every_search_backend() {
+        for backend in ["index", "postgres"] {
+            let err = parse(&[
+                "--env",
+                "dev",
+                "--search-backend",
+                backend,
+                "--index-prefix",
+                " ",
+            ])
+            .validate()
+            .unwrap_err();
+            assert!(err.to_string().contains("anime-stats"), "{backend}: {err}");
+        }
     }
 }

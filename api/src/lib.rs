@@ -22,6 +22,8 @@
 //! - [`search`]: the `searchAnime` seam ([`search::SearchBackend`]): the indexer's search
 //!   index (default) or PostgreSQL.
 //! - [`logs`]: the admin-only `logs` query's store, the log pipeline's daily indices.
+//! - [`stats`]: the store of `trendingAnime` and `subscriptionCounts`, the analytics
+//!   pipeline's index `<INDEX_PREFIX>-anime-stats`.
 //! - [`cache`]: Redis cache-aside of hot reads; [`ratelimit`]: the Redis rate limiter
 //!   (requests per client and user, password checks per client and account);
 //!   [`metrics`]: Prometheus metrics.
@@ -41,6 +43,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod ratelimit;
 pub mod search;
+pub mod stats;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,20 +63,24 @@ use crate::outbox::relay::{RelaySettings, TOPICS};
 /// The embedded migrations (`api/migrations/`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The `searchAnime` backend `config` asks for.
-fn search_backend(config: &Config, pool: &sqlx::PgPool) -> Result<Arc<dyn search::SearchBackend>> {
-    Ok(match config.search_backend {
+/// The `searchAnime` backend `config` asks for; the `index` one searches with `engine`.
+fn search_backend(
+    config: &Config,
+    pool: &sqlx::PgPool,
+    engine: &elasticsearch::Elasticsearch,
+) -> Arc<dyn search::SearchBackend> {
+    match config.search_backend {
         config::SearchBackendKind::Postgres => {
             tracing::info!("searchAnime served from PostgreSQL");
             Arc::new(search::PostgresSearch::new(pool.clone()))
         }
         config::SearchBackendKind::Index => {
             let mut backend = search::ElasticsearchSearch::new(
+                engine.clone(),
                 &config.search.search_url,
                 &config.index_prefix,
-                Duration::from_millis(config.search_timeout_ms),
                 pool.clone(),
-            )?;
+            );
             if config.search_fallback_postgres {
                 backend = backend.with_postgres_fallback();
             }
@@ -85,7 +92,7 @@ fn search_backend(config: &Config, pool: &sqlx::PgPool) -> Result<Arc<dyn search
             );
             Arc::new(backend)
         }
-    })
+    }
 }
 
 /// Binds `config.listen` and serves until `shutdown`.
@@ -152,19 +159,23 @@ pub async fn serve(
         config.cache_ttl_secs,
         redis_timeout,
     );
+    let engine = search::engine_client(
+        &config.search.search_url,
+        Duration::from_millis(config.search_timeout_ms),
+    )?;
     let domain = domain::Domain::new(
         pool.clone(),
         tokens,
         config.admin_emails.clone(),
         cache,
-        search_backend(&config, &pool)?,
+        search_backend(&config, &pool, &engine),
         config.max_page_size,
     )
     .with_logs(logs::LogStore::new(
-        &config.search.search_url,
+        engine.clone(),
         &config.log_index_prefix,
-        Duration::from_millis(config.search_timeout_ms),
-    )?);
+    ))
+    .with_stats(stats::StatsStore::new(engine, &config.index_prefix));
     let schema = graphql::build(
         domain.clone(),
         graphql::SchemaOptions {

@@ -2,10 +2,7 @@
 //! (`<LOG_INDEX_PREFIX>-*`), searched with the query `anineplus-logs trace` uses
 //! (`anineplus_connectors::log_search`).
 
-use std::time::Duration;
-
 use anineplus_connectors::log_search::{self, LogHit, LogQuery, SearchError};
-use anineplus_connectors::search;
 use elasticsearch::Elasticsearch;
 
 use crate::{Error, Result};
@@ -18,13 +15,13 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    /// The indices `<prefix>-*` of the engine at `url`, each search bounded by `timeout`.
-    pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<Self> {
-        let client = search::client(url, timeout).map_err(|e| Error::Internal(e.to_string()))?;
-        Ok(LogStore {
+    /// The indices `<prefix>-*` of the engine `client` talks to (the API's
+    /// [`engine_client`](crate::search::engine_client)).
+    pub fn new(client: Elasticsearch, prefix: &str) -> Self {
+        LogStore {
             client,
             prefix: prefix.to_owned(),
-        })
+        }
     }
 
     /// The records `query` selects, in time order.

@@ -7,7 +7,6 @@
 //! - [`PostgresSearch`] (`postgres`): `ILIKE` on title and synopsis; no indexer needed and
 //!   read-your-writes, but a scan per search.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use elasticsearch::{Elasticsearch, SearchParts};
@@ -15,8 +14,14 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::{ANIME_COLUMNS, Anime, Page};
+use crate::domain::{Anime, Page, live_anime_in_order};
 use crate::{Error, Result};
+
+/// The API's one client of the search engine at `url` (each request bounded by `timeout`),
+/// shared by `searchAnime`, the admin `logs` query and the analytics reads.
+pub fn engine_client(url: &str, timeout: Duration) -> Result<Elasticsearch> {
+    anineplus_connectors::search::client(url, timeout).map_err(|e| Error::Internal(e.to_string()))
+}
 
 /// A boxed future: keeps the trait object safe without a macro.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -113,17 +118,16 @@ pub struct ElasticsearchSearch {
 }
 
 impl ElasticsearchSearch {
-    /// Searches the alias `<index_prefix>-anime` at `url`, loading rows from `pool`.
-    pub fn new(url: &str, index_prefix: &str, timeout: Duration, pool: PgPool) -> Result<Self> {
-        let client = anineplus_connectors::search::client(url, timeout)
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        Ok(Self {
+    /// Searches the alias `<index_prefix>-anime` with `client` (the API's engine client,
+    /// [`engine_client`], at `url`), loading rows from `pool`.
+    pub fn new(client: Elasticsearch, url: &str, index_prefix: &str, pool: PgPool) -> Self {
+        Self {
             client,
             url: url.to_owned(),
             alias: anineplus_schemas::indices::Index::Anime.alias(index_prefix),
             pool,
             fallback: None,
-        })
+        }
     }
 
     /// Answers from PostgreSQL ([`PostgresSearch`]) when the engine is unreachable or
@@ -244,14 +248,7 @@ impl SearchBackend for ElasticsearchSearch {
                     }
                 },
             };
-            let rows: Vec<Anime> = sqlx::query_as(&format!(
-                "SELECT {ANIME_COLUMNS} FROM anime WHERE id = ANY($1) AND deleted_at IS NULL"
-            ))
-            .bind(&ids)
-            .fetch_all(&self.pool)
-            .await?;
-            let mut by_id: HashMap<Uuid, Anime> = rows.into_iter().map(|a| (a.id, a)).collect();
-            let items = ids.iter().filter_map(|id| by_id.remove(id)).collect();
+            let items = live_anime_in_order(&self.pool, &ids).await?;
             Ok(Page {
                 items,
                 offset,

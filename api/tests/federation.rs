@@ -125,9 +125,17 @@ async fn apollo_composition_accepts_our_subgraph_alone_and_beside_another() {
     for (alone, theirs) in [(true, None), (false, Some(("topRated", "rate")))] {
         let (query, mutation) = compose(&sdl, alone).await;
         let has = |fields: &[String], field: &str| fields.iter().any(|f| f == field);
-        for field in ["anime", "animes", "episode", "me", "searchAnime"]
-            .into_iter()
-            .chain(theirs.map(|t| t.0))
+        for field in [
+            "anime",
+            "animes",
+            "episode",
+            "me",
+            "searchAnime",
+            "trendingAnime",
+            "subscriptionCounts",
+        ]
+        .into_iter()
+        .chain(theirs.map(|t| t.0))
         {
             assert!(
                 has(&query, field),

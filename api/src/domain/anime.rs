@@ -1,6 +1,9 @@
 //! Anime: the catalog's main aggregate. Writes are for ADMINs; reads are public and cached.
 
+use std::collections::HashMap;
+
 use anineplus_schemas::events::{self as ev, AnimeData};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{Anime, AnimeFilter, AnimeStatus, Caller, Domain, Page, Role, validate};
@@ -8,6 +11,22 @@ use crate::outbox;
 use crate::{Error, Result};
 
 pub(crate) const ANIME_COLUMNS: &str = "id, title, synopsis, genres, status, release_year, created_by, version, created_at, updated_at";
+
+/// The live anime of `ids`, read in one statement and kept in the order of `ids`; an id
+/// whose row is gone or soft-deleted is left out (as is a repeated id, after its first).
+pub(crate) async fn live_anime_in_order(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Anime>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<Anime> = sqlx::query_as(&format!(
+        "SELECT {ANIME_COLUMNS} FROM anime WHERE id = ANY($1) AND deleted_at IS NULL"
+    ))
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    let mut by_id: HashMap<Uuid, Anime> = rows.into_iter().map(|a| (a.id, a)).collect();
+    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+}
 
 /// Fields of a new anime.
 #[derive(Debug, Clone)]

@@ -6,11 +6,14 @@
 //! the outbox row is appended: two writes of one aggregate therefore get outbox ids in
 //! commit order, which is the order the relay publishes.
 //!
-//! Files: [`model`] (rows and enums), [`validate`] (input rules), and one file per
-//! aggregate holding its `impl Domain` block.
+//! Files: [`model`] (rows and enums), [`validate`] (input rules), one file per
+//! aggregate holding its `impl Domain` block, and `analytics` (the reads of the analytics
+//! pipeline's statistics: [`Domain::trending_anime`], [`Domain::subscription_counts`]).
 
+mod analytics;
 mod anime;
-pub(crate) use anime::ANIME_COLUMNS;
+pub use analytics::{HOUR_MS, MAX_TRENDING_BUCKETS, Trending, TrendingWindow};
+pub(crate) use anime::{ANIME_COLUMNS, live_anime_in_order};
 pub use anime::{AnimeChange, NewAnime};
 pub use comments::CommentTarget;
 pub use episodes::{EpisodeChange, EpisodeFields};
@@ -50,6 +53,7 @@ pub struct Domain {
     pub(crate) search: std::sync::Arc<dyn SearchBackend>,
     pub(crate) max_page_size: usize,
     pub(crate) logs: Option<crate::logs::LogStore>,
+    pub(crate) stats: Option<crate::stats::StatsStore>,
 }
 
 impl Domain {
@@ -70,6 +74,7 @@ impl Domain {
             search,
             max_page_size,
             logs: None,
+            stats: None,
         }
     }
 

@@ -28,12 +28,17 @@ use crate::{Error, Result};
 /// given.
 pub const LIST_CAP: usize = 100;
 
+/// The size a capped list answers for `first`: clamped to 1 to [`LIST_CAP`] (a negative
+/// `first` is 1), `default` without one.
+pub fn clamped_size(first: Option<i32>, default: usize) -> usize {
+    first.map_or(default, |n| {
+        usize::try_from(n).unwrap_or(1).clamp(1, LIST_CAP)
+    })
+}
+
 /// The complexity of a plain list: `first` (default [`LIST_CAP`]) times its children.
 pub fn list_cost(first: Option<i32>, child_complexity: usize) -> usize {
-    let size = first.map_or(LIST_CAP, |n| {
-        usize::try_from(n).unwrap_or(1).clamp(1, LIST_CAP)
-    });
-    size.saturating_mul(child_complexity)
+    clamped_size(first, LIST_CAP).saturating_mul(child_complexity)
 }
 
 /// The items of a plain list that `first` (1 to [`LIST_CAP`], default [`LIST_CAP`]) and
@@ -258,6 +263,11 @@ mod tests {
     fn plain_lists_are_capped_and_cost_their_size() {
         assert_eq!(list_cost(None, 3), LIST_CAP * 3);
         assert_eq!(list_cost(Some(5), 3), 15);
+        assert_eq!(list_cost(Some(500), 1), LIST_CAP);
+        assert_eq!(clamped_size(None, 10), 10);
+        assert_eq!(clamped_size(Some(0), 10), 1);
+        assert_eq!(clamped_size(Some(-4), 10), 1);
+        assert_eq!(clamped_size(Some(101), 10), LIST_CAP);
         let items: Vec<i32> = (1..=150).collect();
         assert_eq!(slice(items.clone(), None, None).unwrap().len(), LIST_CAP);
         assert_eq!(

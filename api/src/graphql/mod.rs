@@ -73,3 +73,31 @@ pub(crate) fn parts<'a>(ctx: &Context<'a>) -> (&'a Domain, &'a Caller) {
 pub fn sdl(schema: &ApiSchema) -> String {
     schema.sdl()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema_sdl() -> String {
+        Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+            .enable_federation()
+            .finish()
+            .sdl()
+    }
+
+    #[test]
+    fn the_analytics_fields_have_their_documented_signatures() {
+        let sdl = schema_sdl();
+        for line in [
+            "trendingAnime(first: Int = 10, window: TrendingWindow = CURRENT_HOUR): [TrendingAnime!]!",
+            "subscriptionCounts: [PlanCount!]!",
+            "commentCount: Int!",
+            "active: Int!",
+        ] {
+            assert!(sdl.contains(line), "the SDL lacks {line:?}:\n{sdl}");
+        }
+        for value in ["CURRENT_HOUR", "LAST_HOUR", "LAST_24_HOURS"] {
+            assert!(sdl.contains(&format!("\t{value}\n")), "{value}:\n{sdl}");
+        }
+    }
+}

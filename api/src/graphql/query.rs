@@ -5,9 +5,15 @@ use async_graphql::{Context, ErrorExtensions, ID, Object, Result, ResultExt};
 use super::inputs::AnimeFilterInput;
 use super::page::{AnimeConnection, CommentConnection, start_after};
 use super::parts;
-use super::types::{AnimeNode, EpisodeNode, LogEntry, LogLevel, OrganizationNode, UserNode};
+use super::types::{
+    AnimeNode, EpisodeNode, LogEntry, LogLevel, OrganizationNode, PlanCountNode, TrendingAnimeNode,
+    UserNode,
+};
 use crate::Error;
-use crate::domain::{AnimeFilter, CommentTarget};
+use crate::domain::{AnimeFilter, CommentTarget, TrendingWindow};
+
+/// How many anime `trendingAnime` answers when `first` is not given.
+pub const TRENDING_DEFAULT: usize = 10;
 
 /// Reads.
 #[derive(Debug, Default)]
@@ -91,6 +97,54 @@ impl QueryRoot {
             .into())
     }
 
+    /// The anime most commented on in `window` (default `CURRENT_HOUR`), from the
+    /// analytics pipeline's one-hour comment windows (`<INDEX_PREFIX>-anime-stats`; hours
+    /// are UTC, a window starts on a full hour): `CURRENT_HOUR` is the window containing
+    /// now (its start is now floored to the hour; still filling), `LAST_HOUR` the complete
+    /// window before it, `LAST_24_HOURS` the sum of the 24 windows ending with the
+    /// current one. At 14:25 UTC they are the windows starting at 14:00, at 13:00, and at
+    /// 15:00 the day before through 14:00 (comments created 14:00–14:25, 13:00–14:00 and
+    /// 15:00 the day before–14:25). Most comments first, then by anime id; at most
+    /// `first` (default 10, clamped to 1 to 100). Anime without comments in the window
+    /// and deleted anime are left out; before the pipeline has written anything the
+    /// answer is empty. Counts are visible, undeleted comments, as the pipeline counted
+    /// them (a few seconds behind the writes).
+    #[graphql(
+        complexity = "super::limits::clamped_size(first, TRENDING_DEFAULT) * child_complexity"
+    )]
+    async fn trending_anime(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "Some(TRENDING_DEFAULT as i32)")] first: Option<i32>,
+        #[graphql(default_with = "Some(TrendingWindow::CurrentHour)")] window: Option<
+            TrendingWindow,
+        >,
+    ) -> Result<Vec<TrendingAnimeNode>> {
+        let (domain, _) = parts(ctx);
+        let first = super::limits::clamped_size(first, TRENDING_DEFAULT);
+        Ok(domain
+            .trending_anime(window.unwrap_or_default(), first, chrono::Utc::now())
+            .await
+            .extend()?
+            .into_iter()
+            .map(TrendingAnimeNode::from)
+            .collect())
+    }
+
+    /// Active subscriptions per plan, by plan (admins only), as the analytics pipeline
+    /// counted them (`<INDEX_PREFIX>-anime-stats`): a plan it has not counted yet is
+    /// absent, and before it has written anything the answer is empty.
+    async fn subscription_counts(&self, ctx: &Context<'_>) -> Result<Vec<PlanCountNode>> {
+        let (domain, caller) = parts(ctx);
+        Ok(domain
+            .subscription_counts(&caller.viewer)
+            .await
+            .extend()?
+            .into_iter()
+            .map(PlanCountNode::from)
+            .collect())
+    }
+
     /// Log records of every service, from the log pipeline's indices, in time order
     /// (admins only): one request's by `correlationId` (the request's `x-correlation-id`),
     /// or a service's, at `level` and above, logged at or after `since` (RFC 3339); at
@@ -116,11 +170,7 @@ impl QueryRoot {
             })
             .transpose()
             .extend()?;
-        let size = first.map_or(super::limits::LIST_CAP, |n| {
-            usize::try_from(n)
-                .unwrap_or(1)
-                .clamp(1, super::limits::LIST_CAP)
-        });
+        let size = super::limits::clamped_size(first, super::limits::LIST_CAP);
         let query = anineplus_connectors::log_search::LogQuery {
             correlation_id,
             service,

@@ -469,3 +469,47 @@ impl From<anineplus_connectors::log_search::LogHit> for LogEntry {
         }
     }
 }
+
+/// An anime and how many comments it got in a `trendingAnime` window.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+#[graphql(name = "TrendingAnime")]
+pub struct TrendingAnimeNode {
+    /// The anime.
+    pub anime: AnimeNode,
+    /// Its visible, undeleted comments created in the window, as the analytics pipeline
+    /// counted them (at least 1).
+    pub comment_count: i32,
+}
+
+impl From<domain::Trending> for TrendingAnimeNode {
+    fn from(t: domain::Trending) -> Self {
+        TrendingAnimeNode {
+            anime: AnimeNode(t.anime),
+            comment_count: saturating_int(t.comments),
+        }
+    }
+}
+
+/// The active subscriptions of one plan, as the analytics pipeline counted them.
+#[derive(Debug, Clone, async_graphql::SimpleObject)]
+#[graphql(name = "PlanCount")]
+pub struct PlanCountNode {
+    /// The plan (`BASIC`, `STANDARD`, `PREMIUM`).
+    pub plan: String,
+    /// Its active subscriptions.
+    pub active: i32,
+}
+
+impl From<crate::stats::PlanCount> for PlanCountNode {
+    fn from(p: crate::stats::PlanCount) -> Self {
+        PlanCountNode {
+            plan: p.plan,
+            active: saturating_int(p.active),
+        }
+    }
+}
+
+/// A count as a GraphQL `Int` (32 bits): larger counts answer the largest `Int`.
+fn saturating_int(n: i64) -> i32 {
+    i32::try_from(n.max(0)).unwrap_or(i32::MAX)
+}
