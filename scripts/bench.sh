@@ -20,6 +20,8 @@ export BENCH_FRESHNESS_MUTATIONS="${BENCH_FRESHNESS_MUTATIONS:-200}"  # freshnes
 export BENCH_FRESHNESS_RATE="${BENCH_FRESHNESS_RATE:-20}"             # freshness: per second
 export BENCH_LOG_RECORDS="${BENCH_LOG_RECORDS:-100000}"  # logs: log records
 export BENCH_LOG_CALLS="${BENCH_LOG_CALLS:-200000}"      # ship: log calls per round
+export BENCH_STATE_RECORDS="${BENCH_STATE_RECORDS:-200000}"   # state: deltas per arm
+export BENCH_RESTORE_RECORDS="${BENCH_RESTORE_RECORDS:-300000}" # state: changelog records restored
 
 export BENCH_PYTHON_ROUNDS="${BENCH_PYTHON_ROUNDS:-1}"    # indexer_vs_python: (ours, peer, peer, ours) rounds
 

@@ -11,6 +11,7 @@ cat <<TXT
     GraphQL API      http://127.0.0.1:3000/graphql   (GraphiQL in a browser; health /health/ready)
     Indexer metrics  http://127.0.0.1:9464/metrics
     Log pipeline     http://127.0.0.1:9465/metrics (index), :9466 (archive), :9467 (alerts)
+    Analytics        http://127.0.0.1:9468/metrics   (try: { trendingAnime { anime { title } commentCount } })
     Find a request   target/debug/anineplus-logs trace <x-correlation-id>   (every service's records)
     Log archive      $STACK_DIR/logs-archive/
     Schema registry  http://127.0.0.1:8081           (try: curl 127.0.0.1:8081/subjects)

@@ -23,8 +23,8 @@
 //!   were never processed (see `verify`/`repair`);
 //! - stateful pipelines also count `pipeline_commits_total`, `pipeline_aborts_total`
 //!   (commits abandoned, state rewound), `pipeline_late_records_total` (after their
-//!   window closed) and `pipeline_state_restored_records_total` (changelog records read
-//!   back into stores).
+//!   window closed), `pipeline_state_restored_records_total` (changelog records read
+//!   back into stores) and `pipeline_state_restore_seconds` (the last restore's duration).
 //!
 //! A process running several pipelines serves them on one endpoint ([`serve_all`]): the
 //! families of every registry merged by name, `/health` failing when any pipeline fails.
@@ -78,6 +78,8 @@ pub struct Metrics {
     pub aborts: IntCounter,
     /// Changelog records restored into state stores.
     pub restored: IntCounter,
+    /// How long the last restore took (seconds; 0 before any).
+    pub restore_seconds: Gauge,
     lag: IntGaugeVec,
     lane_failed: IntGaugeVec,
     gap_records: IntGaugeVec,
@@ -143,7 +145,12 @@ impl Metrics {
             "pipeline_first_record_timestamp_seconds",
             "When the first record was consumed (Unix time; 0 before).",
         );
+        let restore_seconds = gauge(
+            "pipeline_state_restore_seconds",
+            "How long the last restore of state stores from their changelog took.",
+        );
         Metrics {
+            restore_seconds,
             name: pipeline.to_owned(),
             first_record,
             consumed: counter("pipeline_records_consumed_total", "Records consumed."),

@@ -795,6 +795,7 @@ impl<P: Processor> Lane<P> {
         let total: u64 = restored.values().sum();
         let seconds = started.elapsed().as_secs_f64();
         Metrics::add(&self.metrics.restored, total);
+        self.metrics.restore_seconds.set(seconds);
         tracing::info!(
             tasks = ?tasks, records = total, seconds,
             "state restored from {changelog}"
