@@ -538,14 +538,30 @@ impl<P: Processor> Engine<P> {
     }
 
     /// A fatal producer error: a new producer (fencing the old one), state abandoned.
-    fn restart_producer<C: Consumer<StateContext<P>>>(&mut self, consumer: &C) -> Result<()>
+    /// Tried again every second while the brokers do not answer, until `stop`.
+    fn restart_producer<C: Consumer<StateContext<P>>>(
+        &mut self,
+        consumer: &C,
+        stop: &AtomicBool,
+    ) -> Result<()>
     where
         StateContext<P>: ConsumerContext,
     {
         self.open = false;
         self.abandon(consumer);
-        self.producer = producer_for(&self.config)?;
-        Ok(())
+        loop {
+            match producer_for(&self.config) {
+                Ok(producer) => {
+                    self.producer = producer;
+                    return Ok(());
+                }
+                Err(e) if stop.load(Ordering::Acquire) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a new transactional producer: retrying in 1 s");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
     }
 }
 
@@ -675,18 +691,19 @@ impl<P: Processor> Lane<P> {
             let due = engine_guard.tasks.uncommitted >= MAX_UNCOMMITTED
                 || (engine_guard.tasks.uncommitted > 0 && last_commit.elapsed() >= interval);
             if due {
-                Self::commit_or_recover(&mut engine_guard, &consumer)?;
+                self.commit_or_recover(&mut engine_guard, &consumer)?;
                 last_commit = Instant::now();
             }
         }
         let mut engine_guard = engine.lock().expect("engine poisoned");
-        Self::commit_or_recover(&mut engine_guard, &consumer)?;
+        self.commit_or_recover(&mut engine_guard, &consumer)?;
         drop(engine_guard);
         consumer.unsubscribe();
         Ok(())
     }
 
     fn commit_or_recover(
+        &self,
         engine: &mut Engine<P>,
         consumer: &BaseConsumer<StateContext<P>>,
     ) -> Result<()> {
@@ -699,7 +716,7 @@ impl<P: Processor> Lane<P> {
             }
             Err(CommitError::Fatal(reason)) => {
                 tracing::error!(%reason, "producer fenced or failed: a new producer, rewinding to the last commit");
-                engine.restart_producer(consumer)
+                engine.restart_producer(consumer, &self.stop)
             }
         }
     }

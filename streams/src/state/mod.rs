@@ -11,7 +11,7 @@
 //!   with its task's store, flush before each commit) and what it emits ([`Output`]);
 //! - [`ops`]: the runtime's operators as processors: [`ops::Aggregate`] (`group_by_key` →
 //!   `aggregate`, [`ops::count`], [`ops::reduce`]), windowed or not, emitting on change or
-//!   on window close;
+//!   on window close; [`ops::Join`] (a table from a topic joined with a stream);
 //! - `tasks`: what a lane holds between commits (stores, positions, outputs), shared by
 //!   the Kafka lane and the driver;
 //! - [`kafka`]: [`StatefulPipeline`], the consumer group on Kafka with restore on assign,

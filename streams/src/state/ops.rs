@@ -273,6 +273,128 @@ where
     }
 }
 
+/// How a join's input decodes one value of its topic.
+pub type Decode<T> = Arc<dyn Fn(&Codec, &[u8]) -> Result<T, Undecodable> + Send + Sync>;
+
+/// Values of a topic as JSON (the runtime's internal topics).
+pub fn json<T: DeserializeOwned + 'static>() -> Decode<T> {
+    Arc::new(|_codec: &Codec, bytes: &[u8]| {
+        serde_json::from_slice(bytes).map_err(|e| Undecodable::permanent(format!("JSON: {e}")))
+    })
+}
+
+/// Values of a topic as Avro through the registry, in `V`'s schema.
+pub fn avro<V: anineplus_schemas::TopicValue + 'static>() -> Decode<V> {
+    Arc::new(|codec: &Codec, bytes: &[u8]| Ok(codec.decode_prepared::<V>(bytes)?))
+}
+
+/// One side of a join: a record of the table's topic or of the stream's.
+#[derive(Debug)]
+pub enum Side<T, S> {
+    /// A table record: the key's latest value (`None`: deleted).
+    Table(Option<T>),
+    /// A stream record.
+    Stream(S),
+}
+
+type Joiner<S, T> = Arc<dyn Fn(&str, S, Option<&T>) -> Vec<Output> + Send + Sync>;
+
+/// A table from a topic (KTable: the latest value of each key, an empty value deleting
+/// it) and a stream joined to it on the key (a left join: each stream record meets the
+/// table's value of its key, or none). Both topics must be co-partitioned; records are
+/// processed in the order they are consumed, so a stream record sees the table as of the
+/// table records of its task consumed before it (no synchronisation on timestamps).
+pub struct Join<T, S> {
+    store: String,
+    table: String,
+    stream: String,
+    outputs: Vec<String>,
+    schemas: Vec<(String, anineplus_schemas::Topic)>,
+    decode_table: Decode<T>,
+    decode_stream: Decode<S>,
+    joiner: Joiner<S, T>,
+}
+
+impl<T: StateValue, S: 'static> Join<T, S> {
+    /// The table of `table` (decoded with `decode_table`) in store `store`, joined with
+    /// the stream of `stream`; `joiner` makes the records of each stream record, sent to
+    /// `outputs`.
+    pub fn new(
+        store: &str,
+        (table, decode_table): (&str, Decode<T>),
+        (stream, decode_stream): (&str, Decode<S>),
+        outputs: &[&str],
+        joiner: impl Fn(&str, S, Option<&T>) -> Vec<Output> + Send + Sync + 'static,
+    ) -> Self {
+        Join {
+            store: store.to_owned(),
+            table: table.to_owned(),
+            stream: stream.to_owned(),
+            outputs: outputs.iter().map(|t| (*t).to_owned()).collect(),
+            schemas: Vec::new(),
+            decode_table,
+            decode_stream,
+            joiner: Arc::new(joiner),
+        }
+    }
+
+    /// Says that `topic`'s values are Avro of `schema` (the runtime then fetches writer
+    /// schemas it does not know; see [`Processor::schema`]).
+    pub fn avro_topic(mut self, topic: &str, schema: anineplus_schemas::Topic) -> Self {
+        self.schemas.push((topic.to_owned(), schema));
+        self
+    }
+}
+
+impl<T: StateValue, S: Send + 'static> Processor for Join<T, S> {
+    type Input = Side<T, S>;
+    type State = T;
+
+    fn store(&self) -> &str {
+        &self.store
+    }
+
+    fn inputs(&self) -> Vec<String> {
+        vec![self.table.clone(), self.stream.clone()]
+    }
+
+    fn outputs(&self) -> Vec<String> {
+        self.outputs.clone()
+    }
+
+    fn schema(&self, topic: &str) -> Option<anineplus_schemas::Topic> {
+        self.schemas
+            .iter()
+            .find(|(t, _)| t == topic)
+            .map(|(_, s)| *s)
+    }
+
+    fn decode(&self, codec: &Codec, topic: &str, value: &[u8]) -> Result<Side<T, S>, Undecodable> {
+        if topic == self.table {
+            if value.is_empty() {
+                return Ok(Side::Table(None));
+            }
+            Ok(Side::Table(Some((self.decode_table)(codec, value)?)))
+        } else {
+            Ok(Side::Stream((self.decode_stream)(codec, value)?))
+        }
+    }
+
+    fn process(&self, record: Record<'_, Side<T, S>>, store: &mut Store<T>, out: &mut Emit) {
+        let key = record.key_str();
+        store.observe_time(record.timestamp);
+        match record.value {
+            Side::Table(Some(value)) => store.put(key, value),
+            Side::Table(None) => store.delete(&key),
+            Side::Stream(value) => {
+                for output in (self.joiner)(&key, value, store.get(&key)) {
+                    out.send(output);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -394,6 +516,54 @@ mod tests {
         let letters = driver.dead_letters();
         assert_eq!(letters.len(), 1);
         assert_eq!(letters[0].value.as_deref(), Some(&b"{not json"[..]));
+    }
+
+    #[test]
+    fn a_stream_record_meets_the_tables_latest_value_of_its_key() {
+        let join = Join::new(
+            "titles",
+            ("titles", json::<String>()),
+            ("comments", json::<String>()),
+            &["out"],
+            |key, comment, title: Option<&String>| {
+                let title = title.cloned().unwrap_or_else(|| "?".to_owned());
+                vec![Output::json(
+                    "out",
+                    key,
+                    &(key, 0, format!("{comment} on {title}").len() as i64),
+                    0,
+                )]
+            },
+        );
+        let mut driver = StateDriver::new(join, codec());
+        driver.pipe_json("comments", 0, "a1", &"early", 1);
+        driver.pipe_json("titles", 0, "a1", &"Frieren", 2);
+        driver.pipe_json("comments", 0, "a1", &"nice", 3);
+        driver.pipe_json("titles", 0, "a1", &"Sousou no Frieren", 4);
+        driver.pipe_json("comments", 0, "a1", &"nice", 5);
+        driver.pipe("titles", 0, "a1", b"", 6);
+        driver.pipe_json("comments", 0, "a1", &"gone", 7);
+        let lengths: Vec<i64> = counts(&driver.commit())
+            .into_iter()
+            .map(|(_, _, n)| n)
+            .collect();
+        assert_eq!(
+            lengths,
+            [
+                "early on ?".len() as i64,
+                "nice on Frieren".len() as i64,
+                "nice on Sousou no Frieren".len() as i64,
+                "gone on ?".len() as i64,
+            ]
+        );
+        let mut driver = driver.restart(Join::new(
+            "titles",
+            ("titles", json::<String>()),
+            ("comments", json::<String>()),
+            &["out"],
+            |_, _, _: Option<&String>| Vec::new(),
+        ));
+        assert!(driver.store(0).is_empty(), "the tombstone restored too");
     }
 
     #[test]

@@ -1,0 +1,107 @@
+//! The Kafka broker restarted under the running binary (`exactly_once`), with the stack's
+//! own script: transactions open at the stop are aborted, the steps rewind and go on, and
+//! at the end the counts are exact and a `read_committed` reader of the comment deltas
+//! sees no partial output (the sum of the committed deltas per anime is its count).
+//! Stops what every test uses: alone in its test binary (cargo runs test binaries one
+//! after another), and the broker is started again even when the test fails.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn kafka(action: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/stack/kafka.sh");
+    let at = Instant::now();
+    let status = Command::new("bash")
+        .arg(&path)
+        .arg(action)
+        .status()
+        .unwrap_or_else(|e| panic!("running {}: {e}", path.display()));
+    assert!(status.success(), "kafka.sh {action}: {status}");
+    eprintln!(
+        "broker restart: kafka {action} took {:.1} s",
+        at.elapsed().as_secs_f64()
+    );
+}
+
+/// Starts the broker again when dropped (a failed test must not leave it stopped).
+struct Restart;
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        kafka("start");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_restart_mid_stream_leaves_exact_counts_and_no_partial_output() {
+    let h = Harness::new().await;
+    let comments: Vec<_> = (0..COMMENTS).map(comment_events).collect();
+    let subscriptions: Vec<_> = (0..SUBSCRIPTIONS).map(subscription_events).collect();
+    let expected = expected(&comments, &subscriptions);
+    let comments: Vec<_> = comments.into_iter().map(|(id, e, _)| (id, e)).collect();
+    let subscriptions: Vec<_> = subscriptions
+        .into_iter()
+        .map(|(id, e, _)| (id, e))
+        .collect();
+    let started = Instant::now();
+    let mut child = h.spawn("exactly_once");
+    let (c, s) = (COMMENTS / WAVES, SUBSCRIPTIONS / WAVES);
+    for wave in 0..WAVES {
+        if wave == 4 {
+            wait_for_commits(&h, &h.metrics, 2.0).await;
+            // The last wave's records are still being processed: stop the broker under them.
+            let restart = Restart;
+            kafka("stop");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            drop(restart);
+            eprintln!(
+                "broker restart: back at {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        send_all(&h, &comments[wave * c..(wave + 1) * c]).await;
+        send_all(&h, &subscriptions[wave * s..(wave + 1) * s]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let got = wait_for(&h, &expected, Duration::from_secs(180)).await;
+    let aborts = aborts(&h, &h.metrics).await;
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    let diff = diff(&expected, &got);
+    assert!(
+        diff.is_empty(),
+        "counts differ after a broker restart:\n{}",
+        diff.join("\n")
+    );
+    let deltas = format!("{}analytics-comment-deltas", h.world.topic_prefix);
+    let committed = sum_of_deltas(&h, &deltas, "read_committed");
+    let everything = sum_of_deltas(&h, &deltas, "read_uncommitted");
+    for (stat, count) in &expected {
+        let Some(anime) = stat
+            .strip_prefix("comments:")
+            .and_then(|s| s.split(':').next())
+        else {
+            continue;
+        };
+        assert_eq!(
+            committed.get(anime).copied().unwrap_or_default(),
+            *count,
+            "committed deltas of {anime}"
+        );
+    }
+    eprintln!(
+        "broker restart: {} statistics exact, {aborts} commits aborted; committed deltas sum to the counts ({} anime differ when aborted records are read too), {:.1} s",
+        expected.len(),
+        committed
+            .iter()
+            .filter(|(k, v)| everything.get(*k) != Some(v))
+            .count(),
+        started.elapsed().as_secs_f64()
+    );
+    h.world.delete_topics().await;
+}
