@@ -3,7 +3,7 @@
 //!
 //! How a text query matches (the analysers are the indexer's, `pipelines/indexer/src/
 //! indices.rs`), strongest first:
-//! 1. the words as a phrase in the title;
+//! 1. the words as a phrase in the title or an alternative title;
 //! 2. every word, exactly, in the title, an alternative title or a genre;
 //! 3. every word with typos forgiven (`AUTO:5,9`: none below 5 letters, one from 5, two
 //!    from 9; the first letter must match), in the titles or the synopsis;
@@ -137,6 +137,7 @@ impl ElasticsearchSearch {
 }
 
 /// The fields a text query searches, with their weights.
+const PHRASE_FIELDS: [&str; 2] = ["title^2", "alternativeTitles"];
 const EXACT_FIELDS: [&str; 3] = ["title^4", "alternativeTitles^3", "genres.text^2"];
 const FUZZY_FIELDS: [&str; 3] = ["title^4", "alternativeTitles^3", "synopsis"];
 const PREFIX_FIELDS: [&str; 2] = ["title.prefix^4", "alternativeTitles.prefix^3"];
@@ -151,7 +152,9 @@ pub fn matching(query: &str) -> Value {
         return json!({ "term": { "id": id.to_string() } });
     }
     json!({ "bool": { "minimum_should_match": 1, "should": [
-        { "match_phrase": { "title": { "query": query, "boost": 6 } } },
+        { "multi_match": {
+            "query": query, "type": "phrase", "fields": PHRASE_FIELDS, "boost": 6,
+        } },
         { "multi_match": {
             "query": query, "fields": EXACT_FIELDS, "operator": "and", "boost": 3,
         } },
@@ -373,7 +376,9 @@ pub fn suggest_body(prefix: &str, limit: i64) -> Value {
             "minimum_should_match": 1,
             "should": [
                 { "multi_match": { "query": prefix, "fields": PREFIX_FIELDS, "operator": "and" } },
-                { "match_phrase_prefix": { "title": { "query": prefix, "boost": 2 } } },
+                { "multi_match": {
+                    "query": prefix, "type": "phrase_prefix", "fields": PHRASE_FIELDS, "boost": 2,
+                } },
             ],
         } })),
         "size": limit,
@@ -665,10 +670,7 @@ mod tests {
         let none = SearchFilter::default();
         let body = search_body(&search(" frieren ", &none));
         let should = &body["query"]["bool"]["must"][0]["bool"]["should"];
-        assert_eq!(
-            should[0]["match_phrase"]["title"]["query"],
-            json!("frieren")
-        );
+        assert_eq!(should[0]["multi_match"]["query"], json!("frieren"));
         assert_eq!(should[2]["multi_match"]["fuzziness"], json!("AUTO:5,9"));
         assert_eq!(
             body["query"]["bool"]["must_not"][0]["term"]["deleted"],
