@@ -19,7 +19,7 @@
 //!   and what one operation may use while it runs (resolver cap, `_entities` cost).
 //! - [`http`]: router, GraphQL endpoint, correlation ids, health and metrics, security
 //!   headers and CORS.
-//! - [`search`]: the `searchAnime` seam ([`search::SearchBackend`]): the indexer's search
+//! - [`search`]: anime search and autocomplete ([`search::SearchBackend`]): the indexer's search
 //!   index (default) or PostgreSQL.
 //! - [`logs`]: the admin-only `logs` query's store, the log pipeline's daily indices.
 //! - [`stats`]: the store of `trendingAnime` and `subscriptionCounts`, the analytics

@@ -27,6 +27,7 @@ async fn setup() -> (Elasticsearch, SearchSink, String) {
             "deleted": { "type": "boolean" },
             "aggregateVersion": { "type": "long" },
         }}),
+        analysis: None,
     };
     spec.ensure(&client).await.unwrap();
     spec.ensure(&client).await.expect("idempotent");
@@ -293,4 +294,94 @@ async fn a_409_on_a_scripted_update_is_a_conflict_to_retry_not_already_applied()
         .send()
         .await
         .unwrap();
+}
+
+/// A mapping change the live index cannot take (a sub-field with an analyser it lacks):
+/// refused as a permanent error at the same mapping version, left for a reindex (the old
+/// generation keeps serving) when the new mappings are of a later version; a generation
+/// made from the template then has the new analyser and sub-field.
+#[tokio::test]
+async fn a_mapping_change_the_live_index_refuses_waits_for_a_reindex_when_its_version_is_newer() {
+    let stack = Stack::from_env();
+    let (client, _) = stack.search().await.unwrap_or_else(|e| panic!("{e}"));
+    let alias = unique("mapver");
+    let title = |sub: bool| {
+        let mut t = json!({ "type": "text" });
+        if sub {
+            t["fields"] = json!({ "folded": { "type": "text", "analyzer": "folded" } });
+        }
+        t
+    };
+    let v1 = IndexSpec {
+        alias: alias.clone(),
+        mappings: json!({ "_meta": { "version": 1 }, "dynamic": false,
+            "properties": { "title": title(false) } }),
+        analysis: None,
+    };
+    v1.ensure(&client).await.expect("the first generation");
+    let analysis = json!({ "analyzer": { "folded": {
+        "type": "custom", "tokenizer": "standard", "filter": ["lowercase", "asciifolding"] } } });
+    let same_version = IndexSpec {
+        alias: alias.clone(),
+        mappings: json!({ "_meta": { "version": 1 }, "dynamic": false,
+            "properties": { "title": title(true) } }),
+        analysis: Some(analysis.clone()),
+    };
+    let refused = same_version
+        .ensure(&client)
+        .await
+        .expect_err("an analyser the index lacks");
+    assert!(!refused.is_retryable(), "{refused}");
+    assert!(refused.to_string().contains("folded"), "{refused}");
+    let v2 = IndexSpec {
+        mappings: json!({ "_meta": { "version": 2 }, "dynamic": false,
+            "properties": { "title": title(true) } }),
+        ..same_version
+    };
+    v2.ensure(&client)
+        .await
+        .expect("a newer version waits for the reindex");
+    let live = anineplus_connectors::search::call_json(
+        &client,
+        Method::Get,
+        &format!("/{alias}/_mapping"),
+        None,
+    )
+    .await
+    .expect("the mapping");
+    let first = format!("{alias}-v1");
+    assert_eq!(live[&first]["mappings"]["_meta"]["version"], json!(1));
+    // The next generation, as a reindex makes it, gets the template's analysis.
+    let next = format!("{alias}-v2");
+    anineplus_connectors::search::call_json(&client, Method::Put, &format!("/{next}"), None)
+        .await
+        .expect("the next generation");
+    let made = anineplus_connectors::search::call_json(
+        &client,
+        Method::Get,
+        &format!("/{next}/_mapping"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        made[&next]["mappings"]["properties"]["title"]["fields"]["folded"]["analyzer"],
+        json!("folded")
+    );
+    for index in [first, next] {
+        let _ = anineplus_connectors::search::call_json(
+            &client,
+            Method::Delete,
+            &format!("/{index}"),
+            None,
+        )
+        .await;
+    }
+    let _ = anineplus_connectors::search::call_json(
+        &client,
+        Method::Delete,
+        &format!("/_index_template/{alias}"),
+        None,
+    )
+    .await;
 }

@@ -262,9 +262,55 @@ impl Domain {
         })
     }
 
-    /// Full-text search through the configured [`crate::search::SearchBackend`].
-    pub async fn search_anime(&self, query: &str, offset: i64, limit: i64) -> Result<Page<Anime>> {
+    /// Full-text search through the configured [`crate::search::SearchBackend`]: the
+    /// query at most 200 characters, at most 20 genres (lowercased as stored), a year
+    /// range whose start is not after its end.
+    pub async fn search_anime(
+        &self,
+        query: &str,
+        filter: &crate::search::SearchFilter,
+        sort: crate::search::SearchSort,
+        offset: i64,
+        limit: i64,
+    ) -> Result<crate::search::SearchResults> {
         let query = validate::optional_text("query", query, 200)?;
-        self.search.search_anime(query, offset, limit).await
+        if filter.genres.len() > 20 {
+            return Err(Error::bad_input("filter.genres: at most 20"));
+        }
+        if let (Some(from), Some(to)) = (filter.release_year_from, filter.release_year_to)
+            && from > to
+        {
+            return Err(Error::bad_input(format!(
+                "filter: releaseYearFrom {from} is after releaseYearTo {to}"
+            )));
+        }
+        let filter = crate::search::SearchFilter {
+            genres: filter
+                .genres
+                .iter()
+                .map(|g| g.trim().to_lowercase())
+                .collect(),
+            ..filter.clone()
+        };
+        self.search
+            .search_anime(crate::search::AnimeSearch {
+                query,
+                filter: &filter,
+                sort,
+                offset,
+                limit,
+            })
+            .await
+    }
+
+    /// Titles for a search box as the user types `prefix` (at most 100 characters), at
+    /// most `limit`.
+    pub async fn suggest(
+        &self,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<crate::search::Suggestion>> {
+        let prefix = validate::optional_text("prefix", prefix, 100)?;
+        self.search.suggest(prefix, limit).await
     }
 }

@@ -11,7 +11,7 @@ use super::{Caller, Comment, CommentStatus, Domain, Page, Role, validate};
 use crate::outbox;
 use crate::{Error, Result};
 
-const COMMENT_COLUMNS: &str = "id, anime_id, episode_id, author_id, body, status, \
+pub(super) const COMMENT_COLUMNS: &str = "id, anime_id, episode_id, author_id, body, status, \
      moderation_reason, moderated_by, moderated_at, version, created_at";
 
 fn event_status(s: CommentStatus) -> ev::CommentStatus {

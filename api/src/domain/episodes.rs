@@ -8,7 +8,8 @@ use super::{Caller, Domain, Episode, Role, validate};
 use crate::outbox;
 use crate::{Error, Result};
 
-const EPISODE_COLUMNS: &str = "id, anime_id, number, title, duration_seconds, air_date, version";
+pub(super) const EPISODE_COLUMNS: &str =
+    "id, anime_id, number, title, duration_seconds, air_date, version";
 
 /// Fields of a new episode (the number is required).
 #[derive(Debug, Clone, Default)]

@@ -19,6 +19,8 @@ pub use comments::CommentTarget;
 pub use episodes::{EpisodeChange, EpisodeFields};
 mod comments;
 mod episodes;
+mod found;
+pub use found::{FoundEntities, FoundEntity};
 pub mod model;
 mod organizations;
 mod subscriptions;

@@ -12,7 +12,7 @@ use super::{Caller, Domain, Member, MemberRole, Organization, Role, validate};
 use crate::outbox;
 use crate::{Error, Result};
 
-const ORG_COLUMNS: &str = "id, name, slug, owner_id, version";
+pub(super) const ORG_COLUMNS: &str = "id, name, slug, owner_id, version";
 
 impl Domain {
     /// Creates an organization owned by the caller.

@@ -17,7 +17,7 @@ use crate::auth::password;
 use crate::outbox;
 use crate::{Error, Result};
 
-const USER_COLUMNS: &str = "id, email, name, role, version, created_at";
+pub(super) const USER_COLUMNS: &str = "id, email, name, role, version, created_at";
 
 fn event_role(role: Role) -> ev::UserRole {
     match role {

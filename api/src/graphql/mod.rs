@@ -17,6 +17,7 @@ pub mod limits;
 pub mod mutation;
 pub mod page;
 pub mod query;
+pub mod search;
 pub mod types;
 
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema};

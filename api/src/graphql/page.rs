@@ -41,7 +41,7 @@ pub struct PageInfo {
     pub end_cursor: Option<String>,
 }
 
-fn page_info(offset: i64, len: usize, total: i64) -> PageInfo {
+pub(crate) fn page_info(offset: i64, len: usize, total: i64) -> PageInfo {
     let len = len as i64;
     PageInfo {
         has_next_page: offset + len < total,

@@ -5,15 +5,22 @@ use async_graphql::{Context, ErrorExtensions, ID, Object, Result, ResultExt};
 use super::inputs::AnimeFilterInput;
 use super::page::{AnimeConnection, CommentConnection, start_after};
 use super::parts;
+use super::search::{AnimeSearchConnection, AnimeSearchFilter, AnimeSuggestion, SearchConnection};
 use super::types::{
     AnimeNode, EpisodeNode, LogEntry, LogLevel, OrganizationNode, PlanCountNode, TrendingAnimeNode,
     UserNode,
 };
 use crate::Error;
 use crate::domain::{AnimeFilter, CommentTarget, TrendingWindow};
+use crate::search::{EntityType, SearchSort};
 
 /// How many anime `trendingAnime` answers when `first` is not given.
 pub const TRENDING_DEFAULT: usize = 10;
+
+/// How many titles `suggest` offers by default, and at most.
+pub const SUGGEST_DEFAULT: usize = 5;
+/// The most titles `suggest` offers.
+pub const SUGGEST_MAX: i32 = 20;
 
 /// Reads.
 #[derive(Debug, Default)]
@@ -78,7 +85,14 @@ impl QueryRoot {
         Ok(domain.animes(&filter, offset, limit).await.extend()?.into())
     }
 
-    /// Anime matching a text query (title, synopsis), best first.
+    /// Anime matching a text query, best first by default: typos forgiven (one in words of
+    /// 5 letters or more, two from 9), the words as typed so far matching the start of
+    /// title words ("fri" finds "Frieren"), exact and phrase matches above typos, titles
+    /// above synopses (`docs/search.md`). An empty query lists every anime. `filter`
+    /// narrows the hits and `totalCount`; `facets` count the hits per genre, status and
+    /// release years, each under the other filters; each edge's `highlights` show what
+    /// matched. `sort`: `RELEVANCE` (default), `NEWEST` (most recently added), or
+    /// `RELEASE_YEAR` (latest first).
     #[graphql(complexity = "first.unwrap_or(20).max(1) as usize * child_complexity")]
     async fn search_anime(
         &self,
@@ -86,15 +100,66 @@ impl QueryRoot {
         query: String,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<AnimeConnection> {
+        filter: Option<AnimeSearchFilter>,
+        sort: Option<SearchSort>,
+    ) -> Result<AnimeSearchConnection> {
+        let (domain, _) = parts(ctx);
+        let limit = domain.page_size(first).extend()?;
+        let offset = start_after(after.as_deref()).extend()?;
+        let filter = filter.unwrap_or_default().into();
+        Ok(domain
+            .search_anime(&query, &filter, sort.unwrap_or_default(), offset, limit)
+            .await
+            .extend()?
+            .into())
+    }
+
+    /// Every kind of entity matching a text query (not empty), best first: anime (as in
+    /// `searchAnime`), episodes (titles), visible comments (text), users (names only; an
+    /// email is never searched) and organizations (names), with the same typo and prefix
+    /// rules. `types` narrows the kinds (default all); `counts` gives the hits per kind.
+    /// Needs the search index (`SEARCH_BACKEND=index`).
+    #[graphql(complexity = "first.unwrap_or(20).max(1) as usize * child_complexity")]
+    async fn search(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        types: Option<Vec<EntityType>>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<SearchConnection> {
         let (domain, _) = parts(ctx);
         let limit = domain.page_size(first).extend()?;
         let offset = start_after(after.as_deref()).extend()?;
         Ok(domain
-            .search_anime(&query, offset, limit)
+            .search_everything(&query, &types.unwrap_or_default(), offset, limit)
             .await
             .extend()?
             .into())
+    }
+
+    /// Titles for a search box as the user types: anime whose title (or alternative
+    /// title) words start with the words of `prefix` (the last one as typed so far),
+    /// words in order first, shorter titles first; at most `first` (default 5, clamped to
+    /// 1 to 20). Read from the search index: a few moments behind the writes.
+    #[graphql(complexity = "super::limits::clamped_size(first, SUGGEST_DEFAULT)")]
+    async fn suggest(
+        &self,
+        ctx: &Context<'_>,
+        prefix: String,
+        #[graphql(default_with = "Some(SUGGEST_DEFAULT as i32)")] first: Option<i32>,
+    ) -> Result<Vec<AnimeSuggestion>> {
+        let (domain, _) = parts(ctx);
+        let first = first
+            .unwrap_or(SUGGEST_DEFAULT as i32)
+            .clamp(1, SUGGEST_MAX) as i64;
+        Ok(domain
+            .suggest(&prefix, first)
+            .await
+            .extend()?
+            .into_iter()
+            .map(AnimeSuggestion::from)
+            .collect())
     }
 
     /// The anime most commented on in `window` (default `CURRENT_HOUR`), from the

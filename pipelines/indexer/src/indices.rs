@@ -3,8 +3,21 @@
 //! Each is an alias `<INDEX_PREFIX>-<name>` over `<INDEX_PREFIX>-<name>-v<N>` (see
 //! [`IndexSpec`]). Every document has `id` (keyword), `aggregateVersion` (long, equal to
 //! its external `_version` for whole-document writes) and `deleted` (boolean, true on
-//! soft-delete tombstones). Text fields are analysed with the standard analyser and keep a
-//! `keyword` sub-field for sorting and exact match. No user email or secret is indexed.
+//! soft-delete tombstones). No user email or secret is indexed.
+//!
+//! Text is analysed by [`analysis`]'s `folded`: the standard tokeniser, full-width forms
+//! folded, lower case, ASCII folding ("Kimetsu no Yaiba" and "kimetsu" meet, "Pokémon" and
+//! "pokemon" too), and CJK text (for which the standard tokeniser gives one token per
+//! character) as overlapping bigrams plus single characters, so Japanese and Chinese
+//! queries match without a dictionary (OpenSearch bundles no Japanese morphology without
+//! a plugin). Names and titles also have a `prefix` sub-field (edge n-grams of each word,
+//! 1 to 20 characters) for search as you type, and a `keyword` one for sorting and exact
+//! match. Searches are built by the API (`api/src/search.rs`); `docs/search.md` has the
+//! whole picture and how a mapping change is rolled out.
+
+/// The version of the mappings below (`_meta.version`): raise it with any change a live
+/// index cannot take in place (see [`IndexSpec::ensure`]).
+pub const MAPPING_VERSION: i64 = 2;
 
 use anineplus_connectors::search_sink::IndexSpec;
 use anineplus_connectors::search_sink::templates::SetupError;
@@ -19,12 +32,45 @@ pub fn spec(index: Index, prefix: &str) -> IndexSpec {
     IndexSpec {
         alias: index.alias(prefix),
         mappings: mappings(index),
+        analysis: Some(analysis()),
     }
+}
+
+/// The analysers every index's text fields use (see the module header).
+pub fn analysis() -> Value {
+    let folding = json!(["cjk_width", "lowercase", "asciifolding"]);
+    let with = |extra: &str| {
+        let mut filters = folding.clone();
+        filters.as_array_mut().expect("an array").push(json!(extra));
+        filters
+    };
+    json!({
+        "filter": {
+            "cjk_pairs": { "type": "cjk_bigram", "output_unigrams": true },
+            "word_prefixes": { "type": "edge_ngram", "min_gram": 1, "max_gram": 20 },
+        },
+        "analyzer": {
+            "folded": { "type": "custom", "tokenizer": "standard", "filter": with("cjk_pairs") },
+            "folded_words": { "type": "custom", "tokenizer": "standard", "filter": folding },
+            "folded_prefixes": {
+                "type": "custom", "tokenizer": "standard", "filter": with("word_prefixes"),
+            },
+        },
+        "normalizer": {
+            "folded": { "type": "custom", "filter": ["lowercase", "asciifolding"] },
+        },
+    })
 }
 
 /// The `mappings` object of `index`.
 pub fn mappings(index: Index) -> Value {
-    let text = json!({ "type": "text", "fields": { "keyword": { "type": "keyword", "ignore_above": 256 } } });
+    // Titles and names: searched as words, as prefixes while typing, and sorted by.
+    let text = json!({ "type": "text", "analyzer": "folded", "fields": {
+        "keyword": { "type": "keyword", "ignore_above": 256 },
+        "prefix": { "type": "text", "analyzer": "folded_prefixes", "search_analyzer": "folded_words" },
+    } });
+    // Longer prose: searched as words only.
+    let prose = json!({ "type": "text", "analyzer": "folded" });
     let keyword = json!({ "type": "keyword" });
     let date = json!({ "type": "date", "format": "epoch_millis" });
     let mut properties = json!({
@@ -38,8 +84,12 @@ pub fn mappings(index: Index) -> Value {
             "title": text,
             // Searched as titles are: always the title's own mapping.
             "alternativeTitles": text,
-            "synopsis": { "type": "text" },
-            "genres": keyword,
+            "synopsis": prose,
+            // Facets and filters use the values as they are; `genres.text` lets a genre
+            // word in a query match ("mecha" finds "Mecha").
+            "genres": { "type": "keyword", "fields": {
+                "text": { "type": "text", "analyzer": "folded" },
+            } },
             "status": keyword,
             // `short`: years fit; a value out of range is a mapping error (dead letter).
             "releaseYear": { "type": "short" },
@@ -59,11 +109,11 @@ pub fn mappings(index: Index) -> Value {
             "animeId": keyword,
             "episodeId": keyword,
             "authorId": keyword,
-            "body": { "type": "text" },
+            "body": prose,
             "status": keyword,
             "createdAt": date,
             "moderatedBy": keyword,
-            "moderationReason": { "type": "text" },
+            "moderationReason": prose,
             "moderatedAt": date,
             // Denormalised from the anime (see `denormalise`).
             "animeTitle": text,
@@ -83,7 +133,7 @@ pub fn mappings(index: Index) -> Value {
     };
     let map = properties.as_object_mut().expect("an object");
     map.extend(specific.as_object().expect("an object").clone());
-    json!({ "dynamic": false, "properties": properties })
+    json!({ "_meta": { "version": MAPPING_VERSION }, "dynamic": false, "properties": properties })
 }
 
 /// Puts the templates and creates the first index of every index under `prefix` where
@@ -126,6 +176,7 @@ mod tests {
             }
         }
         assert!(mappings(Index::Users)["properties"]["email"].is_null());
+        assert_eq!(spec(Index::Anime, "p").version(), MAPPING_VERSION);
         assert_eq!(Index::Anime.alias("anineplus"), "anineplus-anime");
     }
 

@@ -55,7 +55,16 @@ impl SearchSync {
             .ok_or_else(|| Error::NoGeneration(alias.clone()))?;
         let new = format!("{alias}-v{}", generation + 1);
         self.note(format_args!("{alias}: building {new} (alias on {old:?})"));
-        // The index template `<alias>` gives it the settings and mappings.
+        // The index template `<alias>` gives it the settings and mappings: this build's,
+        // put first, so a reindex is how a new mapping version reaches the alias even
+        // before an indexer of this build has started.
+        let spec = anineplus_indexer::indices::spec(index, &self.prefix);
+        self.call(
+            Method::Put,
+            &format!("/_index_template/{alias}"),
+            Some(&spec.template()),
+        )
+        .await?;
         self.call(
             Method::Put,
             &format!("/{new}"),

@@ -10,10 +10,14 @@
 //!   offsets (`send_offsets_to_transaction` with the group's metadata) go in one Kafka
 //!   transaction of a producer whose `transactional.id` is `<group>-<instance>`; a
 //!   restarted instance with the same id fences its predecessor and aborts what it left
-//!   open. Errors as librdkafka classifies them: retriable → commit again; abortable →
-//!   abort, drop the state written since the last commit, rewind the consumer to the
-//!   committed offsets; fatal (fenced) → the same, with a new producer. Readers of the
-//!   outputs use `isolation.level=read_committed`.
+//!   open. Errors as librdkafka classifies them: retriable → commit again (3 times);
+//!   abortable or fatal (fenced, timed out by the broker) → the commit is abandoned: the
+//!   state written since the last commit is dropped, the producer is replaced (the new one,
+//!   with the same transactional id, aborts the open transaction when it starts: an abort
+//!   by the failed producer may itself fail, or hang while the brokers are away) and the
+//!   consumer rewinds to the committed offsets. Seeks and the new producer happen on the
+//!   lane's loop, never inside a rebalance callback. Readers of the outputs use
+//!   `isolation.level=read_committed`.
 //! - **at least once**: outputs and changelog records are produced (idempotent producer)
 //!   and confirmed, then the offsets are committed. A crash in between replays the records
 //!   since the last commit against a store that already holds their effect: at most one
@@ -26,7 +30,8 @@
 //! start up to its end (`read_committed`: what committed transactions wrote) in batches,
 //! and the consumer keeps polling in between, so the instance stays in the group however
 //! long the restore takes. On revoke, the lane commits first, then drops the revoked
-//! tasks' stores.
+//! tasks' stores; when the assignment was lost (the group moved on without this instance)
+//! it abandons what was not committed instead.
 //!
 //! Membership is static (`group.instance.id` = `<group>-<instance>`): an instance restarted
 //! after a crash gets its tasks back without a rebalance and without waiting for the old
@@ -303,9 +308,15 @@ impl<P: Processor> ConsumerContext for StateContext<P> {
                 "tasks revoked: committing, then dropping their state"
             );
             let mut engine = self.engine.lock().expect("engine poisoned");
-            if let Err(e) = engine.commit(consumer) {
+            if consumer.assignment_lost() {
+                // The group moved on without us (a session that timed out, a coordinator
+                // that went away): the partitions may have another owner already, and a
+                // commit would be fenced anyway. What was not committed is redone.
+                tracing::warn!("assignment lost: abandoning what was not committed");
+                engine.abandon();
+            } else if let Err(e) = engine.commit(consumer) {
                 tracing::warn!(error = %e, "commit on revoke failed; the new owner redoes it");
-                engine.abandon(consumer);
+                engine.abandon();
             }
             engine.tasks.revoke(&partitions);
             self.assigned
@@ -347,6 +358,12 @@ struct Engine<P: Processor> {
     metrics: Arc<Metrics>,
     /// Whether a transaction is open (exactly once).
     open: bool,
+    /// Partitions to read again from their last commit, after an abandoned commit: the
+    /// lane seeks them before its next poll (never inside a rebalance callback).
+    rewind: Vec<(String, i32, Option<i64>)>,
+    /// Whether the producer must be replaced before the next transaction (its last one
+    /// could not be committed or aborted).
+    replace_producer: bool,
 }
 
 fn producer_for(config: &StatefulConfig) -> Result<kafka::Producer> {
@@ -411,8 +428,15 @@ impl<P: Processor> Engine<P> {
             return Ok(());
         }
         let records = self.tasks.uncommitted as u64;
+        tracing::debug!(
+            records,
+            outputs = prepared.outputs.len(),
+            changelog = prepared.changelog.len(),
+            "commit: begin"
+        );
         self.begin()?;
         let deliveries = self.produce(&prepared)?;
+        tracing::debug!("commit: produced");
         let mut offsets = TopicPartitionList::with_capacity(prepared.offsets.len());
         for (topic, partition, next) in &prepared.offsets {
             let _ = offsets.add_partition_offset(topic, *partition, Offset::Offset(*next));
@@ -424,14 +448,15 @@ impl<P: Processor> Engine<P> {
                     let metadata = consumer.group_metadata().ok_or_else(|| {
                         CommitError::Abortable("no consumer group metadata yet".to_owned())
                     })?;
-                    base.send_offsets_to_transaction(&offsets, &metadata, Duration::from_secs(30))
+                    base.send_offsets_to_transaction(&offsets, &metadata, Duration::from_secs(10))
                         .map_err(|e| classify(&e))?;
+                    tracing::debug!("commit: offsets sent");
                 }
                 let mut attempt = 0;
                 loop {
-                    match base.commit_transaction(Duration::from_secs(30)) {
+                    match base.commit_transaction(Duration::from_secs(10)) {
                         Ok(()) => break,
-                        Err(KafkaError::Transaction(t)) if t.is_retriable() && attempt < 5 => {
+                        Err(KafkaError::Transaction(t)) if t.is_retriable() && attempt < 3 => {
                             attempt += 1;
                             tracing::warn!(error = %t, attempt, "commit_transaction: retrying");
                         }
@@ -460,6 +485,7 @@ impl<P: Processor> Engine<P> {
             }
         }
         self.tasks.committed();
+        tracing::debug!("commit: done");
         Metrics::add(&self.metrics.sunk, records);
         Metrics::add(&self.metrics.dead_lettered, prepared.dead_lettered);
         Metrics::add(&self.metrics.late, prepared.late);
@@ -508,38 +534,25 @@ impl<P: Processor> Engine<P> {
         Ok(deliveries)
     }
 
-    /// Abandons what was processed since the last commit: aborts the transaction, drops
-    /// the state written, rewinds the consumer to the last committed offsets.
-    fn abandon<C: Consumer<StateContext<P>>>(&mut self, consumer: &C)
-    where
-        StateContext<P>: ConsumerContext,
-    {
-        if self.open {
-            if let Err(e) = self
-                .producer
-                .base()
-                .abort_transaction(Duration::from_secs(30))
-            {
-                tracing::warn!(error = %e, "abort_transaction failed");
-            }
-            self.open = false;
-        }
+    /// Abandons what was processed since the last commit: drops the state written and
+    /// notes the partitions to rewind to the last committed offsets (the lane seeks them,
+    /// see [`Engine::recover`]). An open transaction is not aborted here: the producer is
+    /// replaced, and the new one (same transactional id) aborts it when it starts, whatever
+    /// state the old one was left in by the failure.
+    fn abandon(&mut self) {
         Metrics::add(&self.metrics.aborts, 1);
-        let rewind = self.tasks.aborted();
-        for (topic, partition, at) in rewind {
-            let at = match at {
-                Some(at) => Offset::Offset(at),
-                None => committed(consumer, &topic, partition),
-            };
-            if let Err(e) = consumer.seek(&topic, partition, at, Duration::from_secs(10)) {
-                tracing::warn!(error = %e, %topic, partition, "rewinding after an abort");
-            }
+        if self.guarantee == Guarantee::ExactlyOnce {
+            self.replace_producer = true;
         }
+        self.open = false;
+        self.rewind.extend(self.tasks.aborted());
     }
 
-    /// A fatal producer error: a new producer (fencing the old one), state abandoned.
-    /// Tried again every second while the brokers do not answer, until `stop`.
-    fn restart_producer<C: Consumer<StateContext<P>>>(
+    /// After an abandoned commit, before the next poll: a new transactional producer
+    /// (fencing the old one and aborting its open transaction; tried again every second
+    /// while the brokers do not answer, until `stop`), and the rewound partitions that are
+    /// still assigned sought back to their last commit.
+    fn recover<C: Consumer<StateContext<P>>>(
         &mut self,
         consumer: &C,
         stop: &AtomicBool,
@@ -547,38 +560,51 @@ impl<P: Processor> Engine<P> {
     where
         StateContext<P>: ConsumerContext,
     {
-        self.open = false;
-        self.abandon(consumer);
-        loop {
-            match producer_for(&self.config) {
-                Ok(producer) => {
-                    self.producer = producer;
-                    return Ok(());
-                }
-                Err(e) if stop.load(Ordering::Acquire) => return Err(e),
-                Err(e) => {
-                    tracing::warn!(error = %e, "a new transactional producer: retrying in 1 s");
-                    std::thread::sleep(Duration::from_secs(1));
+        if self.replace_producer {
+            loop {
+                match producer_for(&self.config) {
+                    Ok(producer) => {
+                        self.producer = producer;
+                        self.replace_producer = false;
+                        tracing::info!(
+                            "a new transactional producer: the abandoned transaction is aborted"
+                        );
+                        break;
+                    }
+                    Err(e) if stop.load(Ordering::Acquire) => return Err(e),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a new transactional producer: retrying in 1 s");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
                 }
             }
         }
+        if self.rewind.is_empty() {
+            return Ok(());
+        }
+        let assigned = consumer.assignment().unwrap_or_default();
+        for (topic, partition, at) in std::mem::take(&mut self.rewind) {
+            if assigned.find_partition(&topic, partition).is_none() {
+                continue; // revoked meanwhile: its new owner starts at the committed offset
+            }
+            // Never committed here: librdkafka fetches the group's committed offset itself
+            // (a lookup of ours could fail while the brokers are away, and a seek to the
+            // start would process everything again).
+            let at = at.map_or(Offset::Stored, Offset::Offset);
+            if let Err(e) = consumer.seek(&topic, partition, at, Duration::from_secs(10)) {
+                tracing::warn!(error = %e, %topic, partition, "rewinding after an abandoned commit");
+            }
+        }
+        Ok(())
     }
 }
 
-/// The group's committed offset of a partition (its start when none).
-fn committed<C: Consumer<X>, X: ConsumerContext>(
-    consumer: &C,
-    topic: &str,
-    partition: i32,
-) -> Offset {
-    let mut list = TopicPartitionList::new();
-    list.add_partition(topic, partition);
-    consumer
-        .committed_offsets(list, Duration::from_secs(10))
-        .ok()
-        .and_then(|l| l.find_partition(topic, partition).map(|e| e.offset()))
-        .filter(|o| matches!(o, Offset::Offset(_)))
-        .unwrap_or(Offset::Beginning)
+/// How a lane's consumer session ended.
+enum Session {
+    /// Asked to stop: everything processed was committed.
+    Stopped,
+    /// The consumer failed for good (why).
+    Fatal(String),
 }
 
 /// The lane's thread (see the module header).
@@ -594,6 +620,8 @@ struct Lane<P: Processor> {
 impl<P: Processor> Lane<P> {
     fn run(self) -> Result<()> {
         let p = &self.config.pipeline;
+        // Every line of the lane (its callbacks included) names its pipeline.
+        let _span = tracing::info_span!("stateful", pipeline = %p.name).entered();
         let changelog = self.config.changelog(self.processor.store());
         let tasks = Tasks::new(
             self.processor.clone(),
@@ -608,7 +636,33 @@ impl<P: Processor> Lane<P> {
             config: self.config.clone(),
             metrics: self.metrics.clone(),
             open: false,
+            rewind: Vec::new(),
+            replace_producer: false,
         }));
+        // A fatal consumer error (e.g. the broker fencing this static member by its own
+        // earlier incarnation after a coordinator failover) leaves the consumer unusable:
+        // what it had not committed is abandoned, its tasks dropped, and a new consumer
+        // joins the group (its tasks are restored from the changelog on assignment).
+        loop {
+            match self.session(&engine, &changelog)? {
+                Session::Stopped => return Ok(()),
+                Session::Fatal(reason) => {
+                    tracing::error!(%reason, "fatal consumer error: a new consumer joins the group");
+                    let mut engine = engine.lock().expect("engine poisoned");
+                    engine.abandon();
+                    engine.rewind.clear();
+                    let tasks: Vec<i32> = engine.tasks.stores().keys().copied().collect();
+                    engine.tasks.revoke(&tasks);
+                    drop(engine);
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    /// The lane with one consumer, until `stop` or until the consumer fails for good.
+    fn session(&self, engine: &Arc<Mutex<Engine<P>>>, changelog: &str) -> Result<Session> {
+        let p = &self.config.pipeline;
         let assigned = Arc::new(Mutex::new(Vec::new()));
         let context = StateContext {
             engine: engine.clone(),
@@ -639,12 +693,22 @@ impl<P: Processor> Lane<P> {
             let pending: Vec<(String, i32)> =
                 std::mem::take(&mut *assigned.lock().expect("assigned poisoned"));
             if !pending.is_empty() {
-                self.restore(&consumer, &engine, &changelog, pending)?;
+                self.restore(&consumer, engine, changelog, pending)?;
+            }
+            {
+                // A commit abandoned in a rebalance callback: recover before reading on.
+                let mut engine = engine.lock().expect("engine poisoned");
+                if engine.replace_producer || !engine.rewind.is_empty() {
+                    engine.recover(&consumer, &self.stop)?;
+                }
             }
             let polled = consumer.poll(Duration::from_millis(50));
             let mut engine_guard = engine.lock().expect("engine poisoned");
             match polled {
                 None => {}
+                Some(Err(e @ KafkaError::MessageConsumptionFatal(_))) => {
+                    return Ok(Session::Fatal(e.to_string()));
+                }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error");
                 }
@@ -699,7 +763,7 @@ impl<P: Processor> Lane<P> {
         self.commit_or_recover(&mut engine_guard, &consumer)?;
         drop(engine_guard);
         consumer.unsubscribe();
-        Ok(())
+        Ok(Session::Stopped)
     }
 
     fn commit_or_recover(
@@ -710,13 +774,14 @@ impl<P: Processor> Lane<P> {
         match engine.commit(consumer) {
             Ok(()) => Ok(()),
             Err(CommitError::Abortable(reason)) => {
-                tracing::warn!(%reason, "commit failed: aborted, rewinding to the last commit");
-                engine.abandon(consumer);
-                Ok(())
+                tracing::warn!(%reason, "commit failed: abandoned, rewinding to the last commit");
+                engine.abandon();
+                engine.recover(consumer, &self.stop)
             }
             Err(CommitError::Fatal(reason)) => {
                 tracing::error!(%reason, "producer fenced or failed: a new producer, rewinding to the last commit");
-                engine.restart_producer(consumer, &self.stop)
+                engine.abandon();
+                engine.recover(consumer, &self.stop)
             }
         }
     }

@@ -62,6 +62,17 @@ impl Harness {
         }
     }
 
+    /// Where the instances' log lines go (appended, one file per test).
+    pub fn log_file(&self) -> std::fs::File {
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("{}log", self.world.topic_prefix));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
     /// The binary with `guarantee`, as instance `0`.
     pub fn spawn(&self, guarantee: &str) -> Child {
         self.spawn_as(guarantee, "0", &self.metrics)
@@ -85,7 +96,8 @@ impl Harness {
                 "RUST_LOG",
                 std::env::var("ANALYTICS_TEST_LOG").unwrap_or_else(|_| "warn".to_owned()),
             )
-            .stdout(Stdio::null())
+            // Each instance's log lines, for a failing test: <target tmp>/<topic prefix>log.
+            .stdout(self.log_file())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start anineplus-analytics")
