@@ -119,6 +119,18 @@ async fn a_slice_of_the_catalogue_is_loaded_once_and_indexed_with_its_alternativ
         )
         .await;
     assert!(hits.iter().any(|h| h["_id"] == json!(id)), "{hits:?}");
+    // And through the API's searchAnime, by English and Chinese titles.
+    for query in ["frieren beyond", "芙莉莲"] {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let found = api.search(query, 5, None).await;
+            if found["edges"][0]["node"]["id"] == json!(id) {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{query}: {found}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
 
     api.stop().await;
     indexer.stop().await;
