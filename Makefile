@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status run test test-unit bench fmt lint
+.PHONY: help up down status run seed test test-unit bench fmt lint
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,6 +18,9 @@ status: ## what runs, where
 
 run: ## `make up`, print the endpoints, follow the logs until Ctrl-C
 	@bash scripts/run.sh
+
+seed: ## load the bangumi-data anime catalogue (CC-BY-4.0) through the API; `make seed ARGS="--limit 50"`
+	@bash scripts/seed.sh $(ARGS)
 
 test: ## unit tests, then the stack, then the integration tests against it
 	@bash scripts/test.sh

@@ -58,3 +58,26 @@ async fn an_unreachable_engine_falls_back_to_postgres_when_configured() {
     );
     api.stop().await;
 }
+
+/// The PostgreSQL backend (the test default) matches alternative titles too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_search_matches_alternative_titles() {
+    let api = TestApi::start().await;
+    let admin = api.admin().await;
+    api.gql(
+        "mutation($i: CreateAnimeInput!) { createAnime(input: $i) { id } }",
+        json!({"i": {"title": "蟲師", "status": "FINISHED", "alternativeTitles": ["Mushi-shi", "虫师"]}}),
+        Some(&admin),
+    )
+    .await
+    .data();
+    for query in ["mushi-SHI", "虫师"] {
+        let reply = api.gql(SEARCH, json!({"q": query}), None).await;
+        assert_eq!(
+            reply.data()["searchAnime"]["edges"][0]["node"]["title"],
+            json!("蟲師"),
+            "{query}: {reply:?}"
+        );
+    }
+    api.stop().await;
+}

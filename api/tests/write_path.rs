@@ -18,8 +18,9 @@ async fn mutations_become_ordered_events_with_their_correlation_id() {
 
     let reply = api
         .gql_with(
-            "mutation($i: CreateAnimeInput!) { createAnime(input: $i) { id version title } }",
-            json!({"i": {"title": "Frieren", "synopsis": "After the journey", "genres": ["Fantasy"], "status": "AIRING", "releaseYear": 2023}}),
+            "mutation($i: CreateAnimeInput!) { createAnime(input: $i) { id version title alternativeTitles } }",
+            json!({"i": {"title": "Frieren", "synopsis": "After the journey", "genres": ["Fantasy"], "status": "AIRING", "releaseYear": 2023,
+                "alternativeTitles": ["葬送のフリーレン", " Frieren: Beyond Journey's End ", "葬送のフリーレン"]}}),
             Some(&admin),
             &[("x-correlation-id", cid)],
         )
@@ -30,6 +31,12 @@ async fn mutations_become_ordered_events_with_their_correlation_id() {
         .unwrap()
         .to_owned();
     assert_eq!(reply.data()["createAnime"]["version"], 1);
+    let alternative = vec!["葬送のフリーレン", "Frieren: Beyond Journey's End"];
+    assert_eq!(
+        reply.data()["createAnime"]["alternativeTitles"],
+        json!(alternative),
+        "trimmed, deduplicated, in order"
+    );
 
     for (i, title) in ["Frieren 2", "Frieren 3"].iter().enumerate() {
         let reply = api
@@ -88,10 +95,15 @@ async fn mutations_become_ordered_events_with_their_correlation_id() {
         assert_eq!(record.header("event-type"), Some(expected));
         assert_eq!(record.partition, records[0].partition);
     }
+    match &records[0].value.data {
+        AnimeData::AnimeCreated(state) => assert_eq!(state.alternative_titles, alternative),
+        other => panic!("unexpected {other:?}"),
+    }
     match &records[2].value.data {
         AnimeData::AnimeUpdated(state) => {
             assert_eq!(state.title, "Frieren 3");
             assert_eq!(state.genres, vec!["fantasy"]);
+            assert_eq!(state.alternative_titles, alternative, "kept by updates");
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -228,5 +240,38 @@ async fn nested_reads_and_cache_invalidation() {
     api.gql(post, json!({"a": other}), Some(&admin))
         .await
         .data();
+    api.stop().await;
+}
+
+/// `updateAnime`'s `alternativeTitles` replaces the list, `[]` empties it, `null` is refused;
+/// reads (the cache included) show the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alternative_titles_are_replaced_emptied_and_never_null() {
+    let api = TestApi::start().await;
+    let admin = api.admin().await;
+    let anime = api.create_anime(&admin, "Mushishi").await;
+    let read = "query($id: ID!) { anime(id: $id) { alternativeTitles } }";
+    let reply = api.gql(read, json!({"id": anime}), None).await;
+    assert_eq!(reply.data()["anime"]["alternativeTitles"], json!([]));
+    let update = "mutation($id: ID!, $i: UpdateAnimeInput!) { updateAnime(id: $id, input: $i) { alternativeTitles } }";
+    for list in [json!(["蟲師", "Mushi-shi"]), json!([])] {
+        let reply = api
+            .gql(
+                update,
+                json!({"id": anime, "i": {"alternativeTitles": list}}),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(reply.data()["updateAnime"]["alternativeTitles"], list);
+        let reply = api.gql(read, json!({"id": anime}), None).await;
+        assert_eq!(reply.data()["anime"]["alternativeTitles"], list);
+    }
+    api.gql(
+        update,
+        json!({"id": anime, "i": {"alternativeTitles": null}}),
+        Some(&admin),
+    )
+    .await
+    .assert_code("BAD_USER_INPUT");
     api.stop().await;
 }

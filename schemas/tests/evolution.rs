@@ -98,3 +98,25 @@ fn a_field_added_without_default_is_caught() {
     .unwrap_err();
     assert!(err.path.ends_with("tenantId"), "{err}");
 }
+
+/// Alternative titles (anime.v2) were added with a default, so the change is FULL: consumers
+/// on anime.v1 read the new data too (a consumer can be upgraded after its producer).
+#[test]
+fn anime_v2_is_fully_compatible_with_anime_v1() {
+    let versions = released(Topic::Anime);
+    let parsed: Vec<_> = versions
+        .iter()
+        .map(|(v, text, _)| (*v, AvroSchema::parse(text, &[]).unwrap()))
+        .collect();
+    assert!(parsed.len() >= 2, "anime.v2 is released");
+    let current = AvroSchema::parse(Topic::Anime.schema(), &[]).unwrap();
+    let against: Vec<_> = parsed.iter().map(|(v, s)| (*v, s)).collect();
+    let messages = compat::check(Compatibility::FullTransitive, &current, &against);
+    assert!(messages.is_empty(), "{messages:?}");
+    let (_, latest, _) = versions.last().unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(latest).unwrap(),
+        serde_json::from_str::<serde_json::Value>(Topic::Anime.schema()).unwrap(),
+        "the current anime schema is its latest released version"
+    );
+}

@@ -110,6 +110,7 @@ def anime_lines(alias, event):
         data = event["data"]
         source = {
             "aggregateVersion": version,
+            "alternativeTitles": data.get("alternativeTitles", []),
             "deleted": False,
             "genres": data["genres"],
             "id": doc_id,

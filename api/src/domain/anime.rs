@@ -10,7 +10,7 @@ use super::{Anime, AnimeFilter, AnimeStatus, Caller, Domain, Page, Role, validat
 use crate::outbox;
 use crate::{Error, Result};
 
-pub(crate) const ANIME_COLUMNS: &str = "id, title, synopsis, genres, status, release_year, created_by, version, created_at, updated_at";
+pub(crate) const ANIME_COLUMNS: &str = "id, title, synopsis, genres, status, release_year, alternative_titles, created_by, version, created_at, updated_at";
 
 /// The live anime of `ids`, read in one statement and kept in the order of `ids`; an id
 /// whose row is gone or soft-deleted is left out (as is a repeated id, after its first).
@@ -41,6 +41,8 @@ pub struct NewAnime {
     pub status: AnimeStatus,
     /// Year.
     pub release_year: Option<i32>,
+    /// Alternative titles.
+    pub alternative_titles: Vec<String>,
 }
 
 /// A partial change of an anime: `None` keeps the field; for optional fields `Some(None)`
@@ -57,6 +59,8 @@ pub struct AnimeChange {
     pub status: Option<AnimeStatus>,
     /// Year.
     pub release_year: Option<Option<i32>>,
+    /// Alternative titles (replace the list).
+    pub alternative_titles: Option<Vec<String>>,
 }
 
 fn state(a: &Anime) -> ev::AnimeState {
@@ -71,6 +75,7 @@ fn state(a: &Anime) -> ev::AnimeState {
             AnimeStatus::Upcoming => ev::AnimeStatus::Upcoming,
         },
         release_year: a.release_year,
+        alternative_titles: a.alternative_titles.clone(),
     }
 }
 
@@ -88,10 +93,11 @@ impl Domain {
             .transpose()?;
         let genres = validate::genres(&input.genres)?;
         let year = validate::release_year(input.release_year)?;
+        let alternative_titles = validate::alternative_titles(&input.alternative_titles)?;
         let mut tx = self.pool.begin().await?;
         let anime: Anime = sqlx::query_as(&format!(
-            "INSERT INTO anime (id, title, synopsis, genres, status, release_year, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ANIME_COLUMNS}"
+            "INSERT INTO anime (id, title, synopsis, genres, status, release_year, alternative_titles, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {ANIME_COLUMNS}"
         ))
         .bind(Uuid::now_v7())
         .bind(&title)
@@ -99,6 +105,7 @@ impl Domain {
         .bind(&genres)
         .bind(input.status.as_str())
         .bind(year)
+        .bind(&alternative_titles)
         .bind(me)
         .fetch_one(&mut *tx)
         .await?;
@@ -134,12 +141,18 @@ impl Domain {
         }
         let genres = change.genres.as_deref().map(validate::genres).transpose()?;
         let year = validate::release_year(change.release_year.flatten())?;
+        let alternative_titles = change
+            .alternative_titles
+            .as_deref()
+            .map(validate::alternative_titles)
+            .transpose()?;
         let mut tx = self.pool.begin().await?;
         let anime: Anime = sqlx::query_as(&format!(
             "UPDATE anime SET title = COALESCE($2, title), \
              synopsis = CASE WHEN $7 THEN $3 ELSE synopsis END, \
              genres = COALESCE($4, genres), status = COALESCE($5, status), \
              release_year = CASE WHEN $8 THEN $6 ELSE release_year END, \
+             alternative_titles = COALESCE($9, alternative_titles), \
              version = version + 1, updated_at = now() \
              WHERE id = $1 AND deleted_at IS NULL RETURNING {ANIME_COLUMNS}"
         ))
@@ -151,6 +164,7 @@ impl Domain {
         .bind(year)
         .bind(change.synopsis.is_some())
         .bind(change.release_year.is_some())
+        .bind(&alternative_titles)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(Error::NotFound("anime"))?;

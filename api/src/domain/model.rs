@@ -145,6 +145,10 @@ pub struct Anime {
     pub status: AnimeStatus,
     /// Year of first release.
     pub release_year: Option<i32>,
+    /// Other titles (translations, romanisations), in the order given.
+    // A default: cache entries written before the field existed still read.
+    #[serde(default)]
+    pub alternative_titles: Vec<String>,
     /// Who created it.
     pub created_by: Uuid,
     /// Row version.

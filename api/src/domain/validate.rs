@@ -92,6 +92,22 @@ pub fn genres(values: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Alternative titles: at most 20, each 1 to 200 characters (trimmed), deduplicated in
+/// their order.
+pub fn alternative_titles(values: &[String]) -> Result<Vec<String>> {
+    if values.len() > 20 {
+        return Err(Error::bad_input("alternativeTitles: at most 20"));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(values.len());
+    for t in values {
+        let t = text("alternativeTitles", t, 200)?;
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
 /// A release year between 1900 and 2100.
 pub fn release_year(value: Option<i32>) -> Result<Option<i32>> {
     match value {
@@ -160,5 +176,18 @@ mod tests {
             genres(&["Action".into(), "action".into()]).unwrap(),
             vec!["action"]
         );
+    }
+
+    #[test]
+    fn alternative_titles_are_trimmed_deduplicated_and_bounded() {
+        let given = [" Frieren ", "葬送のフリーレン", "Frieren", "frieren"].map(String::from);
+        assert_eq!(
+            alternative_titles(&given).unwrap(),
+            vec!["Frieren", "葬送のフリーレン", "frieren"]
+        );
+        assert!(alternative_titles(&[" ".into()]).is_err());
+        assert!(alternative_titles(&["x".repeat(201)]).is_err());
+        let many: Vec<String> = (0..21).map(|i| i.to_string()).collect();
+        assert!(alternative_titles(&many).is_err());
     }
 }

@@ -38,6 +38,10 @@ pub struct CreateAnimeInput {
     pub status: AnimeStatus,
     /// Year of first release (1900 to 2100).
     pub release_year: Option<i32>,
+    /// Other titles: translations, romanisations (at most 20, each 1 to 200 characters;
+    /// repeats are dropped).
+    #[graphql(default)]
+    pub alternative_titles: Vec<String>,
 }
 
 /// `updateAnime` input: absent fields are kept; `null` clears an optional field
@@ -54,6 +58,8 @@ pub struct UpdateAnimeInput {
     pub status: MaybeUndefined<AnimeStatus>,
     /// Year of first release; `null` clears it.
     pub release_year: MaybeUndefined<i32>,
+    /// Other titles (replace the list; `[]` empties it).
+    pub alternative_titles: MaybeUndefined<Vec<String>>,
 }
 
 /// Filters of `animes`.

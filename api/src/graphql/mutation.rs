@@ -69,6 +69,7 @@ impl MutationRoot {
                     genres: input.genres,
                     status: input.status,
                     release_year: input.release_year,
+                    alternative_titles: input.alternative_titles,
                 },
             )
             .await
@@ -91,6 +92,7 @@ impl MutationRoot {
             genres: required("genres", input.genres).extend()?,
             status: required("status", input.status).extend()?,
             release_year: optional(input.release_year),
+            alternative_titles: required("alternativeTitles", input.alternative_titles).extend()?,
         };
         Ok(AnimeNode(
             domain.update_anime(caller, id, change).await.extend()?,

@@ -124,6 +124,10 @@ impl AnimeNode {
     async fn release_year(&self) -> Option<i32> {
         self.0.release_year
     }
+    /// Other titles (translations, romanisations); empty when it has none.
+    async fn alternative_titles(&self) -> &[String] {
+        &self.0.alternative_titles
+    }
     /// Version of the row: +1 per write.
     async fn version(&self) -> i64 {
         self.0.version

@@ -1,5 +1,6 @@
 //! Search served from PostgreSQL (`SEARCH_BACKEND=postgres`, or the engine's fallback):
-//! case-insensitive substring match on title and synopsis, title matches first, with the
+//! case-insensitive substring match on title, alternative titles and synopsis, title matches
+//! first, with the
 //! filters and sorts of the engine's search; no typo tolerance, highlights or facets.
 
 use std::collections::HashMap;
@@ -41,7 +42,8 @@ fn like_literal(query: &str) -> String {
 }
 
 /// The `WHERE` of a search: live, matching ($1), and the filters ($2–$5).
-const CONDITION: &str = "deleted_at IS NULL AND (title ILIKE $1 OR synopsis ILIKE $1) \
+const CONDITION: &str = "deleted_at IS NULL AND (title ILIKE $1 OR synopsis ILIKE $1 \
+    OR EXISTS (SELECT 1 FROM unnest(alternative_titles) AS t WHERE t ILIKE $1)) \
     AND (cardinality($2::text[]) = 0 OR genres && $2) \
     AND (cardinality($3::text[]) = 0 OR status = ANY($3)) \
     AND ($4::int IS NULL OR release_year >= $4) AND ($5::int IS NULL OR release_year <= $5)";

@@ -51,6 +51,7 @@ pub const MEMBERS: (&str, &str, &str) = ("members", "userId", "ownerId");
 #[serde(rename_all = "camelCase")]
 struct AnimeSource<'a> {
     aggregate_version: i64,
+    alternative_titles: &'a [String],
     deleted: bool,
     genres: &'a [String],
     id: &'a str,
@@ -225,6 +226,7 @@ impl Documents {
                 &e,
                 AnimeSource {
                     aggregate_version: e.aggregate_version,
+                    alternative_titles: &s.alternative_titles,
                     deleted: false,
                     genres: &s.genres,
                     id: &e.aggregate_id,
@@ -518,5 +520,26 @@ mod tests {
         };
         let params = params.value();
         assert_eq!(params["keep"], json!(["animeTitle", "animeTitleVersion"]));
+    }
+
+    #[test]
+    fn anime_documents_carry_alternative_titles_in_sorted_keys() {
+        let docs = Documents::new("p");
+        let event = samples::anime_updated(7);
+        let AnimeData::AnimeUpdated(state) = &event.data else {
+            panic!("an update")
+        };
+        let expected = state.alternative_titles.clone();
+        let out = docs.anime(event.clone());
+        let Action::Update { params, .. } = &out[0].action else {
+            panic!("anime documents are replaced")
+        };
+        let source = &params.value()["source"];
+        assert_eq!(source["alternativeTitles"], json!(expected));
+        // The body's bytes: keys in sorted order, as a JSON object would write them.
+        let raw = params.as_str();
+        let at = |key: &str| raw.find(&format!("\"{key}\"")).expect(key);
+        assert!(at("aggregateVersion") < at("alternativeTitles"), "{raw}");
+        assert!(at("alternativeTitles") < at("deleted"), "{raw}");
     }
 }

@@ -82,6 +82,8 @@ pub fn mappings(index: Index) -> Value {
     let specific = match index {
         Index::Anime => json!({
             "title": text,
+            // Searched as titles are: always the title's own mapping.
+            "alternativeTitles": text,
             "synopsis": prose,
             // Facets and filters use the values as they are; `genres.text` lets a genre
             // word in a query match ("mecha" finds "Mecha").
@@ -176,5 +178,15 @@ mod tests {
         assert!(mappings(Index::Users)["properties"]["email"].is_null());
         assert_eq!(spec(Index::Anime, "p").version(), MAPPING_VERSION);
         assert_eq!(Index::Anime.alias("anineplus"), "anineplus-anime");
+    }
+
+    #[test]
+    fn alternative_titles_are_mapped_as_the_title_is() {
+        let m = mappings(Index::Anime);
+        assert!(m["properties"]["title"].is_object());
+        assert_eq!(
+            m["properties"]["alternativeTitles"],
+            m["properties"]["title"]
+        );
     }
 }

@@ -220,6 +220,7 @@ fn entities() -> Vec<Entity> {
                     genres: vec![],
                     status: AnimeStatus::Airing,
                     release_year: Some(2020),
+                    alternative_titles: vec![],
                 };
                 vec![
                     Event::Anime(at(
@@ -255,6 +256,7 @@ fn entities() -> Vec<Entity> {
                     genres: vec![],
                     status: AnimeStatus::Airing,
                     release_year: None,
+                    alternative_titles: vec![],
                 };
                 vec![
                     Event::Anime(at(

@@ -276,13 +276,14 @@ fn organization_case() -> Case<OrganizationData> {
 
 fn anime_case() -> Case<AnimeData> {
     let id = "a";
-    let state = |synopsis: Option<&str>, year: Option<i32>| AnimeState {
+    let state = |synopsis: Option<&str>, year: Option<i32>, alternative: &[&str]| AnimeState {
         anime_id: id.into(),
         title: "Kino".into(),
         synopsis: synopsis.map(str::to_owned),
         genres: vec!["drama".into()],
         status: AnimeStatus::Finished,
         release_year: year,
+        alternative_titles: alternative.iter().map(|t| (*t).to_owned()).collect(),
     };
     let events = vec![
         samples::envelope(
@@ -292,19 +293,20 @@ fn anime_case() -> Case<AnimeData> {
             AnimeData::AnimeCreated(state(
                 Some("A traveller and a talking motorrad"),
                 Some(2003),
+                &["キノの旅"],
             )),
         ),
         samples::envelope(
             "anime.updated",
             id,
             2,
-            AnimeData::AnimeUpdated(state(None, Some(2003))),
+            AnimeData::AnimeUpdated(state(None, Some(2003), &["キノの旅", "Kino no Tabi"])),
         ),
         samples::envelope(
             "anime.updated",
             id,
             3,
-            AnimeData::AnimeUpdated(state(None, None)),
+            AnimeData::AnimeUpdated(state(None, None, &["Kino's Journey"])),
         ),
     ];
     Case {
@@ -314,7 +316,8 @@ fn anime_case() -> Case<AnimeData> {
         expect: |s| {
             equal(
                 s,
-                json!({"title": "Kino", "synopsis": null, "releaseYear": null, "deleted": false}),
+                json!({"title": "Kino", "synopsis": null, "releaseYear": null, "deleted": false,
+                    "alternativeTitles": ["Kino's Journey"]}),
             )
         },
     }

@@ -123,6 +123,7 @@ impl SearchSync {
                         genres: row.try_get("genres")?,
                         status: status_of(row.try_get("status")?)?,
                         release_year: row.try_get("release_year")?,
+                        alternative_titles: row.try_get("alternative_titles")?,
                     })
                 };
                 let event_type = if deleted {

@@ -31,7 +31,7 @@ impl SearchSync {
         let columns = match index {
             // With its episodes (id, version, deleted) for the denormalised `episodes` map.
             Index::Anime => {
-                "title, synopsis, genres, status, release_year, coalesce((SELECT json_agg( \
+                "title, synopsis, genres, status, release_year, alternative_titles, coalesce((SELECT json_agg( \
                  json_build_object('id', e.id::text, 'version', e.version, \
                  'deleted', e.deleted_at IS NOT NULL)) \
                  FROM episodes e WHERE e.anime_id = anime.id), '[]'::json) AS episodes"

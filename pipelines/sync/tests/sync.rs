@@ -92,7 +92,8 @@ async fn verify_reports_drift_repair_fixes_it_and_reindex_switches_without_downt
         let created = api
             .gql(
                 "mutation($i: CreateAnimeInput!) { createAnime(input: $i) { id } }",
-                json!({"i": {"title": title, "genres": ["Drama"], "status": "FINISHED", "releaseYear": 2000 + i}}),
+                json!({"i": {"title": title, "genres": ["Drama"], "status": "FINISHED", "releaseYear": 2000 + i,
+                    "alternativeTitles": [format!("{title} (en)"), format!("{title} (ja)")]}}),
                 Some(&admin),
                 "sync-create",
             )
@@ -226,6 +227,10 @@ async fn verify_reports_drift_repair_fixes_it_and_reindex_switches_without_downt
     // Repaired documents are the indexer's mapping of the row (but `updatedAt`, the row's
     // time instead of the event's).
     let (_, lost) = t.doc("anime", &ids[2]).await.unwrap();
+    assert_eq!(
+        lost["alternativeTitles"],
+        json!(["Kestrel Lost (en)", "Kestrel Lost (ja)"])
+    );
     assert_eq!(without_time(lost), without_time(indexed_lost));
     let (_, repaired_user) = t.doc("users", &admin_id).await.unwrap();
     assert_eq!(without_time(repaired_user), without_time(indexed_user));

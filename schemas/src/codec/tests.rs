@@ -334,3 +334,86 @@ fn envelope_decodes_from_an_older_writer_without_optional_fields() {
     assert_eq!(decoded.correlation_id, None);
     assert_eq!(decoded.data, full.data);
 }
+
+/// `anime.v1` data (no `alternativeTitles`) read with the current schema: the default `[]`;
+/// current data (alternative titles) read by a `anime.v1` reader: the new field skipped.
+#[test]
+fn alternative_titles_evolve_both_ways_against_anime_v1() {
+    let v1 = Schema::parse_str(include_str!("../../avro/released/anime.v1.avsc")).unwrap();
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct V1State {
+        anime_id: String,
+        title: String,
+        synopsis: Option<String>,
+        genres: Vec<String>,
+        status: AnimeStatus,
+        release_year: Option<i32>,
+    }
+    #[derive(Serialize)]
+    enum V1Data {
+        #[allow(dead_code)]
+        AnimeCreated(V1State),
+        AnimeUpdated(V1State),
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct V1Envelope {
+        event_id: String,
+        event_type: String,
+        timestamp: i64,
+        source: String,
+        version: i32,
+        correlation_id: Option<String>,
+        causation_id: Option<String>,
+        aggregate_id: String,
+        aggregate_version: i64,
+        data: V1Data,
+    }
+    let current = samples::anime_updated(3);
+    let AnimeData::AnimeUpdated(state) = current.data.clone() else {
+        panic!("an update")
+    };
+    assert!(!state.alternative_titles.is_empty());
+    let old = V1Envelope {
+        event_id: current.event_id.clone(),
+        event_type: current.event_type.clone(),
+        timestamp: current.timestamp,
+        source: current.source.clone(),
+        version: current.version,
+        correlation_id: current.correlation_id.clone(),
+        causation_id: None,
+        aggregate_id: current.aggregate_id.clone(),
+        aggregate_version: current.aggregate_version,
+        data: V1Data::AnimeUpdated(V1State {
+            anime_id: state.anime_id.clone(),
+            title: state.title.clone(),
+            synopsis: state.synopsis.clone(),
+            genres: state.genres.clone(),
+            status: state.status,
+            release_year: state.release_year,
+        }),
+    };
+    let names = apache_avro::schema::ResolvedSchema::try_from(&v1).unwrap();
+    let mut body = Vec::new();
+    apache_avro::write_avro_datum_ref(&v1, names.get_names(), &old, &mut body).unwrap();
+    let decoded: Envelope<AnimeData> = Decoder::new(&v1, reader_schema(Topic::Anime))
+        .unwrap()
+        .decode(&body)
+        .unwrap();
+    let expected = AnimeState {
+        alternative_titles: vec![],
+        ..state.clone()
+    };
+    assert_eq!(decoded.data, AnimeData::AnimeUpdated(expected));
+
+    // Forward: a consumer still on anime.v1 reads current data, ignoring the new field.
+    let framed = encode_with_id(9, &current).unwrap();
+    let (_, body) = wire::split(&framed).unwrap();
+    let writer = reader_schema(Topic::Anime);
+    #[allow(deprecated)]
+    let generic = apache_avro::from_avro_datum(writer, &mut &body[..], Some(&v1)).unwrap();
+    let generic = format!("{generic:?}");
+    assert!(generic.contains(&state.title), "{generic}");
+    assert!(!generic.contains("alternativeTitles"), "{generic}");
+}

@@ -28,6 +28,10 @@ pub struct AnimeState {
     pub status: AnimeStatus,
     /// Year of first release.
     pub release_year: Option<i32>,
+    /// Other titles (translations, romanisations); empty when it has none. Events of
+    /// `anime.v1` have none: the schema's default `[]`.
+    #[serde(default)]
+    pub alternative_titles: Vec<String>,
 }
 
 /// `anime.deleted`.

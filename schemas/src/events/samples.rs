@@ -41,6 +41,7 @@ pub fn anime_updated(n: u64) -> Envelope<AnimeData> {
             genres: vec!["adventure".into(), "drama".into(), "fantasy".into()],
             status: AnimeStatus::Finished,
             release_year: Some(2023),
+            alternative_titles: vec!["葬送のフリーレン".into(), "Frieren".into(), "芙莉莲".into()],
         }),
     )
 }
@@ -148,6 +149,7 @@ pub fn one_of_each() -> AllTopics {
             synopsis: None,
             release_year: None,
             genres: vec![],
+            alternative_titles: vec![],
             ..state
         });
     }
