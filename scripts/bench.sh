@@ -21,6 +21,7 @@ export BENCH_FRESHNESS_RATE="${BENCH_FRESHNESS_RATE:-20}"             # freshnes
 export BENCH_LOG_RECORDS="${BENCH_LOG_RECORDS:-100000}"  # logs: log records
 export BENCH_LOG_CALLS="${BENCH_LOG_CALLS:-200000}"      # ship: log calls per round
 export BENCH_STATE_RECORDS="${BENCH_STATE_RECORDS:-200000}"   # state: deltas per arm
+export BENCH_SEARCH_SECS="${BENCH_SEARCH_SECS:-10}"       # search: seconds per latency run
 export BENCH_RESTORE_RECORDS="${BENCH_RESTORE_RECORDS:-300000}" # state: changelog records restored
 
 export BENCH_PYTHON_ROUNDS="${BENCH_PYTHON_ROUNDS:-1}"    # indexer_vs_python: (ours, peer, peer, ours) rounds
