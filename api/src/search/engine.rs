@@ -136,6 +136,23 @@ impl ElasticsearchSearch {
     }
 }
 
+/// The `highlight` section of a request over `fields`: matched words in `<em>…</em>`, the
+/// rest HTML-escaped.
+fn highlight(fields: Value) -> Value {
+    json!({ "encoder": "html", "pre_tags": ["<em>"], "post_tags": ["</em>"], "fields": fields })
+}
+
+/// The page size a request may ask for at `offset`: results end at the engine's
+/// `max_result_window`, and a cursor beyond it is `BAD_USER_INPUT`.
+fn window_limit(offset: i64, limit: i64) -> Result<i64> {
+    if offset >= MAX_RESULT_WINDOW {
+        return Err(Error::bad_input(format!(
+            "after: search results end at the {MAX_RESULT_WINDOW}th; refine the query"
+        )));
+    }
+    Ok(limit.min(MAX_RESULT_WINDOW - offset))
+}
+
 /// The fields a text query searches, with their weights.
 const PHRASE_FIELDS: [&str; 2] = ["title^2", "alternativeTitles"];
 const EXACT_FIELDS: [&str; 3] = ["title^4", "alternativeTitles^3", "genres.text^2"];
@@ -234,18 +251,13 @@ pub fn search_body(s: &AnimeSearch<'_>) -> Value {
         "track_total_hits": true,
         "sort": sort,
         "_source": false,
-        "highlight": {
-            "encoder": "html",
-            "pre_tags": ["<em>"],
-            "post_tags": ["</em>"],
-            "fields": {
+        "highlight": highlight(json!({
                 "title": whole,
                 "title.prefix": whole,
                 "alternativeTitles": whole,
                 "alternativeTitles.prefix": whole,
                 "synopsis": { "fragment_size": 120, "number_of_fragments": 2 },
-            },
-        },
+            })),
         "aggs": {
             "genres": {
                 "filter": filters_but(&clauses, "genres"),
@@ -384,15 +396,10 @@ pub fn suggest_body(prefix: &str, limit: i64) -> Value {
         "size": limit,
         "sort": ["_score", { "title.keyword": "asc" }, { "id": "asc" }],
         "_source": ["title"],
-        "highlight": {
-            "encoder": "html",
-            "pre_tags": ["<em>"],
-            "post_tags": ["</em>"],
-            "fields": {
+        "highlight": highlight(json!({
                 "title.prefix": whole, "title": whole,
                 "alternativeTitles.prefix": whole,
-            },
-        },
+            })),
     })
 }
 
@@ -454,16 +461,11 @@ pub fn everything_body(query: &str, anime_alias: Option<&str>, offset: i64, limi
         "track_total_hits": true,
         "sort": ["_score", { "id": "asc" }],
         "_source": false,
-        "highlight": {
-            "encoder": "html",
-            "pre_tags": ["<em>"],
-            "post_tags": ["</em>"],
-            "fields": {
+        "highlight": highlight(json!({
                 "title": whole, "title.prefix": whole, "name": whole, "name.prefix": whole,
                 "alternativeTitles": whole, "alternativeTitles.prefix": whole,
                 "synopsis": prose, "body": prose,
-            },
-        },
+            })),
         "aggs": { "kinds": { "terms": { "field": "_index", "size": 100 } } },
         "indices_boost": anime_alias.map(|a| vec![json!({ a: 1.5 })]).unwrap_or_default(),
     })
@@ -566,13 +568,8 @@ impl ElasticsearchSearch {
 impl SearchBackend for ElasticsearchSearch {
     fn search_anime<'a>(&'a self, s: AnimeSearch<'a>) -> BoxFuture<'a, Result<SearchResults>> {
         Box::pin(async move {
-            if s.offset >= MAX_RESULT_WINDOW {
-                return Err(Error::bad_input(format!(
-                    "after: search results end at the {MAX_RESULT_WINDOW}th; refine the query"
-                )));
-            }
             let s = AnimeSearch {
-                limit: s.limit.min(MAX_RESULT_WINDOW - s.offset),
+                limit: window_limit(s.offset, s.limit)?,
                 ..s
             };
             let (ids, total, highlights, facets) = match self.call(search_body(&s)).await {
@@ -597,12 +594,7 @@ impl SearchBackend for ElasticsearchSearch {
         s: EverythingSearch<'a>,
     ) -> BoxFuture<'a, Result<FoundPage>> {
         Box::pin(async move {
-            if s.offset >= MAX_RESULT_WINDOW {
-                return Err(Error::bad_input(format!(
-                    "after: search results end at the {MAX_RESULT_WINDOW}th; refine the query"
-                )));
-            }
-            let limit = s.limit.min(MAX_RESULT_WINDOW - s.offset);
+            let limit = window_limit(s.offset, s.limit)?;
             let aliases: Vec<String> = s
                 .types
                 .iter()
