@@ -29,7 +29,10 @@
 //! processed: its input partitions are paused, the changelog partition is read from the
 //! start up to its end (`read_committed`: what committed transactions wrote) in batches,
 //! and the consumer keeps polling in between, so the instance stays in the group however
-//! long the restore takes. On revoke, the lane commits first, then drops the revoked
+//! long the restore takes; then the partitions are resumed and sought to the group's
+//! committed offsets. Only records of restored tasks are processed: one of a partition
+//! still restoring is read again after its restore, one of a partition revoked meanwhile
+//! is left to its new owner (an empty store would otherwise count from zero again). On revoke, the lane commits first, then drops the revoked
 //! tasks' stores; when the assignment was lost (the group moved on without this instance)
 //! it abandons what was not committed instead.
 //!
@@ -319,6 +322,7 @@ impl<P: Processor> ConsumerContext for StateContext<P> {
                 engine.abandon();
             }
             engine.tasks.revoke(&partitions);
+            engine.ready.retain(|p| !partitions.contains(p));
             self.assigned
                 .lock()
                 .expect("assigned poisoned")
@@ -364,6 +368,11 @@ struct Engine<P: Processor> {
     /// Whether the producer must be replaced before the next transaction (its last one
     /// could not be committed or aborted).
     replace_producer: bool,
+    /// Tasks assigned here and restored: only their records are processed. A record of
+    /// any other partition (one whose restore has not run yet, or one revoked while its
+    /// records were already fetched) would start from an empty store and write wrong
+    /// state to the changelog.
+    ready: BTreeSet<i32>,
 }
 
 fn producer_for(config: &StatefulConfig) -> Result<kafka::Producer> {
@@ -583,19 +592,73 @@ impl<P: Processor> Engine<P> {
             return Ok(());
         }
         let assigned = consumer.assignment().unwrap_or_default();
+        let mut uncommitted = Vec::new();
         for (topic, partition, at) in std::mem::take(&mut self.rewind) {
             if assigned.find_partition(&topic, partition).is_none() {
                 continue; // revoked meanwhile: its new owner starts at the committed offset
             }
-            // Never committed here: librdkafka fetches the group's committed offset itself
-            // (a lookup of ours could fail while the brokers are away, and a seek to the
-            // start would process everything again).
-            let at = at.map_or(Offset::Stored, Offset::Offset);
-            if let Err(e) = consumer.seek(&topic, partition, at, Duration::from_secs(10)) {
-                tracing::warn!(error = %e, %topic, partition, "rewinding after an abandoned commit");
+            match at {
+                Some(at) => {
+                    if let Err(e) = consumer.seek(
+                        &topic,
+                        partition,
+                        Offset::Offset(at),
+                        Duration::from_secs(10),
+                    ) {
+                        tracing::warn!(error = %e, %topic, partition, "rewinding after an abandoned commit");
+                    }
+                }
+                // Never committed by this instance: the group's committed offset (another
+                // instance's), looked up from the coordinator.
+                None => uncommitted.push((topic, partition)),
             }
         }
+        seek_committed(consumer, &uncommitted, stop);
         Ok(())
+    }
+}
+
+/// Seeks `partitions` to the group's committed offsets (the start when a partition was
+/// never committed: `auto.offset.reset` is `earliest`). The lookup asks the group
+/// coordinator; while it does not answer, it is tried again every second until `stop`
+/// (librdkafka's logical `Offset::Stored` is refused by `seek`, so the lookup is ours).
+fn seek_committed<X: ConsumerContext, C: Consumer<X>>(
+    consumer: &C,
+    partitions: &[(String, i32)],
+    stop: &AtomicBool,
+) {
+    if partitions.is_empty() {
+        return;
+    }
+    let mut list = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        list.add_partition(topic, *partition);
+    }
+    let committed = loop {
+        match consumer.committed_offsets(list.clone(), Duration::from_secs(10)) {
+            Ok(committed) => break committed,
+            Err(_) if stop.load(Ordering::Acquire) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking up committed offsets: retrying in 1 s");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    };
+    for e in committed.elements() {
+        let at = match e.offset() {
+            Offset::Offset(at) => Offset::Offset(at),
+            _ => Offset::Beginning,
+        };
+        if let Err(err) = consumer.seek(e.topic(), e.partition(), at, Duration::from_secs(10)) {
+            tracing::warn!(error = %err, topic = e.topic(), partition = e.partition(), ?at, "seeking to the committed offset");
+        } else {
+            tracing::debug!(
+                topic = e.topic(),
+                partition = e.partition(),
+                ?at,
+                "fetching from the committed offset"
+            );
+        }
     }
 }
 
@@ -638,6 +701,7 @@ impl<P: Processor> Lane<P> {
             open: false,
             rewind: Vec::new(),
             replace_producer: false,
+            ready: BTreeSet::new(),
         }));
         // A fatal consumer error (e.g. the broker fencing this static member by its own
         // earlier incarnation after a coordinator failover) leaves the consumer unusable:
@@ -653,6 +717,7 @@ impl<P: Processor> Lane<P> {
                     engine.rewind.clear();
                     let tasks: Vec<i32> = engine.tasks.stores().keys().copied().collect();
                     engine.tasks.revoke(&tasks);
+                    engine.ready.clear();
                     drop(engine);
                     std::thread::sleep(Duration::from_secs(1));
                 }
@@ -711,6 +776,31 @@ impl<P: Processor> Lane<P> {
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error");
+                }
+                Some(Ok(message)) if !engine_guard.ready.contains(&message.partition()) => {
+                    // Not a restored task of ours: read it again once its restore has run
+                    // (the assignment is pending), or leave it to its new owner.
+                    let (topic, partition, offset) = (
+                        message.topic().to_owned(),
+                        message.partition(),
+                        message.offset(),
+                    );
+                    drop(message);
+                    let pending = assigned
+                        .lock()
+                        .expect("assigned poisoned")
+                        .iter()
+                        .any(|(t, p)| *t == topic && *p == partition);
+                    if pending {
+                        let _ = consumer.seek(
+                            &topic,
+                            partition,
+                            Offset::Offset(offset),
+                            Duration::from_secs(10),
+                        );
+                    } else {
+                        tracing::debug!(%topic, partition, offset, "a record of a task not held here: skipped");
+                    }
                 }
                 Some(Ok(message)) => {
                     self.metrics.count_consumed(1);
@@ -887,6 +977,26 @@ impl<P: Processor> Lane<P> {
             resume.add_partition(topic, *partition);
         }
         consumer.resume(&resume)?;
+        // A pause from the rebalance callback races librdkafka's own start of the
+        // partition's fetch: seen here, the incremental assign was applied after the
+        // pause, which was lost (the partition was fetched during its restore); reported
+        // upstream, the fetch start is dropped as outdated and the partition is never read
+        // (librdkafka #2190, #5591). A seek after the resume puts the fetch where it must
+        // be in both cases: the group's committed offset.
+        let still = consumer.assignment().unwrap_or_default();
+        let (restored, gone): (Vec<_>, Vec<_>) = assigned
+            .into_iter()
+            .partition(|(topic, partition)| still.find_partition(topic, *partition).is_some());
+        seek_committed(consumer, &restored, &self.stop);
+        let mut engine = engine.lock().expect("engine poisoned");
+        // Revoked during their restore: what was read of them goes.
+        let gone: Vec<i32> = gone.iter().map(|(_, p)| *p).collect();
+        engine.tasks.revoke(&gone);
+        // A restore cut short by a stop leaves its tasks unready: their records are not
+        // processed into a partial store (that once committed counts restarted from 0).
+        if !self.stop.load(Ordering::Acquire) {
+            engine.ready.extend(restored.iter().map(|(_, p)| *p));
+        }
         Ok(())
     }
 }
