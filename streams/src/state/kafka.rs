@@ -18,8 +18,9 @@
 //!   consumer rewinds to the committed offsets. Seeks and the new producer happen on the
 //!   lane's loop, never inside a rebalance callback. Readers of the outputs use
 //!   `isolation.level=read_committed`.
-//! - **at least once**: outputs and changelog records are produced (idempotent producer)
-//!   and confirmed, then the offsets are committed. A crash in between replays the records
+//! - **at least once**: the outputs are produced (idempotent producer) and confirmed, then
+//!   the changelog records, then the offsets are committed (outputs first: a store never
+//!   holds an effect whose output was lost). A crash in between replays the records
 //!   since the last commit against a store that already holds their effect: at most one
 //!   commit interval of records per crash and partition is counted twice.
 //!
@@ -60,8 +61,8 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use super::processor::Processor;
-use super::tasks::{Consumed, Prepared, Tasks};
+use super::processor::{Output, Processor};
+use super::tasks::{Consumed, Tasks};
 use crate::metrics::Metrics;
 use crate::runtime::PipelineConfig;
 use crate::{Error, Result};
@@ -444,14 +445,14 @@ impl<P: Processor> Engine<P> {
             "commit: begin"
         );
         self.begin()?;
-        let deliveries = self.produce(&prepared)?;
-        tracing::debug!("commit: produced");
         let mut offsets = TopicPartitionList::with_capacity(prepared.offsets.len());
         for (topic, partition, next) in &prepared.offsets {
             let _ = offsets.add_partition_offset(topic, *partition, Offset::Offset(*next));
         }
         match self.guarantee {
             Guarantee::ExactlyOnce => {
+                self.produce(prepared.outputs.iter().chain(&prepared.changelog))?;
+                tracing::debug!("commit: produced");
                 let base = self.producer.base();
                 if !prepared.offsets.is_empty() {
                     let metadata = consumer.group_metadata().ok_or_else(|| {
@@ -475,17 +476,16 @@ impl<P: Processor> Engine<P> {
                 self.open = false;
             }
             Guarantee::AtLeastOnce => {
-                self.producer
-                    .base()
-                    .flush(Duration::from_secs(30))
-                    .map_err(|e| CommitError::Abortable(e.to_string()))?;
-                for delivery in deliveries {
-                    match futures::executor::block_on(delivery) {
-                        Ok(Ok(_)) => {}
-                        Ok(Err((e, _))) => return Err(CommitError::Abortable(e.to_string())),
-                        Err(_) => return Err(CommitError::Abortable("delivery lost".to_owned())),
-                    }
-                }
+                // The outputs are confirmed before the changelog, and both before the
+                // offsets: a crash in between replays the records against a store without
+                // their effect (the outputs are sent again, a duplicate), never against one
+                // that has it while its outputs were lost (a processor that keeps state to
+                // emit each change once would then emit nothing: lost for good).
+                let outputs = self.produce(prepared.outputs.iter())?;
+                self.confirm(outputs)?;
+                let changelog = self.produce(prepared.changelog.iter())?;
+                self.confirm(changelog)?;
+                tracing::debug!("commit: produced and confirmed");
                 if !prepared.offsets.is_empty() {
                     consumer
                         .commit(&offsets, CommitMode::Sync)
@@ -502,14 +502,14 @@ impl<P: Processor> Engine<P> {
         Ok(())
     }
 
-    /// Produces a commit's records (in a transaction when exactly once); the deliveries
-    /// to confirm (at least once).
-    fn produce(
+    /// Produces records (in the open transaction when exactly once); the deliveries to
+    /// confirm (at least once).
+    fn produce<'a>(
         &self,
-        prepared: &Prepared,
+        records: impl Iterator<Item = &'a Output>,
     ) -> std::result::Result<Vec<kafka::Delivering>, CommitError> {
         let mut deliveries = Vec::new();
-        for output in prepared.outputs.iter().chain(&prepared.changelog) {
+        for output in records {
             let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&output.topic);
             if let Some(key) = &output.key {
                 record = record.key(key.as_slice());
@@ -541,6 +541,25 @@ impl<P: Processor> Engine<P> {
             }
         }
         Ok(deliveries)
+    }
+
+    /// Waits until every one of `deliveries` is acknowledged (at least once).
+    fn confirm(&self, deliveries: Vec<kafka::Delivering>) -> std::result::Result<(), CommitError> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        self.producer
+            .base()
+            .flush(Duration::from_secs(30))
+            .map_err(|e| CommitError::Abortable(e.to_string()))?;
+        for delivery in deliveries {
+            match futures::executor::block_on(delivery) {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(CommitError::Abortable(e.to_string())),
+                Err(_) => return Err(CommitError::Abortable("delivery lost".to_owned())),
+            }
+        }
+        Ok(())
     }
 
     /// Abandons what was processed since the last commit: drops the state written and
