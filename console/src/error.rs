@@ -1,0 +1,74 @@
+//! The console's [`Error`]: whose fault a failure is decides the page and status shown.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::html;
+
+/// What can go wrong in the console.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid (every problem listed).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The request is wrong (a bad filter, a missing field): the operator's to fix.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such pipeline, dead letter or job.
+    #[error("{0}")]
+    NotFound(String),
+    /// The form's CSRF token is missing or wrong.
+    #[error(
+        "the form is stale or did not come from this console (CSRF token): reload the page and try again"
+    )]
+    Csrf,
+    /// PostgreSQL failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The migrations failed.
+    #[error("database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The dead-letter engine (Kafka) failed.
+    #[error("dead-letter engine: {0}")]
+    Engine(#[from] anineplus_streams::Error),
+    /// Kafka failed outside the engine.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// A background task failed.
+    #[error("task: {0}")]
+    Task(String),
+    /// Serving failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The crate's result.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// The status of the page showing this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Csrf => StatusCode::FORBIDDEN,
+            Error::Engine(anineplus_streams::Error::Topic { .. }) => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let body = format!(
+            "<h1>{}</h1><p class=\"error\">{}</p><p><a href=\"/\">Back to the console</a></p>",
+            status.canonical_reason().unwrap_or("Error"),
+            html::escape(&self.to_string())
+        );
+        (status, html::bare("Error", &body)).into_response()
+    }
+}

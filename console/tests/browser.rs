@@ -1,0 +1,226 @@
+//! The console in a real headless Chromium (Debian's `chromium` and `chromium-driver`),
+//! driven over WebDriver with fantoccini, on the real stack.
+//!
+//! Scenario: a user without the OPERATOR role is refused with a 403 page; an operator signs
+//! in with a token of the API, sees the indexer's lag per partition, finds the two groups of
+//! dead letters made by the test (three left by a search-engine outage, now over; two
+//! undecodable records), previews and runs a redrive of the outage group and watches it end
+//! with "succeeded 3 / returned 0", redrives the undecodable group ("succeeded 0 /
+//! returned 2"), purges what is resolved (5 deleted, the 2 returns kept), and finds the
+//! three writes on the audit page. A form posted without its CSRF token is refused.
+//! chromedriver runs on a free loopback port, started by the test; a missing browser or
+//! driver fails the test (scripts/browser-deps.sh installs them).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anineplus_api::domain::Role;
+use anineplus_schemas::Topic;
+use anineplus_testkit::TestDatabase;
+use common::Harness;
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// chromedriver on a free loopback port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn driver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("chromedriver does not start ({e}): run scripts/browser-deps.sh (Debian's chromium and chromium-driver)"));
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if reqwest::get(format!("{url}/status")).await.is_ok() {
+            println!("chromedriver listening on {url}");
+            return Driver { child, url };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not listen on {url} within 10 s");
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session through chromedriver")
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} on {:?}: {e}", c.current_url().await.ok()))
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn sign_in(c: &Client, url: &str, token: &str) {
+    c.goto(&format!("{url}/sign-in")).await.unwrap();
+    c.find(Locator::Id("token")).await.unwrap().send_keys(token).await.unwrap();
+    c.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+}
+
+/// Polls the page's text until it contains `want` (the page refreshes itself).
+async fn wait_text(c: &Client, css: &str, want: &str) -> String {
+    let mut seen = String::new();
+    for _ in 0..150 {
+        if let Ok(el) = c.find(Locator::Css(css)).await {
+            seen = el.text().await.unwrap_or_default();
+            if seen.contains(want) {
+                return seen;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{css} never showed {want:?}; last: {seen:?}");
+}
+
+/// Previews the redrive of the group whose row mentions `cause`, checks the preview's
+/// total, confirms; returns once on the job's page.
+async fn redrive(c: &Client, url: &str, cause: &str, total: i64) {
+    c.goto(&format!("{url}/dead-letters?pipeline=indexer")).await.unwrap();
+    let row = format!("//tr[contains(@class, 'group')][contains(., '{cause}')]");
+    let button = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::XPath(&format!("{row}//button")))
+        .await
+        .unwrap_or_else(|e| panic!("no group of {cause:?} to redrive: {e}"));
+    button.click().await.unwrap();
+    assert_eq!(text(c, "#preview-total").await, total.to_string(), "the dry run's count");
+    c.find(Locator::Id("confirm")).await.unwrap().click().await.unwrap();
+    text(c, "#progress").await;
+    println!("redrive of {cause:?} ({total}) started: {}", c.current_url().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_redrives_dead_letters_in_a_real_browser() {
+    let t = Harness::new().await;
+    let db = TestDatabase::create("console_browser").await;
+    let indexer = t.start_indexer().await;
+    let console = common::serve(common::config(&t, &db, indexer.running.metrics_addr)).await;
+    let dlq = t.dlq();
+    t.send_raw(Topic::Anime, "junk-1", b"garbage one").await;
+    t.send_raw(Topic::Anime, "junk-2", b"more garbage").await;
+    let outage = common::outage_letters(&t, "outage", 3).await;
+    common::wait_indexed(&console.pool, &dlq, 5).await;
+
+    let driver = driver().await;
+    let c = browser(&driver).await;
+    let url = &console.url;
+
+    // Anyone but an operator or an admin is refused.
+    sign_in(&c, url, &common::token(Role::User)).await;
+    let refusal = text(&c, "p.error").await;
+    assert!(refusal.contains("Forbidden: your role is USER"), "{refusal}");
+    c.goto(&format!("{url}/dead-letters")).await.unwrap();
+    assert!(c.current_url().await.unwrap().as_str().ends_with("/sign-in"), "no session, no page");
+    println!("a USER is refused: {refusal}");
+
+    // The operator sees the indexer's lag per partition.
+    sign_in(&c, url, &common::token(Role::Operator)).await;
+    let lag = wait_text(&c, "#pipeline-indexer", &t.topic(Topic::Anime)).await;
+    assert!(lag.contains("total lag"), "{lag}");
+    assert!(c.find(Locator::Css("#pipeline-indexer svg.lag-chart")).await.is_ok(), "the lag chart");
+    let partitions = c.find_all(Locator::Css("#pipeline-indexer td.lag")).await.unwrap();
+    assert_eq!(partitions.len(), 3, "one row per partition of the anime topic");
+    println!("pipelines page: {}", lag.lines().take(3).collect::<Vec<_>>().join(" | "));
+
+    // The groups made by the test.
+    c.goto(&format!("{url}/dead-letters?pipeline=indexer")).await.unwrap();
+    let groups = text(&c, "#groups").await;
+    assert!(groups.contains("retryable: sink: unavailable: connection refused to <n>.<n>.<n>.<n>:<n> after <n> attempts"), "{groups}");
+    assert!(groups.contains("permanent: decode: record starts with byte <n>"), "{groups}");
+    println!("groups:\n{groups}");
+
+    // One letter inspected: headers, decoded payload, reason.
+    c.goto(&format!("{url}/dead-letters/list?pipeline=indexer&key=outage-1")).await.unwrap();
+    c.find(Locator::Css("table.letters a")).await.unwrap().click().await.unwrap();
+    let inspected = text(&c, "#inspect").await;
+    assert!(inspected.contains("value (decoded)") && inspected.contains("Title 1"), "{inspected}");
+    assert!(text(&c, ".reason").await.contains("connection refused"));
+
+    // The outage is over: its group succeeds.
+    redrive(&c, url, "sink: unavailable", 3).await;
+    let outcome = wait_text(&c, "#progress", "succeeded 3 / returned 0").await;
+    assert!(outcome.contains("done"), "{outcome}");
+    for id in &outage {
+        t.wait_doc("anime", id, |v, _| v == 1).await;
+    }
+    println!("outage group: {outcome}");
+
+    // The undecodable records come back.
+    redrive(&c, url, "permanent: decode", 2).await;
+    let outcome = wait_text(&c, "#progress", "succeeded 0 / returned 2").await;
+    println!("undecodable group: {outcome}");
+    assert_eq!(c.find_all(Locator::Css("table.letters tr")).await.unwrap().len(), 3, "the two returns are linked");
+
+    // A write without the form's CSRF token is refused, even with the session cookie.
+    let cookie = c.get_named_cookie(anineplus_console::auth::COOKIE).await.unwrap();
+    let forged = reqwest::Client::new()
+        .post(format!("{url}/purge"))
+        .header("cookie", format!("{}={}", cookie.name(), cookie.value()))
+        .form(&[("pipeline", "indexer"), ("confirm", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403, "no CSRF token");
+
+    // Purge what is resolved.
+    c.goto(&format!("{url}/dead-letters?pipeline=indexer")).await.unwrap();
+    c.find(Locator::Id("purge")).await.unwrap().click().await.unwrap();
+    assert_eq!(text(&c, "#purge-deleted").await, "5");
+    assert_eq!(text(&c, "#purge-kept").await, "2");
+    c.find(Locator::Id("confirm")).await.unwrap().click().await.unwrap();
+    let purged = text(&c, "#purged").await;
+    assert!(purged.contains("Deleted 5"), "{purged}");
+    println!("{purged}");
+
+    // The audit log has the three writes.
+    c.goto(&format!("{url}/audit")).await.unwrap();
+    let audit = text(&c, "#audit").await;
+    let actions: Vec<String> = {
+        let mut out = Vec::new();
+        for el in c.find_all(Locator::Css("#audit td.action")).await.unwrap() {
+            out.push(el.text().await.unwrap());
+        }
+        out
+    };
+    assert_eq!(actions, vec!["purge", "redrive", "redrive"], "{audit}");
+    assert!(audit.contains("OPERATOR"), "{audit}");
+    println!("audit:\n{audit}");
+
+    c.close().await.unwrap();
+    drop(driver);
+    console.stop().await;
+    indexer.stop().await;
+    t.cleanup().await;
+    db.remove().await;
+}
