@@ -36,7 +36,11 @@ impl Drop for Driver {
 }
 
 async fn driver() -> Driver {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -71,20 +75,34 @@ async fn browser(driver: &Driver) -> Client {
 }
 
 async fn text(c: &Client, css: &str) -> String {
-    c.wait()
+    let found = c
+        .wait()
         .at_most(Duration::from_secs(20))
         .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css} on {:?}: {e}", c.current_url().await.ok()))
-        .text()
-        .await
-        .unwrap()
+        .await;
+    match found {
+        Ok(el) => el.text().await.unwrap(),
+        Err(e) => {
+            let page = c.source().await.unwrap_or_default();
+            panic!("no {css} on {:?}: {e}\n{page}", c.current_url().await.ok())
+        }
+    }
 }
 
 async fn sign_in(c: &Client, url: &str, token: &str) {
     c.goto(&format!("{url}/sign-in")).await.unwrap();
-    c.find(Locator::Id("token")).await.unwrap().send_keys(token).await.unwrap();
-    c.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(token)
+        .await
+        .unwrap();
+    c.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 }
 
 /// Polls the page's text until it contains `want` (the page refreshes itself).
@@ -105,7 +123,9 @@ async fn wait_text(c: &Client, css: &str, want: &str) -> String {
 /// Previews the redrive of the group whose row mentions `cause`, checks the preview's
 /// total, confirms; returns once on the job's page.
 async fn redrive(c: &Client, url: &str, cause: &str, total: i64) {
-    c.goto(&format!("{url}/dead-letters?pipeline=indexer")).await.unwrap();
+    c.goto(&format!("{url}/dead-letters?pipeline=indexer"))
+        .await
+        .unwrap();
     let row = format!("//tr[contains(@class, 'group')][contains(., '{cause}')]");
     let button = c
         .wait()
@@ -114,10 +134,22 @@ async fn redrive(c: &Client, url: &str, cause: &str, total: i64) {
         .await
         .unwrap_or_else(|e| panic!("no group of {cause:?} to redrive: {e}"));
     button.click().await.unwrap();
-    assert_eq!(text(c, "#preview-total").await, total.to_string(), "the dry run's count");
-    c.find(Locator::Id("confirm")).await.unwrap().click().await.unwrap();
+    assert_eq!(
+        text(c, "#preview-total").await,
+        total.to_string(),
+        "the dry run's count"
+    );
+    c.find(Locator::Id("confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     text(c, "#progress").await;
-    println!("redrive of {cause:?} ({total}) started: {}", c.current_url().await.unwrap());
+    println!(
+        "redrive of {cause:?} ({total}) started: {}",
+        c.current_url().await.unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -139,32 +171,74 @@ async fn an_operator_redrives_dead_letters_in_a_real_browser() {
     // Anyone but an operator or an admin is refused.
     sign_in(&c, url, &common::token(Role::User)).await;
     let refusal = text(&c, "p.error").await;
-    assert!(refusal.contains("Forbidden: your role is USER"), "{refusal}");
+    assert!(
+        refusal.contains("Forbidden: your role is USER"),
+        "{refusal}"
+    );
     c.goto(&format!("{url}/dead-letters")).await.unwrap();
-    assert!(c.current_url().await.unwrap().as_str().ends_with("/sign-in"), "no session, no page");
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .ends_with("/sign-in"),
+        "no session, no page"
+    );
     println!("a USER is refused: {refusal}");
 
     // The operator sees the indexer's lag per partition.
     sign_in(&c, url, &common::token(Role::Operator)).await;
     let lag = wait_text(&c, "#pipeline-indexer", &t.topic(Topic::Anime)).await;
     assert!(lag.contains("total lag"), "{lag}");
-    assert!(c.find(Locator::Css("#pipeline-indexer svg.lag-chart")).await.is_ok(), "the lag chart");
-    let partitions = c.find_all(Locator::Css("#pipeline-indexer td.lag")).await.unwrap();
-    assert_eq!(partitions.len(), 3, "one row per partition of the anime topic");
-    println!("pipelines page: {}", lag.lines().take(3).collect::<Vec<_>>().join(" | "));
+    assert!(
+        c.find(Locator::Css("#pipeline-indexer svg.lag-chart"))
+            .await
+            .is_ok(),
+        "the lag chart"
+    );
+    let partitions = c
+        .find_all(Locator::Css("#pipeline-indexer td.lag"))
+        .await
+        .unwrap();
+    assert_eq!(
+        partitions.len(),
+        3,
+        "one row per partition of the anime topic"
+    );
+    println!(
+        "pipelines page: {}",
+        lag.lines().take(3).collect::<Vec<_>>().join(" | ")
+    );
 
     // The groups made by the test.
-    c.goto(&format!("{url}/dead-letters?pipeline=indexer")).await.unwrap();
+    c.goto(&format!("{url}/dead-letters?pipeline=indexer"))
+        .await
+        .unwrap();
     let groups = text(&c, "#groups").await;
     assert!(groups.contains("retryable: sink: unavailable: connection refused to <n>.<n>.<n>.<n>:<n> after <n> attempts"), "{groups}");
-    assert!(groups.contains("permanent: decode: record starts with byte <n>"), "{groups}");
+    assert!(
+        groups.contains("permanent: decode: record starts with byte <n>"),
+        "{groups}"
+    );
     println!("groups:\n{groups}");
 
     // One letter inspected: headers, decoded payload, reason.
-    c.goto(&format!("{url}/dead-letters/list?pipeline=indexer&key=outage-1")).await.unwrap();
-    c.find(Locator::Css("table.letters a")).await.unwrap().click().await.unwrap();
+    c.goto(&format!(
+        "{url}/dead-letters/list?pipeline=indexer&key=outage-1"
+    ))
+    .await
+    .unwrap();
+    c.find(Locator::Css("table.letters a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let inspected = text(&c, "#inspect").await;
-    assert!(inspected.contains("value (decoded)") && inspected.contains("Title 1"), "{inspected}");
+    assert!(
+        inspected.contains("value (decoded)") && inspected.contains("Title 1"),
+        "{inspected}"
+    );
     assert!(text(&c, ".reason").await.contains("connection refused"));
 
     // The outage is over: its group succeeds.
@@ -180,10 +254,17 @@ async fn an_operator_redrives_dead_letters_in_a_real_browser() {
     redrive(&c, url, "permanent: decode", 2).await;
     let outcome = wait_text(&c, "#progress", "succeeded 0 / returned 2").await;
     println!("undecodable group: {outcome}");
-    assert_eq!(c.find_all(Locator::Css("table.letters tr")).await.unwrap().len(), 3, "the two returns are linked");
+    let returns = wait_text(&c, "#progress table.letters", "junk-2").await;
+    assert!(
+        returns.contains("junk-1"),
+        "the two returns are linked: {returns}"
+    );
 
     // A write without the form's CSRF token is refused, even with the session cookie.
-    let cookie = c.get_named_cookie(anineplus_console::auth::COOKIE).await.unwrap();
+    let cookie = c
+        .get_named_cookie(anineplus_console::auth::COOKIE)
+        .await
+        .unwrap();
     let forged = reqwest::Client::new()
         .post(format!("{url}/purge"))
         .header("cookie", format!("{}={}", cookie.name(), cookie.value()))
@@ -194,11 +275,23 @@ async fn an_operator_redrives_dead_letters_in_a_real_browser() {
     assert_eq!(forged.status(), 403, "no CSRF token");
 
     // Purge what is resolved.
-    c.goto(&format!("{url}/dead-letters?pipeline=indexer")).await.unwrap();
-    c.find(Locator::Id("purge")).await.unwrap().click().await.unwrap();
+    c.goto(&format!("{url}/dead-letters?pipeline=indexer"))
+        .await
+        .unwrap();
+    c.find(Locator::Id("purge"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     assert_eq!(text(&c, "#purge-deleted").await, "5");
     assert_eq!(text(&c, "#purge-kept").await, "2");
-    c.find(Locator::Id("confirm")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let purged = text(&c, "#purged").await;
     assert!(purged.contains("Deleted 5"), "{purged}");
     println!("{purged}");

@@ -168,6 +168,16 @@ pub(super) async fn list(State(console): State<Arc<Console>>, who: Operator) -> 
     Ok(html::page("Redrive jobs", &who.who(), &body).into_response())
 }
 
+/// The live part of a job's page: status, progress, outcome, and the returns linked.
+async fn live(console: &Console, job: &Job) -> Result<String> {
+    let returned = index::returned(&console.pool, job.id, 200).await?;
+    Ok(format!(
+        "{}<h2>Returned</h2>{}",
+        progress_html(job),
+        super::dead_letters::letters_table(&job.pipeline, &returned)
+    ))
+}
+
 fn progress_html(job: &Job) -> String {
     format!(
         "<p>status: <strong class=\"status\">{st}</strong>{err}</p><p><progress max=\"{total}\" value=\"{sent}\"></progress> \
@@ -194,19 +204,16 @@ pub(super) async fn show(
     Path(id): Path<String>,
 ) -> Result<Response> {
     let job = jobs::get(&console.pool, parse_id(&id)?).await?;
-    let returned = index::returned(&console.pool, job.id, 200).await?;
     let body = format!(
         "<h1>Redrive job {id}</h1><p>{sel}, at most {rate}/s, by {by} at {at}</p>\
-<div id=\"progress\" data-refresh=\"/fragments/jobs/{id}\">{progress}</div>\
 <p><em>succeeded</em>: sent and not back as a dead letter (so far); <em>returned</em>: dead letters carrying this job's redrive id.</p>\
-<h2>Returned</h2>{returned}",
+<div id=\"progress\" data-refresh=\"/fragments/jobs/{id}\">{progress}</div>",
         id = job.id,
         sel = html::escape(&job.selection),
         rate = job.max_per_second,
         by = html::escape(&job.created_by),
         at = job.created_at.format("%F %T UTC"),
-        progress = progress_html(&job),
-        returned = super::dead_letters::letters_table(&job.pipeline, &returned),
+        progress = live(&console, &job).await?,
     );
     Ok(html::page("Redrive job", &who.who(), &body).into_response())
 }
@@ -217,7 +224,7 @@ pub(super) async fn progress(
     Path(id): Path<String>,
 ) -> Result<Response> {
     let job = jobs::get(&console.pool, parse_id(&id)?).await?;
-    Ok(Html(progress_html(&job)).into_response())
+    Ok(Html(live(&console, &job).await?).into_response())
 }
 
 #[derive(Debug, serde::Deserialize)]
