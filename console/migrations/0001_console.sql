@@ -1,5 +1,6 @@
--- The console's own tables (database `anineplus`, beside the API's; names prefixed
--- `console_` so they never meet the API's).
+-- The console's own tables, in the schema `console` of the API's database (the console's
+-- connections set `search_path` to it; its migrations are recorded there too, apart from
+-- the API's).
 
 -- The index of the dead letters, fed by the console's consumer of every `<pipeline>.dlq`
 -- topic as they arrive: pages query it, never the topic.

@@ -1,7 +1,9 @@
 //! Who may use the console: operators and admins, signed in with a token of the API.
 //!
-//! Signing in posts one of the API's JWTs (from its `login` mutation); it is verified with
-//! the API's own [`TokenAuthority`] (same secret, issuer and audience), and its role must
+//! Signing in takes an email and password, which [`api_login`] hands to the API's `login`
+//! mutation for a token, or a token of the API pasted as it is (from an external issuer's
+//! flow, say); either way the token is verified with the API's own [`TokenAuthority`]
+//! (same secret, issuer and audience): the console keeps no passwords. Its role must
 //! be `OPERATOR` or `ADMIN` (`Role::at_least(Role::Operator)`): anyone else gets a 403 page
 //! saying so. A session then lives in the console's memory, named by an HttpOnly,
 //! SameSite=Strict cookie of 244 random bits, until the token's expiry or the session TTL,
@@ -205,14 +207,60 @@ impl<S: HasSessions + Send + Sync> FromRequestParts<Arc<S>> for Operator {
     }
 }
 
+/// Why the API gave no token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginFailure {
+    /// The API refused the credentials (its message).
+    Refused(String),
+    /// The API did not answer or answered nonsense.
+    Unavailable(String),
+}
+
+const LOGIN: &str = "mutation($input: LoginInput!) { login(input: $input) { token } }";
+
+/// A token from the API's `login` mutation at `api_url` (`http://host:port`).
+pub async fn api_login(
+    http: &reqwest::Client,
+    api_url: &str,
+    email: &str,
+    password: &str,
+) -> std::result::Result<String, LoginFailure> {
+    let body = serde_json::json!({
+        "query": LOGIN,
+        "variables": { "input": { "email": email, "password": password } },
+    });
+    let response = http
+        .post(format!("{api_url}/graphql"))
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| {
+            LoginFailure::Unavailable(format!("the API at {api_url} does not answer: {e}"))
+        })?;
+    let answer: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| LoginFailure::Unavailable(format!("the API's answer is not JSON: {e}")))?;
+    if let Some(token) = answer["data"]["login"]["token"].as_str() {
+        return Ok(token.to_owned());
+    }
+    let message = answer["errors"][0]["message"]
+        .as_str()
+        .unwrap_or("the API returned no token")
+        .to_owned();
+    Err(LoginFailure::Refused(message))
+}
+
 /// The sign-in page, with a message.
 pub fn sign_in_page(message: &str) -> String {
     format!(
         "<h1>AnineePlus operators' console</h1>{}<form method=\"post\" action=\"/sign-in\">\
-<p><label for=\"token\">Token from the API (<code>mutation {{ login(input: {{email: …, password: …}}) {{ token }} }}</code>)</label><br>\
-<textarea id=\"token\" name=\"token\" rows=\"5\" cols=\"80\" required></textarea></p>\
+<p><label>Email <input type=\"email\" id=\"email\" name=\"email\" autocomplete=\"username\"></label> \
+<label>Password <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\"></label></p>\
+<p>or <label for=\"token\">a token of the API</label><br>\
+<textarea id=\"token\" name=\"token\" rows=\"4\" cols=\"80\"></textarea></p>\
 <p><button type=\"submit\" id=\"sign-in\">Sign in</button></p></form>\
-<p>Operators (role OPERATOR) and admins only.</p>",
+<p>Operators (role OPERATOR) and admins only. The email and password go to the API's <code>login</code>; the console keeps neither.</p>",
         if message.is_empty() {
             String::new()
         } else {

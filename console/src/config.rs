@@ -108,6 +108,8 @@ pub struct ConsoleConfig {
     pub topic_prefix: String,
     /// The pipelines watched.
     pub pipelines: Vec<PipelineSpec>,
+    /// `http://host:port` of the API, whose `login` mutation signs operators in.
+    pub api_url: String,
     /// The API's JWT secret (HS256), issuer and audience: tokens are the API's.
     pub jwt_secret: String,
     /// Expected `iss`.
@@ -130,6 +132,12 @@ impl ConsoleConfig {
         let mut problems = Vec::new();
         if self.jwt_secret.len() < 32 {
             problems.push("JWT_SECRET must be at least 32 bytes".to_owned());
+        }
+        if !self.api_url.starts_with("http://") && !self.api_url.starts_with("https://") {
+            problems.push(format!(
+                "the API's URL {:?} is not http(s)://",
+                self.api_url
+            ));
         }
         if self.pipelines.is_empty() {
             problems.push("CONSOLE_PIPELINES lists no pipeline".to_owned());

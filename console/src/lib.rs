@@ -35,8 +35,8 @@ use std::sync::Arc;
 
 use anineplus_api::auth::jwt::TokenAuthority;
 use anineplus_schemas::Codec;
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -58,12 +58,32 @@ pub struct Console {
     pub runner: jobs::Runner,
     /// The registry codec (inspection).
     pub codec: Codec,
+    /// HTTP client (the API's `login`).
+    pub http: reqwest::Client,
 }
 
 impl auth::HasSessions for Console {
     fn sessions(&self) -> &auth::Sessions {
         &self.sessions
     }
+}
+
+/// The PostgreSQL schema of the console's tables and of its migrations' bookkeeping, so that
+/// it can share the API's database without touching the API's tables or migrations.
+pub const SCHEMA: &str = "console";
+
+/// A pool on `database_url` whose connections work in [`SCHEMA`] (created when missing).
+pub async fn connect(database_url: &str) -> Result<PgPool> {
+    let options: PgConnectOptions = database_url.parse()?;
+    let mut first = PgConnection::connect_with(&options).await?;
+    first
+        .execute(format!("CREATE SCHEMA IF NOT EXISTS {SCHEMA}").as_str())
+        .await?;
+    first.close().await?;
+    Ok(PgPoolOptions::new()
+        .max_connections(10)
+        .connect_with(options.options([("search_path", SCHEMA)]))
+        .await?)
 }
 
 /// Binds `config.listen` and serves until `shutdown`.
@@ -82,10 +102,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<()> {
     config.validate()?;
-    let pool = PgPoolOptions::new()
-        .max_connections(10)
-        .connect(&config.database_url)
-        .await?;
+    let pool = connect(&config.database_url).await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
     let tokens = TokenAuthority::hs256(
         config.jwt_secret.as_bytes(),
@@ -118,6 +135,10 @@ pub async fn serve(
     let console = Arc::new(Console {
         sessions: auth::Sessions::new(tokens, config.session_ttl, config.secure_cookies),
         codec: Codec::new(&config.schema_registry_url),
+        http: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| Error::Config(format!("an HTTP client: {e}")))?,
         config,
         pool,
         watch,

@@ -1,13 +1,17 @@
 //! The console in a real headless Chromium (Debian's `chromium` and `chromium-driver`),
 //! driven over WebDriver with fantoccini, on the real stack.
 //!
-//! Scenario: a user without the OPERATOR role is refused with a 403 page; an operator signs
-//! in with a token of the API, sees the indexer's lag per partition, finds the two groups of
+//! Scenario: two users sign up through the API (served in-process on the test's database);
+//! an admin makes one an OPERATOR in the database. The other, a USER, signs in on the
+//! console's form and is refused with a 403 page; a wrong password is refused by the API.
+//! The operator signs in with email and password (the console gets the token from the
+//! API's `login`), sees the indexer's lag per partition, finds the two groups of
 //! dead letters made by the test (three left by a search-engine outage, now over; two
 //! undecodable records), previews and runs a redrive of the outage group and watches it end
 //! with "succeeded 3 / returned 0", redrives the undecodable group ("succeeded 0 /
 //! returned 2"), purges what is resolved (5 deleted, the 2 returns kept), and finds the
-//! three writes on the audit page. A form posted without its CSRF token is refused.
+//! three writes on the audit page. A form posted without its CSRF token is refused. An
+//! admin then signs in with a token of the API pasted as it is.
 //! chromedriver runs on a free loopback port, started by the test; a missing browser or
 //! driver fails the test (scripts/browser-deps.sh installs them).
 
@@ -47,15 +51,19 @@ async fn driver() -> Driver {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("chromedriver does not start ({e}): run scripts/browser-deps.sh (Debian's chromium and chromium-driver)"));
-    let url = format!("http://127.0.0.1:{port}");
+    // Owned by the guard at once: killed and waited for on every path, a panic included.
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
     for _ in 0..100 {
-        if reqwest::get(format!("{url}/status")).await.is_ok() {
-            println!("chromedriver listening on {url}");
-            return Driver { child, url };
+        if reqwest::get(format!("{}/status", driver.url)).await.is_ok() {
+            println!("chromedriver listening on {}", driver.url);
+            return driver;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("chromedriver did not listen on {url} within 10 s");
+    panic!("chromedriver did not listen on {} within 10 s", driver.url);
 }
 
 async fn browser(driver: &Driver) -> Client {
@@ -89,12 +97,19 @@ async fn text(c: &Client, css: &str) -> String {
     }
 }
 
-async fn sign_in(c: &Client, url: &str, token: &str) {
+/// Signs in on the console's form with an email and password (checked by the API).
+async fn sign_in(c: &Client, url: &str, email: &str, password: &str) {
     c.goto(&format!("{url}/sign-in")).await.unwrap();
-    c.find(Locator::Id("token"))
+    c.find(Locator::Id("email"))
         .await
         .unwrap()
-        .send_keys(token)
+        .send_keys(email)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(password)
         .await
         .unwrap();
     c.find(Locator::Id("sign-in"))
@@ -104,6 +119,18 @@ async fn sign_in(c: &Client, url: &str, token: &str) {
         .await
         .unwrap();
 }
+
+const SIGN_UP: &str = "mutation($input: SignUpInput!) { signUp(input: $input) { token } }";
+
+/// Signs `email` up through the API.
+async fn sign_up(api: &common::indexer::api::Api, email: &str) {
+    let input =
+        serde_json::json!({ "input": { "email": email, "name": "Test", "password": PASSWORD } });
+    api.gql(SIGN_UP, input, None, "console-browser-sign-up")
+        .await;
+}
+
+const PASSWORD: &str = "a-long-password-1";
 
 /// Polls the page's text until it contains `want` (the page refreshes itself).
 async fn wait_text(c: &Client, css: &str, want: &str) -> String {
@@ -157,7 +184,31 @@ async fn an_operator_redrives_dead_letters_in_a_real_browser() {
     let t = Harness::new().await;
     let db = TestDatabase::create("console_browser").await;
     let indexer = t.start_indexer().await;
-    let console = common::serve(common::config(&t, &db, indexer.running.metrics_addr)).await;
+    // The API and the console share the database, as on the stack (the console in its schema).
+    let api = common::indexer::api::Api::start(&t, &db).await;
+    let console = common::serve(common::config(
+        &t,
+        &db,
+        indexer.running.metrics_addr,
+        &api.url,
+    ))
+    .await;
+    let (operator, user) = (
+        format!("{}@op.example", anineplus_testkit::unique("op")),
+        format!("{}@user.example", anineplus_testkit::unique("u")),
+    );
+    sign_up(&api, &operator).await;
+    sign_up(&api, &user).await;
+    let api_pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let changed =
+        sqlx::query("UPDATE users SET role = 'OPERATOR', version = version + 1 WHERE email = $1")
+            .bind(&operator)
+            .execute(&api_pool)
+            .await
+            .unwrap()
+            .rows_affected();
+    assert_eq!(changed, 1, "the operator's row");
+    api_pool.close().await;
     let dlq = t.dlq();
     t.send_raw(Topic::Anime, "junk-1", b"garbage one").await;
     t.send_raw(Topic::Anime, "junk-2", b"more garbage").await;
@@ -169,7 +220,7 @@ async fn an_operator_redrives_dead_letters_in_a_real_browser() {
     let url = &console.url;
 
     // Anyone but an operator or an admin is refused.
-    sign_in(&c, url, &common::token(Role::User)).await;
+    sign_in(&c, url, &user, PASSWORD).await;
     let refusal = text(&c, "p.error").await;
     assert!(
         refusal.contains("Forbidden: your role is USER"),
@@ -187,7 +238,10 @@ async fn an_operator_redrives_dead_letters_in_a_real_browser() {
     println!("a USER is refused: {refusal}");
 
     // The operator sees the indexer's lag per partition.
-    sign_in(&c, url, &common::token(Role::Operator)).await;
+    sign_in(&c, url, &operator, "wrong-password").await;
+    let wrong = text(&c, "p.error").await;
+    assert!(wrong.contains("The API refused the sign-in"), "{wrong}");
+    sign_in(&c, url, &operator, PASSWORD).await;
     let lag = wait_text(&c, "#pipeline-indexer", &t.topic(Topic::Anime)).await;
     assert!(lag.contains("total lag"), "{lag}");
     assert!(
@@ -310,9 +364,30 @@ async fn an_operator_redrives_dead_letters_in_a_real_browser() {
     assert!(audit.contains("OPERATOR"), "{audit}");
     println!("audit:\n{audit}");
 
+    // An admin may use the console too, here with a token of the API pasted as it is.
+    c.goto(&format!("{url}/sign-out")).await.unwrap();
+    c.goto(&format!("{url}/sign-in")).await.unwrap();
+    let admin = common::token(Role::Admin);
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(&admin)
+        .await
+        .unwrap();
+    c.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let who = text(&c, "nav .who").await;
+    assert!(who.contains("(ADMIN)"), "{who}");
+    println!("an admin signed in with a token: {who}");
+
     c.close().await.unwrap();
     drop(driver);
     console.stop().await;
+    api.stop().await;
     indexer.stop().await;
     t.cleanup().await;
     db.remove().await;

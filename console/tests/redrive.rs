@@ -37,7 +37,13 @@ async fn dead_letters_are_grouped_redriven_counted_and_purged() {
     let t = Harness::new().await;
     let db = TestDatabase::create("console_redrive").await;
     let indexer = t.start_indexer().await;
-    let console = common::serve(common::config(&t, &db, indexer.running.metrics_addr)).await;
+    let console = common::serve(common::config(
+        &t,
+        &db,
+        indexer.running.metrics_addr,
+        "http://127.0.0.1:9",
+    ))
+    .await;
     let dlq = t.dlq();
 
     t.send_raw(Topic::Anime, "junk-1", b"garbage one").await;

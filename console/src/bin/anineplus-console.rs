@@ -39,6 +39,10 @@ struct Cli {
     /// (its dead letters are in `<prefix>NAME.dlq`).
     #[arg(long = "pipeline", env = "CONSOLE_PIPELINES", value_delimiter = ',', default_value = DEFAULT_PIPELINES, value_parser = PipelineSpec::parse)]
     pipelines: Vec<PipelineSpec>,
+    /// Where the API listens (`host:port`): its `login` mutation signs operators in with
+    /// their email and password.
+    #[arg(long = "api", env = "API_LISTEN", default_value = "127.0.0.1:3000")]
+    api_listen: String,
     /// `prod` (the default) or `dev` (the API's public dev JWT secret when none is set).
     #[arg(long, env = "API_ENV", default_value = "prod")]
     api_env: String,
@@ -101,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
         database_url: cli.database_url,
         topic_prefix: cli.topic_prefix,
         pipelines: cli.pipelines,
+        api_url: format!("http://{}", cli.api_listen),
         jwt_secret,
         jwt_issuer: cli.jwt_issuer,
         jwt_audience: cli.jwt_audience,

@@ -46,11 +46,42 @@ async fn sign_in_page() -> Response {
 
 #[derive(serde::Deserialize)]
 struct SignIn {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
     token: String,
 }
 
 async fn sign_in(State(console): State<Arc<Console>>, Form(form): Form<SignIn>) -> Response {
-    match console.sessions.sign_in(&form.token) {
+    let token = if !form.token.trim().is_empty() {
+        form.token
+    } else if form.email.trim().is_empty() {
+        let page = auth::sign_in_page("Give your email and password, or a token of the API.");
+        return (StatusCode::BAD_REQUEST, html::bare("Sign in", &page)).into_response();
+    } else {
+        match auth::api_login(
+            &console.http,
+            &console.config.api_url,
+            form.email.trim(),
+            &form.password,
+        )
+        .await
+        {
+            Ok(token) => token,
+            Err(auth::LoginFailure::Refused(message)) => {
+                let page = auth::sign_in_page(&format!("The API refused the sign-in: {message}"));
+                return (StatusCode::UNAUTHORIZED, html::bare("Sign in", &page)).into_response();
+            }
+            Err(auth::LoginFailure::Unavailable(message)) => {
+                tracing::warn!(reason = %message, "sign-in through the API failed");
+                let page = auth::sign_in_page(&message);
+                return (StatusCode::BAD_GATEWAY, html::bare("Sign in", &page)).into_response();
+            }
+        }
+    };
+    match console.sessions.sign_in(&token) {
         Ok(sid) => (
             [(header::SET_COOKIE, console.sessions.cookie(&sid))],
             Redirect::to("/"),

@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use indexer::Harness;
 
-/// The test's JWT secret (the console and the "API" share it).
-pub const SECRET: &[u8] = b"console-test-secret-console-test-secret";
+/// The JWT secret of the console and of the API served in the tests (`--env dev`).
+pub const SECRET: &[u8] = anineplus_api::config::DEV_JWT_SECRET.as_bytes();
 
 /// A console served in this process.
 pub struct Served {
@@ -59,9 +59,16 @@ pub fn token(role: Role) -> String {
         .unwrap()
 }
 
-/// The console's configuration for the harness's indexer (metrics at `metrics`).
-pub fn config(t: &Harness, db: &TestDatabase, metrics: std::net::SocketAddr) -> ConsoleConfig {
+/// The console's configuration for the harness's indexer (metrics at `metrics`), signing
+/// in through the API at `api_url`.
+pub fn config(
+    t: &Harness,
+    db: &TestDatabase,
+    metrics: std::net::SocketAddr,
+    api_url: &str,
+) -> ConsoleConfig {
     ConsoleConfig {
+        api_url: api_url.to_owned(),
         listen: "127.0.0.1:0".parse().unwrap(),
         kafka_brokers: t.stack.kafka_brokers.clone(),
         schema_registry_url: t.stack.registry_url.clone(),
@@ -90,28 +97,39 @@ pub async fn serve(config: ConsoleConfig) -> Served {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
-    let pool = PgPool::connect(&config.database_url).await.unwrap();
+    let pool = anineplus_console::connect(&config.database_url)
+        .await
+        .unwrap();
     let task = tokio::spawn(anineplus_console::serve(
         config.clone(),
         listener,
         shutdown.clone(),
     ));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let mut last = String::new();
     for _ in 0..100 {
-        if reqwest::get(format!("{url}/health"))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Served {
-                url,
-                pool,
-                config,
-                shutdown,
-                task,
-            };
+        if task.is_finished() {
+            panic!("the console stopped during start-up: {:?}", task.await);
+        }
+        match http.get(format!("{url}/health")).send().await {
+            Ok(r) if r.status().is_success() => {
+                return Served {
+                    url,
+                    pool,
+                    config,
+                    shutdown,
+                    task,
+                };
+            }
+            Ok(r) => last = format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
+            Err(e) => last = e.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the console did not answer /health within 10 s");
+    panic!("the console did not answer /health within 10 s: {last}");
 }
 
 /// Writes `n` dead letters by hand as the indexer writes one whose retries ran out while
