@@ -272,6 +272,8 @@ pub struct Filter {
     pub until_ms: Option<i64>,
     /// Only this partition and offset.
     pub at: Option<(i32, i64)>,
+    /// Only letters carrying this [`REDRIVE_ID`] (those that came back from that job).
+    pub redrive_id: Option<String>,
 }
 
 impl Filter {
@@ -289,6 +291,10 @@ impl Filter {
             && self
                 .at
                 .is_none_or(|(p, o)| p == letter.raw.partition && o == letter.raw.offset)
+            && self
+                .redrive_id
+                .as_deref()
+                .is_none_or(|id| letter.redrive_id() == Some(id))
     }
 }
 
@@ -1058,6 +1064,7 @@ mod tests {
             since_ms: Some(1000),
             until_ms: Some(1001),
             at: Some((1, 7)),
+            redrive_id: None,
         };
         assert!(f.matches(&l));
         assert!(
@@ -1082,6 +1089,14 @@ mod tests {
             .matches(&l)
         );
         assert!(l.summary().contains("key=a1\tpermanent"), "{}", l.summary());
+        let job = Filter {
+            redrive_id: Some("j-1".into()),
+            ..Default::default()
+        };
+        assert!(!job.matches(&l));
+        let mut back = l.clone();
+        back.raw.headers.push((REDRIVE_ID.into(), b"j-1".to_vec()));
+        assert!(job.matches(&back));
     }
 
     #[test]
