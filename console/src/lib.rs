@@ -76,9 +76,16 @@ pub const SCHEMA: &str = "console";
 pub async fn connect(database_url: &str) -> Result<PgPool> {
     let options: PgConnectOptions = database_url.parse()?;
     let mut first = PgConnection::connect_with(&options).await?;
-    first
+    let created = first
         .execute(format!("CREATE SCHEMA IF NOT EXISTS {SCHEMA}").as_str())
-        .await?;
+        .await;
+    match created {
+        Ok(_) => {}
+        // Two processes creating it at once: PostgreSQL's IF NOT EXISTS is not atomic, the
+        // loser gets a unique violation on the catalogue, and the schema is there.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {}
+        Err(e) => return Err(e.into()),
+    }
     first.close().await?;
     Ok(PgPoolOptions::new()
         .max_connections(10)
