@@ -147,6 +147,18 @@ async fn wait_text(c: &Client, css: &str, want: &str) -> String {
     panic!("{css} never showed {want:?}; last: {seen:?}");
 }
 
+/// With `CONSOLE_SCREENSHOTS=<dir>`, saves the page as `<dir>/<name>.png` (the pictures
+/// of docs/console.md are taken so).
+async fn shot(c: &Client, name: &str) {
+    let Some(dir) = std::env::var_os("CONSOLE_SCREENSHOTS") else {
+        return;
+    };
+    let png = c.screenshot().await.expect("a screenshot");
+    let path = std::path::Path::new(&dir).join(format!("{name}.png"));
+    std::fs::write(&path, png).expect("screenshot written");
+    println!("screenshot {}", path.display());
+}
+
 /// Previews the redrive of the group whose row mentions `cause`, checks the preview's
 /// total, confirms; returns once on the job's page.
 async fn redrive(c: &Client, url: &str, cause: &str, total: i64) {
@@ -166,6 +178,7 @@ async fn redrive(c: &Client, url: &str, cause: &str, total: i64) {
         total.to_string(),
         "the dry run's count"
     );
+    shot(c, &format!("preview-{}", total)).await;
     c.find(Locator::Id("confirm"))
         .await
         .unwrap()
@@ -259,6 +272,7 @@ async fn an_operator_redrives_dead_letters_in_a_real_browser() {
         3,
         "one row per partition of the anime topic"
     );
+    shot(&c, "pipelines").await;
     println!(
         "pipelines page: {}",
         lag.lines().take(3).collect::<Vec<_>>().join(" | ")
@@ -274,6 +288,7 @@ async fn an_operator_redrives_dead_letters_in_a_real_browser() {
         groups.contains("permanent: decode: record starts with byte <n>"),
         "{groups}"
     );
+    shot(&c, "dead-letters").await;
     println!("groups:\n{groups}");
 
     // One letter inspected: headers, decoded payload, reason.
@@ -302,6 +317,7 @@ async fn an_operator_redrives_dead_letters_in_a_real_browser() {
     for id in &outage {
         t.wait_doc("anime", id, |v, _| v == 1).await;
     }
+    shot(&c, "job").await;
     println!("outage group: {outcome}");
 
     // The undecodable records come back.
@@ -362,6 +378,7 @@ async fn an_operator_redrives_dead_letters_in_a_real_browser() {
     };
     assert_eq!(actions, vec!["purge", "redrive", "redrive"], "{audit}");
     assert!(audit.contains("OPERATOR"), "{audit}");
+    shot(&c, "audit").await;
     println!("audit:\n{audit}");
 
     // An admin may use the console too, here with a token of the API pasted as it is.
