@@ -46,6 +46,24 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// Whether the failure is a service's (Kafka, PostgreSQL, a task) and worth trying
+    /// again after a pause, rather than the request's or the configuration's.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Engine(e) => matches!(
+                e,
+                anineplus_streams::Error::Kafka(_)
+                    | anineplus_streams::Error::Unavailable(_)
+                    | anineplus_streams::Error::Task(_)
+            ),
+            Error::Kafka(_) | Error::Task(_) | Error::Io(_) => true,
+            Error::Database(e) => {
+                !matches!(e, sqlx::Error::RowNotFound | sqlx::Error::ColumnNotFound(_))
+            }
+            _ => false,
+        }
+    }
+
     /// The status of the page showing this error.
     pub fn status(&self) -> StatusCode {
         match self {

@@ -9,7 +9,9 @@
 //! batch sent in PostgreSQL; jobs still `running` when the console stops resume at start
 //! from the first letter not marked (a batch cut short by a crash may be sent twice, which
 //! the idempotent pipelines absorb). `returned` counts the dead letters carrying the job's
-//! id; `succeeded` is `sent - returned`: sent and not back (so far).
+//! id; `succeeded` is `sent - returned`: sent and not back (so far). Kafka or PostgreSQL
+//! away pauses a job (it tries again every 5 s from where it stopped); a letter is in one
+//! running job at most: a job selects only letters no job sent and no running job holds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +28,14 @@ use crate::{Error, Result};
 
 /// Letters per batch: sent, then marked.
 const BATCH: i64 = 200;
+
+/// Pause before a job tries again after a transient failure.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// Letters still open: no job sent them, and no running job is about to.
+const OPEN: &str = " AND d.redriven_by IS NULL AND NOT EXISTS (SELECT 1 FROM console_redrive_letters r \
+    JOIN console_redrive_jobs j ON j.id = r.job_id WHERE j.status = 'running' AND r.sent_at IS NULL \
+    AND j.topic = d.topic AND r.partition = d.partition AND r.\"offset\" = d.\"offset\")";
 
 /// One job and its counts.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -95,7 +105,8 @@ pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<Job>> {
 pub async fn preview(pool: &PgPool, selection: &Selection) -> Result<Vec<(String, i64)>> {
     let mut q = QueryBuilder::new("SELECT d.original_topic, count(*) FROM console_dead_letters d");
     selection.push_where(&mut q)?;
-    q.push(" AND d.redriven_by IS NULL GROUP BY d.original_topic ORDER BY d.original_topic");
+    q.push(OPEN);
+    q.push(" GROUP BY d.original_topic ORDER BY d.original_topic");
     Ok(q.build_query_as().fetch_all(pool).await?)
 }
 
@@ -153,7 +164,7 @@ pub async fn create(
         .push(", d.partition, d.\"offset\" FROM console_dead_letters d");
     selection.push_where(&mut q)?;
     q.push(" AND d.topic = ").push_bind(topic.to_owned());
-    q.push(" AND d.redriven_by IS NULL");
+    q.push(OPEN);
     let total = q.build().execute(&mut *tx).await?.rows_affected();
     if total == 0 {
         return Err(Error::BadRequest(format!(
@@ -207,7 +218,19 @@ impl Runner {
     pub fn start(&self, id: Uuid) {
         let runner = self.clone();
         self.tasks.spawn(async move {
-            let outcome = runner.run(id).await;
+            let mut outcome = runner.run(id).await;
+            // Kafka or PostgreSQL away: the job waits and goes on where it stopped (the
+            // letters not marked sent), as after a restart; only its own faults fail it.
+            while let Err(e) = &outcome
+                && e.is_transient()
+            {
+                tracing::warn!(job = %id, error = %e, "redrive job: retrying in 5 s");
+                tokio::select! {
+                    () = runner.stop.cancelled() => return,
+                    () = tokio::time::sleep(RETRY) => {}
+                }
+                outcome = runner.run(id).await;
+            }
             let (status, error) = match &outcome {
                 Ok(true) => ("done", None),
                 Ok(false) => return, // stopped: resumes at the next start

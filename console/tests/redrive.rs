@@ -8,7 +8,8 @@
 //! (succeeded 3 / returned 0); redriving the undecodable group brings both back as new
 //! dead letters carrying the job's redrive id (succeeded 0 / returned 2), which a new job
 //! does not pick up again. Purge deletes the five redriven letters and keeps the two
-//! returns. A job left running resumes when the console restarts.
+//! returns. A letter held by a running job is not selected by another; a job left running
+//! resumes when the console restarts.
 
 mod common;
 
@@ -181,6 +182,15 @@ async fn dead_letters_are_grouped_redriven_counted_and_purged() {
         .await
         .unwrap();
     assert_eq!(resumed.total, 2);
+    let twice = jobs::create(&console.pool, brokers, &dlq, &all, 1, "test").await;
+    assert!(
+        twice
+            .unwrap_err()
+            .to_string()
+            .contains("no open dead letter"),
+        "the letters of a running job are not selected again"
+    );
+    assert!(jobs::preview(&console.pool, &all).await.unwrap().is_empty());
     let config = console.config.clone();
     console.stop().await;
     let console = common::serve(config).await;
