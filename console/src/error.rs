@@ -57,9 +57,14 @@ impl Error {
                     | anineplus_streams::Error::Task(_)
             ),
             Error::Kafka(_) | Error::Task(_) | Error::Io(_) => true,
-            Error::Database(e) => {
-                !matches!(e, sqlx::Error::RowNotFound | sqlx::Error::ColumnNotFound(_))
-            }
+            // The connection, not the statement: the server away, restarting or shutting down.
+            Error::Database(e) => match e {
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Protocol(_) => true,
+                sqlx::Error::Database(db) => db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+                _ => false,
+            },
             _ => false,
         }
     }
