@@ -95,3 +95,23 @@ impl IntoResponse for Error {
         (status, html::bare("Error", &body)).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_failures_are_the_services_not_the_requests() {
+        use anineplus_streams::Error as Engine;
+        assert!(Error::Engine(Engine::Unavailable("registry".into())).is_transient());
+        assert!(Error::Database(sqlx::Error::PoolTimedOut).is_transient());
+        assert!(!Error::Database(sqlx::Error::RowNotFound).is_transient());
+        assert!(!Error::BadRequest("class".into()).is_transient());
+        let gone = Engine::Topic {
+            topic: "indexer.dlq".into(),
+            reason: "does not exist".into(),
+        };
+        assert_eq!(Error::Engine(gone).status(), StatusCode::NOT_FOUND);
+        assert_eq!(Error::Csrf.status(), StatusCode::FORBIDDEN);
+    }
+}
