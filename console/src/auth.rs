@@ -104,6 +104,7 @@ impl Sessions {
             expires: Instant::now() + left.min(self.ttl),
         };
         let sid = random();
+        tracing::info!(user = %id, role = role.as_str(), "signed in");
         let mut map = self.map.lock().expect("sessions lock");
         map.retain(|_, s| s.expires > Instant::now());
         map.insert(sid.clone(), session);

@@ -87,7 +87,10 @@ async fn sign_in(State(console): State<Arc<Console>>, Form(form): Form<SignIn>) 
             Redirect::to("/"),
         )
             .into_response(),
-        Err(refusal) => auth::refused(&refusal),
+        Err(refusal) => {
+            tracing::info!(refusal = ?refusal, "sign-in refused");
+            auth::refused(&refusal)
+        }
     }
 }
 
