@@ -33,6 +33,14 @@ pub struct PartitionLag {
     pub lag: i64,
 }
 
+impl PartitionLag {
+    /// Where the group reads next: its committed offset, or the partition's start when it
+    /// committed none (or one below the start).
+    pub fn position(&self) -> i64 {
+        self.high - self.lag
+    }
+}
+
 /// The lag of one consumer group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupLag {
@@ -326,4 +334,59 @@ pipeline_records_dead_lettered_total{pipeline=\"indexer\",topic=\"b\"} 3\n";
             None
         );
     }
+}
+
+/// What [`skip_record`] did: the group's offset on one partition, before and after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skipped {
+    /// The committed offset before (the record skipped).
+    pub from: i64,
+    /// The committed offset now (`from + 1`).
+    pub to: i64,
+}
+
+/// Moves `group`'s committed offset on `topic`/`partition` past the record at `offset`,
+/// which must be the group's position now (its committed offset, or the partition's start
+/// when it committed none or less: [`PartitionLag::position`]; the page the operator
+/// confirmed showed it, anything else means the group moved meanwhile). Kafka accepts the commit
+/// only while the group has no member: the pipeline must be stopped first. Blocking.
+pub fn skip_record(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<Skipped> {
+    let lag = read_group_lag(brokers, group, &[topic.to_owned()])?;
+    let Some(p) = lag.iter().find(|p| p.partition == partition) else {
+        return Err(Error::NotFound(format!(
+            "{topic} has no partition {partition}"
+        )));
+    };
+    if p.position() != offset {
+        return Err(Error::BadRequest(format!(
+            "group {group} is at offset {} of {topic}/{partition}, not {offset}: the page was stale, look again",
+            p.position()
+        )));
+    }
+    if offset >= p.high {
+        return Err(Error::BadRequest(format!(
+            "there is no record at {topic}/{partition}/{offset} to skip (the end is {})",
+            p.high
+        )));
+    }
+    let consumer: BaseConsumer = kafka::consumer_config(brokers, group).create()?;
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
+    consumer
+        .commit(&list, rdkafka::consumer::CommitMode::Sync)
+        .map_err(|e| {
+            Error::BadRequest(format!(
+                "Kafka refused to move group {group}'s offset ({e}): stop the pipeline first (a group with members only takes its members' commits)"
+            ))
+        })?;
+    Ok(Skipped {
+        from: offset,
+        to: offset + 1,
+    })
 }

@@ -11,7 +11,9 @@
 //! with "succeeded 3 / returned 0", redrives the undecodable group ("succeeded 0 /
 //! returned 2"), purges what is resolved (5 deleted, the 2 returns kept), and finds the
 //! three writes on the audit page. A form posted without its CSRF token is refused. An
-//! admin then signs in with a token of the API pasted as it is.
+//! admin then signs in with a token of the API pasted as it is. Last, with the indexer
+//! stopped, a record it has not read is skipped from the pipelines page ("skip one poison
+//! record": its group's offset moves past it, audited) and the lag is 0 again.
 //! chromedriver runs on a free loopback port, started by the test; a missing browser or
 //! driver fails the test (scripts/browser-deps.sh installs them).
 
@@ -381,6 +383,41 @@ async fn an_operator_redrives_dead_letters_in_a_real_browser() {
     shot(&c, "audit").await;
     println!("audit:\n{audit}");
 
+    // Skip one poison record: the pipeline stopped (its group has no member), a record it
+    // has not read waits in its partition; the operator skips it and the lag is gone.
+    indexer.stop().await;
+    t.send_raw(Topic::Anime, "poison", b"poison").await;
+    c.goto(url).await.unwrap();
+    let skip = "//section[@id='pipeline-indexer']//form[contains(@class, 'skip')]//button";
+    let mut clicked = false;
+    for _ in 0..100 {
+        // The section refreshes every 2 s: a button found just before may be replaced.
+        if let Ok(button) = c.find(Locator::XPath(skip)).await
+            && button.click().await.is_ok()
+        {
+            clicked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(clicked, "no skip button for the waiting record");
+    let confirm = text(&c, ".confirm").await;
+    assert!(confirm.contains("Skip the record at"), "{confirm}");
+    c.find(Locator::Id("confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let skipped = text(&c, "#skipped").await;
+    assert!(skipped.contains("now starts"), "{skipped}");
+    c.goto(url).await.unwrap();
+    wait_text(&c, "#pipeline-indexer .total-lag", "0").await;
+    c.goto(&format!("{url}/audit")).await.unwrap();
+    let first = text(&c, "#audit td.action").await;
+    assert_eq!(first, "skip", "the skip is audited");
+    println!("{skipped}");
+
     // An admin may use the console too, here with a token of the API pasted as it is.
     c.goto(&format!("{url}/sign-out")).await.unwrap();
     c.goto(&format!("{url}/sign-in")).await.unwrap();
@@ -405,7 +442,6 @@ async fn an_operator_redrives_dead_letters_in_a_real_browser() {
     drop(driver);
     console.stop().await;
     api.stop().await;
-    indexer.stop().await;
     t.cleanup().await;
     db.remove().await;
 }

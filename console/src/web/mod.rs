@@ -32,6 +32,7 @@ pub(crate) fn router(console: Arc<Console>) -> Router {
         .route("/jobs/{id}", get(jobs::show))
         .route("/fragments/jobs/{id}", get(jobs::progress))
         .route("/purge", axum::routing::post(jobs::purge))
+        .route("/skip", axum::routing::post(pipelines::skip))
         .route("/audit", get(audit::page))
         .route("/sign-in", get(sign_in_page).post(sign_in))
         .route("/sign-out", get(sign_out))
