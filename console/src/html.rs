@@ -37,7 +37,8 @@ nav{background:#1d2b3a;padding:.6em 1em}nav a{color:#fff;margin-right:1.2em;text
 nav .who{float:right;color:#bcd}main{padding:1em 1.5em}table{border-collapse:collapse;margin:.5em 0}\
 td,th{border:1px solid #ccd;padding:.25em .6em;text-align:left;vertical-align:top}th{background:#eef}\
 .error{color:#a00}.ok{color:#070}.warn{color:#a60}code,pre{background:#f4f4f8}pre{padding:.6em;overflow:auto}\
-progress{width:20em}form.inline{display:inline}.confirm{border:2px solid #a60;padding:1em;max-width:50em}";
+progress{width:20em}table.diff td{padding:0 .4em}table.diff pre{margin:0;background:none}\
+tr.added td:last-child{background:#e6ffe6}tr.removed td:first-child{background:#ffe6e6}form.inline{display:inline}.confirm{border:2px solid #a60;padding:1em;max-width:50em}";
 
 /// Re-fetches every element with `data-refresh="<url>"` every few seconds and replaces its
 /// content: the live parts of a page (lag, job progress).
@@ -50,7 +51,7 @@ pub fn page(title: &str, who: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · AnineePlus console</title>\
 <style>{STYLE}</style></head><body><nav><a href=\"/\">Pipelines</a><a href=\"/dead-letters\">Dead letters</a>\
-<a href=\"/jobs\">Redrive jobs</a><a href=\"/audit\">Audit</a><span class=\"who\">{w} · \
+<a href=\"/jobs\">Redrive jobs</a><a href=\"/schemas\">Schemas</a><a href=\"/audit\">Audit</a><span class=\"who\">{w} · \
 <a href=\"/sign-out\">sign out</a></span></nav><main>{body}</main><script>{SCRIPT}</script></body></html>",
         t = escape(title),
         w = escape(who),

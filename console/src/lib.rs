@@ -1,6 +1,6 @@
 //! The operators' console (port 8080): pipelines and their lag, dead letters grouped by
-//! cause, redrive jobs with their outcome, purge of what is resolved, an audit log of every
-//! write. Server-rendered HTML with a few lines of JavaScript (polling), nothing fetched
+//! cause, redrive jobs with their outcome, purge of what is resolved, skipping a poison
+//! record, the registry's schemas, an audit log of every write. Server-rendered HTML with a few lines of JavaScript (polling), nothing fetched
 //! from elsewhere at run time. See `docs/console.md`.
 //!
 //! Guarantees: pages read PostgreSQL (the dead-letter index) and Kafka's offsets, never a
@@ -16,7 +16,8 @@
 //! - [`index`]: the PostgreSQL index of dead letters, its consumer and its queries.
 //! - [`jobs`]: redrive jobs on the streams dead-letter engine, and purge.
 //! - [`audit`]: the audit log.
-//! - [`html`]: escaping and the layout; `web`: the routes and pages.
+//! - [`html`]: escaping and the layout; `web`: the routes and pages (pipelines, dead
+//!   letters, jobs, schemas, audit), one file each.
 //!
 //! Start with [`run`] (binds the configured address) or [`serve`] (an already bound
 //! listener, e.g. port 0 in tests).

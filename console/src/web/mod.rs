@@ -5,6 +5,7 @@ mod audit;
 mod dead_letters;
 mod jobs;
 mod pipelines;
+mod schemas;
 
 use std::sync::Arc;
 
@@ -33,6 +34,12 @@ pub(crate) fn router(console: Arc<Console>) -> Router {
         .route("/fragments/jobs/{id}", get(jobs::progress))
         .route("/purge", axum::routing::post(jobs::purge))
         .route("/skip", axum::routing::post(pipelines::skip))
+        .route("/schemas", get(schemas::subjects))
+        .route("/schemas/{subject}", get(schemas::subject))
+        .route(
+            "/schemas/{subject}/check",
+            axum::routing::post(schemas::check),
+        )
         .route("/audit", get(audit::page))
         .route("/sign-in", get(sign_in_page).post(sign_in))
         .route("/sign-out", get(sign_out))
