@@ -1,7 +1,8 @@
 //! The operators' console (port 8080): pipelines and their lag, dead letters grouped by
 //! cause, redrive jobs with their outcome, purge of what is resolved, skipping a poison
-//! record, the registry's schemas, an audit log of every write. Server-rendered HTML with a few lines of JavaScript (polling), nothing fetched
-//! from elsewhere at run time. See `docs/console.md`.
+//! record, the registry's schemas, an audit log of every write. Server-rendered HTML with
+//! a few lines of JavaScript (polling), nothing fetched from elsewhere at run time. See
+//! `docs/console.md`.
 //!
 //! Guarantees: pages read PostgreSQL (the dead-letter index) and Kafka's offsets, never a
 //! full scan of a topic; a redrive job sends only the letters indexed below the end offsets
