@@ -59,7 +59,7 @@ struct Cli {
     #[arg(long, env = "CONSOLE_SESSION_TTL", default_value = "8h", value_parser = parse_duration)]
     session_ttl: Duration,
     /// How often lag, health and rates are sampled.
-    #[arg(long, env = "CONSOLE_POLL_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "CONSOLE_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     poll_interval: Duration,
     /// Mark the session cookie `Secure` (serve behind TLS).
     #[arg(long, env = "CONSOLE_SECURE_COOKIES", default_value_t = false)]
