@@ -6,11 +6,13 @@
 //! 1. the words as a phrase in the title or an alternative title;
 //! 2. every word, exactly, in the title, an alternative title or a genre;
 //! 3. every word with typos forgiven (`AUTO:5,9`: none below 5 letters, one from 5, two
-//!    from 9; the first letter must match), in the titles or the synopsis;
+//!    from 9; the first letter must match; all but one word of three or more), in the
+//!    titles or the synopsis;
 //! 4. every word as the start of a title word (`fri` finds "Frieren").
 //!
 //! A hit matches at least one of them; its score adds up those it matches, so an exact
-//! title match ranks above a typo, and a title above a synopsis. A query that is a UUID
+//! title match ranks above a typo, and a title above a synopsis; then shorter titles are
+//! preferred (the main entry of a franchise over its sequels). A query that is a UUID
 //! matches that anime's id only. Soft-deleted documents never match.
 
 use std::collections::HashMap;
@@ -168,7 +170,7 @@ pub fn matching(query: &str) -> Value {
     if let Ok(id) = Uuid::parse_str(query) {
         return json!({ "term": { "id": id.to_string() } });
     }
-    json!({ "bool": { "minimum_should_match": 1, "should": [
+    let clauses = json!({ "bool": { "minimum_should_match": 1, "should": [
         { "multi_match": {
             "query": query, "type": "phrase", "fields": PHRASE_FIELDS, "boost": 6,
         } },
@@ -176,12 +178,36 @@ pub fn matching(query: &str) -> Value {
             "query": query, "fields": EXACT_FIELDS, "operator": "and", "boost": 3,
         } },
         { "multi_match": {
-            "query": query, "fields": FUZZY_FIELDS, "operator": "and",
+            "query": query, "fields": FUZZY_FIELDS, "minimum_should_match": FUZZY_WORDS,
             "fuzziness": "AUTO:5,9", "prefix_length": 1, "max_expansions": 20,
         } },
         { "multi_match": { "query": query, "fields": PREFIX_FIELDS, "operator": "and" } },
-    ] } })
+    ] } });
+    json!({ "function_score": {
+        "query": clauses,
+        "functions": [{ "script_score": { "script": {
+            "source": SHORTER_TITLE,
+            "params": { "weight": SHORTER_TITLE_WEIGHT },
+        } } }],
+        "boost_mode": "multiply",
+    } })
 }
+
+/// How many words of a query the typo-forgiving clause needs: all of one or two, all but
+/// one of more ("bocchi the rokc": "rokc" is too short to be forgiven a typo, the other
+/// words still find it; stronger clauses still need every word).
+const FUZZY_WORDS: &str = "2<-1";
+
+/// The main-entry prior: a hit's score times `1 / (1 + weight × title length)`. A
+/// franchise's entries share its words (a sequel's title is the series' title and more),
+/// and the entry meant is nearly always the one with the shortest title; the engine's own
+/// length norm cannot tell, since the many translations of a main entry make its
+/// `alternativeTitles` longer than a sequel's. 0.05 lifted NDCG@10 of the judged set from
+/// 0.876 to 0.965 (0.1 and 0.2 gained a little more, on the judged set only: kept low so
+/// that a long title typed in full still wins on its phrase and exact clauses).
+const SHORTER_TITLE: &str = "doc['title.keyword'].size() == 0 ? 1.0 \
+    : 1.0 / (1.0 + params.weight * doc['title.keyword'].value.length())";
+const SHORTER_TITLE_WEIGHT: f64 = 0.05;
 
 /// The filters of `filter` as engine clauses, by facet name (`genres`, `status`,
 /// `releaseYear`).
@@ -661,9 +687,15 @@ mod tests {
     fn searches_exclude_tombstones_and_page_by_offset() {
         let none = SearchFilter::default();
         let body = search_body(&search(" frieren ", &none));
-        let should = &body["query"]["bool"]["must"][0]["bool"]["should"];
+        let scored = &body["query"]["bool"]["must"][0]["function_score"];
+        let should = &scored["query"]["bool"]["should"];
         assert_eq!(should[0]["multi_match"]["query"], json!("frieren"));
         assert_eq!(should[2]["multi_match"]["fuzziness"], json!("AUTO:5,9"));
+        assert_eq!(
+            should[2]["multi_match"]["minimum_should_match"],
+            json!("2<-1")
+        );
+        assert_eq!(scored["boost_mode"], json!("multiply"));
         assert_eq!(
             body["query"]["bool"]["must_not"][0]["term"]["deleted"],
             json!(true)

@@ -219,6 +219,14 @@ impl Analytics {
         index_config
             .consumer_overrides
             .push(("isolation.level".to_owned(), "read_committed".to_owned()));
+        // Static membership, like the stateful steps': an instance restarted after a crash
+        // takes its partitions back at once instead of after the dead member's session
+        // timeout (10 s of an index left behind the counts; every lane's group is its own,
+        // so one id serves them all).
+        index_config.consumer_overrides.push((
+            "group.instance.id".to_owned(),
+            format!("{}{INDEX}-{}", c.group_prefix, c.instance),
+        ));
         let index = Pipeline::new(index_config, topology, self.codec.clone());
         let all: Vec<Arc<Metrics>> = vec![
             comments.metrics(),

@@ -18,8 +18,9 @@
 //!   consumer rewinds to the committed offsets. Seeks and the new producer happen on the
 //!   lane's loop, never inside a rebalance callback. Readers of the outputs use
 //!   `isolation.level=read_committed`.
-//! - **at least once**: outputs and changelog records are produced (idempotent producer)
-//!   and confirmed, then the offsets are committed. A crash in between replays the records
+//! - **at least once**: the outputs are produced (idempotent producer) and confirmed, then
+//!   the changelog records, then the offsets are committed (outputs first: a store never
+//!   holds an effect whose output was lost). A crash in between replays the records
 //!   since the last commit against a store that already holds their effect: at most one
 //!   commit interval of records per crash and partition is counted twice.
 //!
@@ -29,7 +30,10 @@
 //! processed: its input partitions are paused, the changelog partition is read from the
 //! start up to its end (`read_committed`: what committed transactions wrote) in batches,
 //! and the consumer keeps polling in between, so the instance stays in the group however
-//! long the restore takes. On revoke, the lane commits first, then drops the revoked
+//! long the restore takes; then the partitions are resumed and sought to the group's
+//! committed offsets. Only records of restored tasks are processed: one of a partition
+//! still restoring is read again after its restore, one of a partition revoked meanwhile
+//! is left to its new owner (an empty store would otherwise count from zero again). On revoke, the lane commits first, then drops the revoked
 //! tasks' stores; when the assignment was lost (the group moved on without this instance)
 //! it abandons what was not committed instead.
 //!
@@ -57,8 +61,8 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use super::processor::Processor;
-use super::tasks::{Consumed, Prepared, Tasks};
+use super::processor::{Output, Processor};
+use super::tasks::{Consumed, Tasks};
 use crate::metrics::Metrics;
 use crate::runtime::PipelineConfig;
 use crate::{Error, Result};
@@ -319,6 +323,7 @@ impl<P: Processor> ConsumerContext for StateContext<P> {
                 engine.abandon();
             }
             engine.tasks.revoke(&partitions);
+            engine.ready.retain(|p| !partitions.contains(p));
             self.assigned
                 .lock()
                 .expect("assigned poisoned")
@@ -364,6 +369,11 @@ struct Engine<P: Processor> {
     /// Whether the producer must be replaced before the next transaction (its last one
     /// could not be committed or aborted).
     replace_producer: bool,
+    /// Tasks assigned here and restored: only their records are processed. A record of
+    /// any other partition (one whose restore has not run yet, or one revoked while its
+    /// records were already fetched) would start from an empty store and write wrong
+    /// state to the changelog.
+    ready: BTreeSet<i32>,
 }
 
 fn producer_for(config: &StatefulConfig) -> Result<kafka::Producer> {
@@ -435,14 +445,14 @@ impl<P: Processor> Engine<P> {
             "commit: begin"
         );
         self.begin()?;
-        let deliveries = self.produce(&prepared)?;
-        tracing::debug!("commit: produced");
         let mut offsets = TopicPartitionList::with_capacity(prepared.offsets.len());
         for (topic, partition, next) in &prepared.offsets {
             let _ = offsets.add_partition_offset(topic, *partition, Offset::Offset(*next));
         }
         match self.guarantee {
             Guarantee::ExactlyOnce => {
+                self.produce(prepared.outputs.iter().chain(&prepared.changelog))?;
+                tracing::debug!("commit: produced");
                 let base = self.producer.base();
                 if !prepared.offsets.is_empty() {
                     let metadata = consumer.group_metadata().ok_or_else(|| {
@@ -466,17 +476,16 @@ impl<P: Processor> Engine<P> {
                 self.open = false;
             }
             Guarantee::AtLeastOnce => {
-                self.producer
-                    .base()
-                    .flush(Duration::from_secs(30))
-                    .map_err(|e| CommitError::Abortable(e.to_string()))?;
-                for delivery in deliveries {
-                    match futures::executor::block_on(delivery) {
-                        Ok(Ok(_)) => {}
-                        Ok(Err((e, _))) => return Err(CommitError::Abortable(e.to_string())),
-                        Err(_) => return Err(CommitError::Abortable("delivery lost".to_owned())),
-                    }
-                }
+                // The outputs are confirmed before the changelog, and both before the
+                // offsets: a crash in between replays the records against a store without
+                // their effect (the outputs are sent again, a duplicate), never against one
+                // that has it while its outputs were lost (a processor that keeps state to
+                // emit each change once would then emit nothing: lost for good).
+                let outputs = self.produce(prepared.outputs.iter())?;
+                self.confirm(outputs)?;
+                let changelog = self.produce(prepared.changelog.iter())?;
+                self.confirm(changelog)?;
+                tracing::debug!("commit: produced and confirmed");
                 if !prepared.offsets.is_empty() {
                     consumer
                         .commit(&offsets, CommitMode::Sync)
@@ -493,14 +502,14 @@ impl<P: Processor> Engine<P> {
         Ok(())
     }
 
-    /// Produces a commit's records (in a transaction when exactly once); the deliveries
-    /// to confirm (at least once).
-    fn produce(
+    /// Produces records (in the open transaction when exactly once); the deliveries to
+    /// confirm (at least once).
+    fn produce<'a>(
         &self,
-        prepared: &Prepared,
+        records: impl Iterator<Item = &'a Output>,
     ) -> std::result::Result<Vec<kafka::Delivering>, CommitError> {
         let mut deliveries = Vec::new();
-        for output in prepared.outputs.iter().chain(&prepared.changelog) {
+        for output in records {
             let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&output.topic);
             if let Some(key) = &output.key {
                 record = record.key(key.as_slice());
@@ -532,6 +541,25 @@ impl<P: Processor> Engine<P> {
             }
         }
         Ok(deliveries)
+    }
+
+    /// Waits until every one of `deliveries` is acknowledged (at least once).
+    fn confirm(&self, deliveries: Vec<kafka::Delivering>) -> std::result::Result<(), CommitError> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        self.producer
+            .base()
+            .flush(Duration::from_secs(30))
+            .map_err(|e| CommitError::Abortable(e.to_string()))?;
+        for delivery in deliveries {
+            match futures::executor::block_on(delivery) {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(CommitError::Abortable(e.to_string())),
+                Err(_) => return Err(CommitError::Abortable("delivery lost".to_owned())),
+            }
+        }
+        Ok(())
     }
 
     /// Abandons what was processed since the last commit: drops the state written and
@@ -583,19 +611,73 @@ impl<P: Processor> Engine<P> {
             return Ok(());
         }
         let assigned = consumer.assignment().unwrap_or_default();
+        let mut uncommitted = Vec::new();
         for (topic, partition, at) in std::mem::take(&mut self.rewind) {
             if assigned.find_partition(&topic, partition).is_none() {
                 continue; // revoked meanwhile: its new owner starts at the committed offset
             }
-            // Never committed here: librdkafka fetches the group's committed offset itself
-            // (a lookup of ours could fail while the brokers are away, and a seek to the
-            // start would process everything again).
-            let at = at.map_or(Offset::Stored, Offset::Offset);
-            if let Err(e) = consumer.seek(&topic, partition, at, Duration::from_secs(10)) {
-                tracing::warn!(error = %e, %topic, partition, "rewinding after an abandoned commit");
+            match at {
+                Some(at) => {
+                    if let Err(e) = consumer.seek(
+                        &topic,
+                        partition,
+                        Offset::Offset(at),
+                        Duration::from_secs(10),
+                    ) {
+                        tracing::warn!(error = %e, %topic, partition, "rewinding after an abandoned commit");
+                    }
+                }
+                // Never committed by this instance: the group's committed offset (another
+                // instance's), looked up from the coordinator.
+                None => uncommitted.push((topic, partition)),
             }
         }
+        seek_committed(consumer, &uncommitted, stop);
         Ok(())
+    }
+}
+
+/// Seeks `partitions` to the group's committed offsets (the start when a partition was
+/// never committed: `auto.offset.reset` is `earliest`). The lookup asks the group
+/// coordinator; while it does not answer, it is tried again every second until `stop`
+/// (librdkafka's logical `Offset::Stored` is refused by `seek`, so the lookup is ours).
+fn seek_committed<X: ConsumerContext, C: Consumer<X>>(
+    consumer: &C,
+    partitions: &[(String, i32)],
+    stop: &AtomicBool,
+) {
+    if partitions.is_empty() {
+        return;
+    }
+    let mut list = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        list.add_partition(topic, *partition);
+    }
+    let committed = loop {
+        match consumer.committed_offsets(list.clone(), Duration::from_secs(10)) {
+            Ok(committed) => break committed,
+            Err(_) if stop.load(Ordering::Acquire) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking up committed offsets: retrying in 1 s");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    };
+    for e in committed.elements() {
+        let at = match e.offset() {
+            Offset::Offset(at) => Offset::Offset(at),
+            _ => Offset::Beginning,
+        };
+        if let Err(err) = consumer.seek(e.topic(), e.partition(), at, Duration::from_secs(10)) {
+            tracing::warn!(error = %err, topic = e.topic(), partition = e.partition(), ?at, "seeking to the committed offset");
+        } else {
+            tracing::debug!(
+                topic = e.topic(),
+                partition = e.partition(),
+                ?at,
+                "fetching from the committed offset"
+            );
+        }
     }
 }
 
@@ -638,6 +720,7 @@ impl<P: Processor> Lane<P> {
             open: false,
             rewind: Vec::new(),
             replace_producer: false,
+            ready: BTreeSet::new(),
         }));
         // A fatal consumer error (e.g. the broker fencing this static member by its own
         // earlier incarnation after a coordinator failover) leaves the consumer unusable:
@@ -653,6 +736,7 @@ impl<P: Processor> Lane<P> {
                     engine.rewind.clear();
                     let tasks: Vec<i32> = engine.tasks.stores().keys().copied().collect();
                     engine.tasks.revoke(&tasks);
+                    engine.ready.clear();
                     drop(engine);
                     std::thread::sleep(Duration::from_secs(1));
                 }
@@ -711,6 +795,31 @@ impl<P: Processor> Lane<P> {
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error");
+                }
+                Some(Ok(message)) if !engine_guard.ready.contains(&message.partition()) => {
+                    // Not a restored task of ours: read it again once its restore has run
+                    // (the assignment is pending), or leave it to its new owner.
+                    let (topic, partition, offset) = (
+                        message.topic().to_owned(),
+                        message.partition(),
+                        message.offset(),
+                    );
+                    drop(message);
+                    let pending = assigned
+                        .lock()
+                        .expect("assigned poisoned")
+                        .iter()
+                        .any(|(t, p)| *t == topic && *p == partition);
+                    if pending {
+                        let _ = consumer.seek(
+                            &topic,
+                            partition,
+                            Offset::Offset(offset),
+                            Duration::from_secs(10),
+                        );
+                    } else {
+                        tracing::debug!(%topic, partition, offset, "a record of a task not held here: skipped");
+                    }
                 }
                 Some(Ok(message)) => {
                     self.metrics.count_consumed(1);
@@ -887,6 +996,26 @@ impl<P: Processor> Lane<P> {
             resume.add_partition(topic, *partition);
         }
         consumer.resume(&resume)?;
+        // A pause from the rebalance callback races librdkafka's own start of the
+        // partition's fetch: seen here, the incremental assign was applied after the
+        // pause, which was lost (the partition was fetched during its restore); reported
+        // upstream, the fetch start is dropped as outdated and the partition is never read
+        // (librdkafka #2190, #5591). A seek after the resume puts the fetch where it must
+        // be in both cases: the group's committed offset.
+        let still = consumer.assignment().unwrap_or_default();
+        let (restored, gone): (Vec<_>, Vec<_>) = assigned
+            .into_iter()
+            .partition(|(topic, partition)| still.find_partition(topic, *partition).is_some());
+        seek_committed(consumer, &restored, &self.stop);
+        let mut engine = engine.lock().expect("engine poisoned");
+        // Revoked during their restore: what was read of them goes.
+        let gone: Vec<i32> = gone.iter().map(|(_, p)| *p).collect();
+        engine.tasks.revoke(&gone);
+        // A restore cut short by a stop leaves its tasks unready: their records are not
+        // processed into a partial store (that once committed counts restarted from 0).
+        if !self.stop.load(Ordering::Acquire) {
+            engine.ready.extend(restored.iter().map(|(_, p)| *p));
+        }
         Ok(())
     }
 }

@@ -37,6 +37,22 @@ pub struct Harness {
     pub metrics: String,
     pub client: elasticsearch::Elasticsearch,
     pub http: reqwest::Client,
+    /// Every instance started, killed when the harness drops (a failing test too), so no
+    /// instance outlives its test.
+    children: std::sync::Mutex<Vec<u32>>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        for pid in self.children.lock().map(|c| c.clone()).unwrap_or_default() {
+            // Already gone for the ones the test stopped: `kill` then fails, harmlessly.
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 pub fn free_port() -> u16 {
@@ -58,6 +74,7 @@ impl Harness {
             metrics: format!("127.0.0.1:{}", free_port()),
             client,
             http: reqwest::Client::new(),
+            children: std::sync::Mutex::new(Vec::new()),
             world,
         }
     }
@@ -80,7 +97,7 @@ impl Harness {
 
     /// The binary with `guarantee`, as instance `instance`, metrics on `metrics`.
     pub fn spawn_as(&self, guarantee: &str, instance: &str, metrics: &str) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_anineplus-analytics"))
+        let child = Command::new(env!("CARGO_BIN_EXE_anineplus-analytics"))
             .env("KAFKA_BROKERS", &self.world.stack.kafka_brokers)
             .env("ELASTICSEARCH_URL", &self.world.stack.search_url)
             .env("SCHEMA_REGISTRY_URL", &self.world.stack.registry_url)
@@ -100,7 +117,9 @@ impl Harness {
             .stdout(self.log_file())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("start anineplus-analytics")
+            .expect("start anineplus-analytics");
+        self.children.lock().expect("children").push(child.id());
+        child
     }
 }
 
