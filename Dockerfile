@@ -1,6 +1,6 @@
 # Builds one of the project's binaries into a small image (docker-compose.yaml passes BIN:
 # anineplus-registry, anineplus-schemas, anineplus-api, anineplus-indexer, anineplus-logs,
-# anineplus-analytics). The builder
+# anineplus-analytics, anineplus-console). The builder
 # stage does not depend on BIN, so it compiles the whole workspace once for every image;
 # each service image copies its binary. .dockerignore keeps target/, .stack/ and
 # node_modules/ out of the context.

@@ -12,6 +12,7 @@ cat <<TXT
     Indexer metrics  http://127.0.0.1:9464/metrics
     Log pipeline     http://127.0.0.1:9465/metrics (index), :9466 (archive), :9467 (alerts)
     Analytics        http://127.0.0.1:9468/metrics   (try: { trendingAnime { anime { title } commentCount } })
+    Console          http://127.0.0.1:8080            (operators: sign in as an OPERATOR or ADMIN, e.g. admin@anineplus.local)
     Find a request   target/debug/anineplus-logs trace <x-correlation-id>   (every service's records)
     Log archive      $STACK_DIR/logs-archive/
     Schema registry  http://127.0.0.1:8081           (try: curl 127.0.0.1:8081/subjects)

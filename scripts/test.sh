@@ -32,6 +32,9 @@ bash scripts/stack/up.sh
 section "npm packages of the federation tests"
 bash scripts/node-deps.sh
 
+section "browser of the console's tests (chromium, chromedriver)"
+bash scripts/browser-deps.sh
+
 section "integration tests (real Kafka, OpenSearch, PostgreSQL, Redis, registry)"
 run_phase integration cargo test --workspace --no-fail-fast --test '*' -- --test-threads 4
 

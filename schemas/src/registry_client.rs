@@ -193,6 +193,63 @@ impl RegistryClient {
         })
     }
 
+    /// `GET /subjects`: every subject, sorted.
+    pub async fn subjects(&self) -> Result<Vec<String>, RegistryError> {
+        let request = self.http.get(format!("{}/subjects", self.base));
+        let mut subjects: Vec<String> = self.send(request, "subjects").await?;
+        subjects.sort();
+        Ok(subjects)
+    }
+
+    /// `GET /subjects/{subject}/versions`: the subject's versions, oldest first.
+    pub async fn versions(&self, subject: &str) -> Result<Vec<i32>, RegistryError> {
+        let request = self.http.get(format!(
+            "{}/subjects/{}/versions",
+            self.base,
+            percent_encode(subject)
+        ));
+        self.send(request, &format!("subject {subject}")).await
+    }
+
+    /// `GET /subjects/{subject}/versions/{version}`: the schema's id and text.
+    pub async fn version(
+        &self,
+        subject: &str,
+        version: i32,
+    ) -> Result<(u32, String), RegistryError> {
+        #[derive(Deserialize)]
+        struct Body {
+            id: u32,
+            schema: String,
+        }
+        let request = self.http.get(format!(
+            "{}/subjects/{}/versions/{version}",
+            self.base,
+            percent_encode(subject)
+        ));
+        let body: Body = self
+            .send(request, &format!("subject {subject} version {version}"))
+            .await?;
+        Ok((body.id, body.schema))
+    }
+
+    /// `GET /config/{subject}?defaultToGlobal=true`: the subject's effective compatibility
+    /// level (its own, else the global one).
+    pub async fn compatibility_level(&self, subject: &str) -> Result<String, RegistryError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Body {
+            compatibility_level: String,
+        }
+        let request = self.http.get(format!(
+            "{}/config/{}?defaultToGlobal=true",
+            self.base,
+            percent_encode(subject)
+        ));
+        let body: Body = self.send(request, &format!("subject {subject}")).await?;
+        Ok(body.compatibility_level)
+    }
+
     async fn send<T: for<'de> Deserialize<'de>>(
         &self,
         request: reqwest::RequestBuilder,

@@ -13,8 +13,10 @@
 #   analytics    anineplus-analytics (comments per anime per hour, subscriptions per plan,
 #                exactly once → anime-stats topic and index), metrics and health on
 #                127.0.0.1:9468
+#   console      anineplus-console, the operators' console on http://127.0.0.1:8080
+#                (health /health); it reads the registry as its own user `console`
 # The registry requires credentials to write: the first start generates a password per
-# client (admin, schemas, api, indexer, logs, analytics, tools) into .stack/registry/credentials (lines of
+# client (admin, schemas, api, indexer, logs, analytics, tools, console) into .stack/registry/credentials (lines of
 # user:password, mode 600, never committed) and the registry's users file beside it
 # (auth.json); each service gets its own user in the userinfo of its SCHEMA_REGISTRY_URL.
 # Anonymous reads stay open on this dev stack (REGISTRY_ANONYMOUS_READ=true).
@@ -34,6 +36,7 @@ LOG_INDEX_METRICS_LISTEN="${LOG_INDEX_METRICS_LISTEN:-127.0.0.1:9465}"
 LOG_ARCHIVE_METRICS_LISTEN="${LOG_ARCHIVE_METRICS_LISTEN:-127.0.0.1:9466}"
 LOG_ALERTS_METRICS_LISTEN="${LOG_ALERTS_METRICS_LISTEN:-127.0.0.1:9467}"
 ANALYTICS_METRICS_LISTEN="${ANALYTICS_METRICS_LISTEN:-127.0.0.1:9468}"
+CONSOLE_LISTEN="${CONSOLE_LISTEN:-127.0.0.1:8080}"
 LOG_ARCHIVE_DIR="${LOG_ARCHIVE_DIR:-$STACK_DIR/logs-archive}"
 
 # name  binary  health URL  [arguments]  (start order; stopped in reverse)
@@ -45,18 +48,19 @@ SERVICES=(
   "log-archive anineplus-logs http://$LOG_ARCHIVE_METRICS_LISTEN/health archive --metrics-listen $LOG_ARCHIVE_METRICS_LISTEN"
   "log-alerts anineplus-logs http://$LOG_ALERTS_METRICS_LISTEN/health alerts --metrics-listen $LOG_ALERTS_METRICS_LISTEN"
   "analytics anineplus-analytics http://$ANALYTICS_METRICS_LISTEN/health --metrics-listen $ANALYTICS_METRICS_LISTEN"
+  "console anineplus-console http://$CONSOLE_LISTEN/health --listen $CONSOLE_LISTEN"
 )
 
 build() {
   say "building the services (cargo build, debug)"
   (cd "$ROOT" && cargo build -q --bin anineplus-registry --bin anineplus-schemas \
-    --bin anineplus-api --bin anineplus-indexer --bin anineplus-logs --bin anineplus-analytics --bin anineplus-dlq) || die "cargo build failed"
+    --bin anineplus-api --bin anineplus-indexer --bin anineplus-logs --bin anineplus-analytics --bin anineplus-dlq --bin anineplus-console) || die "cargo build failed"
 }
 
 healthy() { curl -fsS "$1" >/dev/null 2>&1; }
 
 REGISTRY_AUTH_DIR="$STACK_DIR/registry"
-REGISTRY_CLIENTS=(admin schemas api indexer logs analytics tools)
+REGISTRY_CLIENTS=(admin schemas api indexer logs analytics tools console)
 
 # The registry's users (idempotent: passwords are generated once and kept).
 registry_credentials() {
@@ -74,7 +78,8 @@ registry_credentials() {
   done
   # What each user may do: admin everything; schemas, api (it registers its topics' schemas
   # at start) write the value subjects; indexer, logs (the log pipelines), analytics (it
-  # looks up anime-stats, registered here) and tools (DLQ, search) read.
+  # looks up anime-stats, registered here), tools (DLQ, search) and console (it decodes the
+  # dead letters it shows) read.
   (umask 077; {
     echo '{"users": ['
     local sep=""
@@ -89,7 +94,8 @@ registry_credentials() {
     echo '{"username": "indexer", "operation": "Read", "resource": "Subject:*"},'
     echo '{"username": "logs", "operation": "Read", "resource": "Subject:*"},'
     echo '{"username": "analytics", "operation": "Read", "resource": "Subject:*"},'
-    echo '{"username": "tools", "operation": "Read", "resource": "Subject:*"}'
+    echo '{"username": "tools", "operation": "Read", "resource": "Subject:*"},'
+    echo '{"username": "console", "operation": "Read", "resource": "Subject:*"}'
     echo ']}'
   } >"$REGISTRY_AUTH_DIR/auth.json")
 }

@@ -49,6 +49,11 @@ use tokio_util::sync::CancellationToken;
 /// Header added to replayed records: `<dlq topic>/<partition>/<offset>`.
 pub const REPLAYED_FROM: &str = "replayed-from";
 
+/// Header added to records sent by a redrive job: the job's id. The pipelines keep the
+/// headers of the records they dead-letter, so a redriven record that fails again comes
+/// back to the dead-letter topic carrying it.
+pub const REDRIVE_ID: &str = "redrive-id";
+
 /// The consumer group whose committed offsets on a dead-letter topic mark, per partition,
 /// how far replays covered it (everything below was replayed). Kafka drops the offsets of
 /// a group without members after `offsets.retention.minutes` (7 days by default): a mark
@@ -71,6 +76,16 @@ impl DeadLetterRecord {
     /// `retryable` or `permanent`.
     pub fn class(&self) -> &str {
         self.get(header::ERROR_CLASS)
+    }
+
+    /// The [`fingerprint`] of its failure.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(self.class(), self.get(header::ERROR_MESSAGE))
+    }
+
+    /// The id of the redrive job that sent it last, if one did.
+    pub fn redrive_id(&self) -> Option<&str> {
+        self.raw.header(REDRIVE_ID)
     }
 
     /// The original topic.
@@ -150,6 +165,98 @@ impl DeadLetterRecord {
     }
 }
 
+/// The fingerprint of a failure: its error class and its message normalised, so that the
+/// dead letters of one cause group together whatever record they are about. In the
+/// message, quoted values (`"…"`, `'…'`, `` `…` ``) become `"?"`, UUIDs `<uuid>`, hexadecimal
+/// runs of 16 digits or more `<hex>`, and every other run of digits `<n>`; runs of white
+/// space become one space; hexadecimal numbers (`0x6d`) count as numbers.
+/// `class: normalised message`.
+pub fn fingerprint(class: &str, message: &str) -> String {
+    format!("{class}: {}", normalise_message(message))
+}
+
+/// The message part of [`fingerprint`].
+pub fn normalise_message(message: &str) -> String {
+    let chars: Vec<char> = message.chars().collect();
+    let mut out = String::with_capacity(message.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if matches!(c, '"' | '\'' | '`')
+            && let Some(close) = chars[i + 1..].iter().position(|d| *d == c)
+        {
+            out.push_str("\"?\"");
+            i += close + 2;
+            continue;
+        }
+        if c.is_ascii_hexdigit() && (i == 0 || !chars[i - 1].is_ascii_alphanumeric()) {
+            let run = chars[i..]
+                .iter()
+                .take_while(|d| d.is_ascii_hexdigit() || **d == '-')
+                .count();
+            let word: String = chars[i..i + run].iter().collect();
+            let ends_word = chars
+                .get(i + run)
+                .is_none_or(|d| !d.is_ascii_alphanumeric());
+            if ends_word && uuid_like(&word) {
+                out.push_str("<uuid>");
+                i += run;
+                continue;
+            }
+            let hex = chars[i..]
+                .iter()
+                .take_while(|d| d.is_ascii_hexdigit())
+                .count();
+            let ends_hex = chars
+                .get(i + hex)
+                .is_none_or(|d| !d.is_ascii_alphanumeric());
+            if hex >= 16 && ends_hex && chars[i..i + hex].iter().any(|d| d.is_ascii_digit()) {
+                out.push_str("<hex>");
+                i += hex;
+                continue;
+            }
+        }
+        if c == '0'
+            && chars.get(i + 1) == Some(&'x')
+            && chars.get(i + 2).is_some_and(char::is_ascii_hexdigit)
+        {
+            i += 2;
+            while i < chars.len() && chars[i].is_ascii_hexdigit() {
+                i += 1;
+            }
+            out.push_str("<n>");
+            continue;
+        }
+        if c.is_ascii_digit() {
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            out.push_str("<n>");
+            continue;
+        }
+        if c.is_whitespace() {
+            while i < chars.len() && chars[i].is_whitespace() {
+                i += 1;
+            }
+            out.push(' ');
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out.trim().to_owned()
+}
+
+/// `8-4-4-4-12` hexadecimal digits.
+fn uuid_like(word: &str) -> bool {
+    let parts: Vec<&str> = word.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
 /// Which dead letters a command applies to; empty fields match everything.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
@@ -165,6 +272,8 @@ pub struct Filter {
     pub until_ms: Option<i64>,
     /// Only this partition and offset.
     pub at: Option<(i32, i64)>,
+    /// Only letters carrying this [`REDRIVE_ID`] (those that came back from that job).
+    pub redrive_id: Option<String>,
 }
 
 impl Filter {
@@ -182,6 +291,10 @@ impl Filter {
             && self
                 .at
                 .is_none_or(|(p, o)| p == letter.raw.partition && o == letter.raw.offset)
+            && self
+                .redrive_id
+                .as_deref()
+                .is_none_or(|id| letter.redrive_id() == Some(id))
     }
 }
 
@@ -280,18 +393,77 @@ pub fn scan(
 pub async fn replay(
     brokers: &str,
     letters: &[DeadLetterRecord],
-    mut progress: impl FnMut(u64, u64),
+    progress: impl FnMut(u64, u64),
 ) -> Result<u64> {
+    let report = replay_with(brokers, letters, &ReplayOptions::default(), progress).await?;
+    Ok(report.sent)
+}
+
+/// How [`replay_with`] sends.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    /// Set as the [`REDRIVE_ID`] header of every record sent (replacing one from an earlier
+    /// redrive), so the dead letters that come back can be told apart by job.
+    pub redrive_id: Option<String>,
+    /// At most this many records per second (`None`: as fast as the broker takes them).
+    pub max_per_second: Option<u32>,
+    /// Stops before the next record once cancelled; what was sent is reported and marked.
+    pub stop: Option<CancellationToken>,
+}
+
+/// Where one replayed record landed in its original topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The original topic.
+    pub topic: String,
+    /// Its partition there.
+    pub partition: i32,
+    /// Its offset there.
+    pub offset: i64,
+}
+
+/// What [`replay_with`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Records sent (a prefix of the letters given: all of them unless stopped).
+    pub sent: u64,
+    /// Where each sent record landed, in order.
+    pub deliveries: Vec<Delivery>,
+}
+
+/// Produces `letters` to their original topics as [`replay`] does, with the redrive id, the
+/// rate cap and the stop signal of `options`; then moves the replay marks over the ones
+/// sent. The one replay loop of the CLI and the console.
+pub async fn replay_with(
+    brokers: &str,
+    letters: &[DeadLetterRecord],
+    options: &ReplayOptions,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<ReplayReport> {
     let producer = kafka::Producer::new(brokers)?;
     let total = letters.len() as u64;
+    let spacing = options
+        .max_per_second
+        .filter(|n| *n > 0)
+        .map(|n| Duration::from_secs_f64(1.0 / f64::from(n)));
+    let started = tokio::time::Instant::now();
+    let mut report = ReplayReport::default();
     for (i, letter) in letters.iter().enumerate() {
+        if options.stop.as_ref().is_some_and(|s| s.is_cancelled()) {
+            break;
+        }
+        if let Some(spacing) = spacing {
+            // Paced from the start, so a slow send is not followed by an extra wait.
+            tokio::time::sleep_until(started + spacing * i as u32).await;
+        }
         let from = format!(
             "{}/{}/{}",
             letter.raw.topic, letter.raw.partition, letter.raw.offset
         );
         let mut headers = OwnedHeaders::new();
         for (k, v) in &letter.raw.headers {
-            if !header::ALL.contains(&k.as_str()) && k != REPLAYED_FROM {
+            let ours = k == REPLAYED_FROM || (options.redrive_id.is_some() && k == REDRIVE_ID);
+            if !header::ALL.contains(&k.as_str()) && !ours {
                 headers = headers.insert(Header {
                     key: k,
                     value: Some(v),
@@ -302,6 +474,12 @@ pub async fn replay(
             key: REPLAYED_FROM,
             value: Some(&from),
         });
+        if let Some(id) = &options.redrive_id {
+            headers = headers.insert(Header {
+                key: REDRIVE_ID,
+                value: Some(id),
+            });
+        }
         let mut record = FutureRecord::to(letter.original_topic()).headers(headers);
         if let Some(key) = &letter.raw.key {
             record = record.key(key);
@@ -309,14 +487,93 @@ pub async fn replay(
         if let Some(payload) = &letter.raw.payload {
             record = record.payload(payload);
         }
-        producer
+        let delivery = producer
             .send(record, Duration::from_secs(30))
             .await
-            .map_err(|(e, _)| Error::Kafka(e))?;
+            .map_err(|(e, _)| Error::Kafka(e));
+        let delivery = match delivery {
+            Ok(d) => d,
+            Err(e) => {
+                // Mark what went out before the failure, so a purge may delete it.
+                mark_replayed_blocking(brokers, &letters[..i]).await?;
+                return Err(e);
+            }
+        };
+        report.sent += 1;
+        report.deliveries.push(Delivery {
+            topic: letter.original_topic().to_owned(),
+            partition: delivery.partition,
+            offset: delivery.offset,
+        });
         progress(i as u64 + 1, total);
     }
-    mark_replayed_blocking(brokers, letters).await?;
-    Ok(total)
+    mark_replayed_blocking(brokers, &letters[..report.sent as usize]).await?;
+    Ok(report)
+}
+
+/// Reads the dead letters of `topic` at `positions` (`(partition, offset)`), in partition
+/// then offset order; a position that is gone (purged, beyond the end) is left out.
+/// Reads each partition from its smallest wanted offset to its largest. Blocking.
+pub fn fetch(
+    brokers: &str,
+    topic: &str,
+    positions: &[(i32, i64)],
+) -> Result<Vec<DeadLetterRecord>> {
+    let mut wanted: std::collections::BTreeMap<i32, std::collections::BTreeSet<i64>> =
+        std::collections::BTreeMap::new();
+    for (p, o) in positions {
+        wanted.entry(*p).or_default().insert(*o);
+    }
+    let ends = end_offsets(brokers, topic)?;
+    let mut config = kafka::consumer_config(brokers, "anineplus-dlq");
+    config.set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = config.create()?;
+    let mut assignment = TopicPartitionList::new();
+    // Per partition, the last offset to read (the largest wanted one still present).
+    let mut last: std::collections::HashMap<i32, i64> = std::collections::HashMap::new();
+    for (p, offsets) in &wanted {
+        let Some((_, low, high)) = ends.iter().find(|(q, _, _)| q == p) else {
+            continue;
+        };
+        let present: Vec<i64> = offsets.range(*low..*high).copied().collect();
+        if let (Some(first), Some(end)) = (present.first(), present.last()) {
+            assignment.add_partition_offset(topic, *p, Offset::Offset(*first))?;
+            last.insert(*p, *end);
+        }
+    }
+    if last.is_empty() {
+        return Ok(Vec::new());
+    }
+    consumer.assign(&assignment)?;
+    let mut out = Vec::new();
+    let mut idle = 0;
+    while !last.is_empty() {
+        let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+            idle += 1;
+            if idle > 60 {
+                return Err(Error::Unavailable(format!(
+                    "{topic}: no records for 30 s before the positions asked for"
+                )));
+            }
+            continue;
+        };
+        idle = 0;
+        let message = message?;
+        let (partition, offset) = (message.partition(), message.offset());
+        let Some(end) = last.get(&partition).copied() else {
+            continue;
+        };
+        if wanted.get(&partition).is_some_and(|w| w.contains(&offset)) {
+            out.push(DeadLetterRecord {
+                raw: RawRecord::from_message(&message),
+            });
+        }
+        if offset >= end {
+            last.remove(&partition);
+        }
+    }
+    out.sort_by_key(|l| (l.raw.partition, l.raw.offset));
+    Ok(out)
 }
 
 /// The replay marks of `topic`: per partition, the offset below which every dead letter
@@ -348,32 +605,43 @@ pub fn mark_replayed(brokers: &str, letters: &[DeadLetterRecord]) -> Result<()> 
     topics.sort_unstable();
     topics.dedup();
     for topic in topics {
-        let mut replayed: std::collections::HashMap<i32, std::collections::BTreeSet<i64>> =
-            std::collections::HashMap::new();
-        for l in letters.iter().filter(|l| l.raw.topic == topic) {
-            replayed
-                .entry(l.raw.partition)
-                .or_default()
-                .insert(l.raw.offset);
+        let positions: Vec<(i32, i64)> = letters
+            .iter()
+            .filter(|l| l.raw.topic == topic)
+            .map(|l| (l.raw.partition, l.raw.offset))
+            .collect();
+        mark_replayed_at(brokers, topic, &positions)?;
+    }
+    Ok(())
+}
+
+/// Moves the replay marks of `topic` over the dead letters at `positions` (`(partition,
+/// offset)`, all replayed, by this run or earlier ones): per partition, past the run of
+/// those offsets that starts at the current mark. A caller that remembers every letter
+/// replayed (the console's index) passes them all, so letters replayed out of order (a
+/// later group first) are covered once the ones before them are. Blocking.
+pub fn mark_replayed_at(brokers: &str, topic: &str, positions: &[(i32, i64)]) -> Result<()> {
+    let mut replayed: std::collections::HashMap<i32, std::collections::BTreeSet<i64>> =
+        std::collections::HashMap::new();
+    for (p, o) in positions {
+        replayed.entry(*p).or_default().insert(*o);
+    }
+    let mut list = TopicPartitionList::new();
+    for (partition, mark) in replayed_marks(brokers, topic)? {
+        let Some(offsets) = replayed.get(&partition) else {
+            continue;
+        };
+        let mut next = mark;
+        while offsets.contains(&next) {
+            next += 1;
         }
-        let mut list = TopicPartitionList::new();
-        for (partition, mark) in replayed_marks(brokers, topic)? {
-            let Some(offsets) = replayed.get(&partition) else {
-                continue;
-            };
-            let mut next = mark;
-            while offsets.contains(&next) {
-                next += 1;
-            }
-            if next > mark {
-                list.add_partition_offset(topic, partition, Offset::Offset(next))?;
-            }
+        if next > mark {
+            list.add_partition_offset(topic, partition, Offset::Offset(next))?;
         }
-        if list.count() > 0 {
-            let consumer: BaseConsumer =
-                kafka::consumer_config(brokers, REPLAYED_GROUP).create()?;
-            consumer.commit(&list, rdkafka::consumer::CommitMode::Sync)?;
-        }
+    }
+    if list.count() > 0 {
+        let consumer: BaseConsumer = kafka::consumer_config(brokers, REPLAYED_GROUP).create()?;
+        consumer.commit(&list, rdkafka::consumer::CommitMode::Sync)?;
     }
     Ok(())
 }
@@ -796,6 +1064,7 @@ mod tests {
             since_ms: Some(1000),
             until_ms: Some(1001),
             at: Some((1, 7)),
+            redrive_id: None,
         };
         assert!(f.matches(&l));
         assert!(
@@ -820,6 +1089,51 @@ mod tests {
             .matches(&l)
         );
         assert!(l.summary().contains("key=a1\tpermanent"), "{}", l.summary());
+        let job = Filter {
+            redrive_id: Some("j-1".into()),
+            ..Default::default()
+        };
+        assert!(!job.matches(&l));
+        let mut back = l.clone();
+        back.raw.headers.push((REDRIVE_ID.into(), b"j-1".to_vec()));
+        assert!(job.matches(&back));
+    }
+
+    #[test]
+    fn fingerprints_group_one_cause_whatever_the_record() {
+        let a = fingerprint(
+            "permanent",
+            "sink: status 400: failed to parse field [releaseYear] of type [short] in document with id 'a-17': value 70000",
+        );
+        let b = fingerprint(
+            "permanent",
+            "sink:  status 400: failed to parse field [releaseYear] of type [short] in document with id 'b-2': value 123456",
+        );
+        assert_eq!(a, b);
+        assert_eq!(
+            a,
+            "permanent: sink: status <n>: failed to parse field [releaseYear] of type [short] in document with id \"?\": value <n>"
+        );
+        assert_eq!(
+            normalise_message("user 6f1c2a3e-0b1d-4c1e-9f2a-1234567890ab gone, schema id 42"),
+            "user <uuid> gone, schema id <n>"
+        );
+        assert_eq!(
+            normalise_message("digest 0123456789abcdef0123 and word deadbeef"),
+            "digest <hex> and word deadbeef"
+        );
+        assert_eq!(
+            normalise_message("an \"unclosed quote"),
+            "an \"unclosed quote"
+        );
+        assert_eq!(
+            normalise_message("record starts with byte 0x6d, not the magic byte 0x00"),
+            "record starts with byte <n>, not the magic byte <n>"
+        );
+        assert_ne!(
+            fingerprint("retryable", "sink: status 503"),
+            fingerprint("permanent", "sink: status 503")
+        );
     }
 
     fn header_of(headers: &OwnedHeaders, name: &str) -> Vec<String> {

@@ -42,18 +42,21 @@ text_enum!(
         Moderator => "MODERATOR",
         /// May do anything.
         Admin => "ADMIN",
+        /// Runs the pipelines: signs in to the operators' console (dead letters, redrive,
+        /// purge). No content rights beyond a user's.
+        Operator => "OPERATOR",
     }
 );
 
 impl Role {
-    /// Whether this role includes `other`'s rights.
+    /// Whether this role includes `other`'s rights. ADMIN includes every role and every
+    /// role includes USER's; MODERATOR (content) and OPERATOR (pipelines) are side by side,
+    /// neither includes the other: an operator cannot moderate, a moderator cannot redrive.
     pub fn at_least(self, other: Role) -> bool {
-        let rank = |r: Role| match r {
-            Role::User => 0,
-            Role::Moderator => 1,
-            Role::Admin => 2,
-        };
-        rank(self) >= rank(other)
+        match (self, other) {
+            (Role::Admin, _) | (_, Role::User) => true,
+            (mine, other) => mine == other,
+        }
     }
 }
 
@@ -277,4 +280,23 @@ pub struct AnimeFilter {
 /// Milliseconds since the epoch of `t`.
 pub fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Role;
+
+    #[test]
+    fn admin_includes_every_role_and_operator_and_moderator_are_side_by_side() {
+        for role in [Role::User, Role::Moderator, Role::Admin, Role::Operator] {
+            assert!(Role::Admin.at_least(role), "{role:?}");
+            assert!(role.at_least(Role::User), "{role:?}");
+            assert!(role.at_least(role), "{role:?}");
+        }
+        assert!(!Role::Operator.at_least(Role::Moderator));
+        assert!(!Role::Moderator.at_least(Role::Operator));
+        assert!(!Role::Operator.at_least(Role::Admin));
+        assert!(!Role::User.at_least(Role::Operator));
+        assert_eq!(Role::try_from("OPERATOR".to_owned()), Ok(Role::Operator));
+    }
 }

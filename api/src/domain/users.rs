@@ -24,6 +24,7 @@ fn event_role(role: Role) -> ev::UserRole {
         Role::User => ev::UserRole::User,
         Role::Moderator => ev::UserRole::Moderator,
         Role::Admin => ev::UserRole::Admin,
+        Role::Operator => ev::UserRole::Operator,
     }
 }
 

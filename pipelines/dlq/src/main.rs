@@ -26,6 +26,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///   anineplus-dlq replay --original-topic anime
 ///   anineplus-dlq replay --to sink --key a1 --dry-run
 ///   anineplus-dlq replay --to sink --key a1
+///   anineplus-dlq job --original-topic anime --rate 50   # prints the job id
+///   anineplus-dlq status --job <id>    # the dead letters that came back from it
 ///   anineplus-dlq purge --yes          # only what a replay covered
 #[derive(Debug, Parser)]
 #[command(name = "anineplus-dlq", verbatim_doc_comment)]
@@ -102,6 +104,33 @@ enum Command {
         #[command(flatten)]
         sink: SinkArgs,
     },
+    /// Redrive the selected dead letters to their original topics as one job: the job's
+    /// id (printed first) goes in a `redrive-id` header of every record, at most `--rate`
+    /// records per second, progress on stderr, stopped cleanly by Ctrl-C (what was sent is
+    /// marked). The selection is the snapshot of the start: letters that fail again come
+    /// back after it, carrying the id, and `status --job <id>` counts them. The replay loop
+    /// is the engine's, the console's too.
+    #[command(verbatim_doc_comment)]
+    Job {
+        #[command(flatten)]
+        select: Select,
+        /// At most this many records per second.
+        #[arg(long, default_value_t = 100)]
+        rate: u32,
+        /// Show what would be sent where, send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// How a redrive job went: the dead letters that came back carrying its redrive id
+    /// (whether a job of this CLI or of the console).
+    Status {
+        /// The job's id (its `redrive-id`).
+        #[arg(long)]
+        job: String,
+        /// List at most this many of them.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Delete the dead letters a replay covered, and only those. Per partition, purge
     /// deletes the letters below its replay mark: everything below was replayed (to the topic
     /// or the sink). A letter that arrived after the replay's snapshot, or that the replay's
@@ -175,6 +204,7 @@ impl Select {
             since_ms: self.since,
             until_ms: self.until,
             at: None,
+            redrive_id: None,
         }
     }
 }
@@ -369,6 +399,65 @@ async fn main() -> anyhow::Result<()> {
                 })
                 .await?;
                 println!("replayed {sent} dead letter(s) to their original topics");
+            }
+        }
+        Command::Job {
+            select,
+            rate,
+            dry_run,
+        } => {
+            anyhow::ensure!(*rate > 0, "--rate must be at least 1 record per second");
+            let letters = scan(&cli, &topic, select.filter(&cli.topic_prefix)).await?;
+            if *dry_run {
+                let mut to: BTreeMap<&str, u64> = BTreeMap::new();
+                for l in &letters {
+                    *to.entry(l.original_topic()).or_default() += 1;
+                }
+                for (original, n) in &to {
+                    println!("would redrive {n} to {original}");
+                }
+                println!(
+                    "dry run: {} dead letter(s) would be redriven",
+                    letters.len()
+                );
+                return Ok(());
+            }
+            let id = uuid::Uuid::new_v4().to_string();
+            println!(
+                "redrive job {id}: {} dead letter(s), at most {rate}/s",
+                letters.len()
+            );
+            let options = dlq::ReplayOptions {
+                redrive_id: Some(id.clone()),
+                max_per_second: Some(*rate),
+                stop: Some(anineplus_telemetry::shutdown_on_signal()),
+            };
+            let report = dlq::replay_with(&cli.kafka.brokers, &letters, &options, |done, total| {
+                eprint!("\rredriven {done}/{total}");
+                let _ = std::io::stderr().flush();
+                if done == total {
+                    eprintln!();
+                }
+            })
+            .await?;
+            println!(
+                "sent {} of {}; `anineplus-dlq status --job {id}` counts those that come back",
+                report.sent,
+                letters.len()
+            );
+        }
+        Command::Status { job, limit } => {
+            let filter = Filter {
+                redrive_id: Some(job.clone()),
+                ..Filter::default()
+            };
+            let back = scan(&cli, &topic, filter).await?;
+            println!(
+                "redrive job {job}: returned {} dead letter(s) to {topic}",
+                back.len()
+            );
+            for l in back.iter().take(*limit) {
+                println!("{}", l.summary());
             }
         }
         Command::Purge {

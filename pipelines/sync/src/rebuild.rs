@@ -66,6 +66,7 @@ pub(crate) fn role_of(s: &str) -> Result<UserRole> {
         "USER" => UserRole::User,
         "MODERATOR" => UserRole::Moderator,
         "ADMIN" => UserRole::Admin,
+        "OPERATOR" => UserRole::Operator,
         other => return Err(Error::mapping(format!("unknown user role {other:?}"))),
     })
 }

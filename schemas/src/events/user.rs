@@ -10,6 +10,9 @@ pub enum UserRole {
     Moderator,
     /// May do anything.
     Admin,
+    /// Runs the pipelines (the operators' console). Added after v1: readers of v1 read it
+    /// as the enum's default, `USER`.
+    Operator,
 }
 
 /// Full state of a new user (`user.created`).
