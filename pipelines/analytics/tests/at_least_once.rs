@@ -42,39 +42,11 @@ async fn settled(h: &Harness, quiet: Duration, limit: Duration) -> BTreeMap<Stri
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_with_sigkill_mid_stream_at_least_once_counts_within_the_documented_bound() {
     let h = Harness::new().await;
-    let comments: Vec<_> = (0..COMMENTS).map(comment_events).collect();
-    let subscriptions: Vec<_> = (0..SUBSCRIPTIONS).map(subscription_events).collect();
-    let expected = expected(&comments, &subscriptions);
-    let comments: Vec<_> = comments.into_iter().map(|(id, e, _)| (id, e)).collect();
-    let subscriptions: Vec<_> = subscriptions
-        .into_iter()
-        .map(|(id, e, _)| (id, e))
-        .collect();
+    let w = workload();
+    let expected = &w.expected;
     let started = Instant::now();
-    let mut child = h.spawn("at_least_once");
-    let send = async {
-        let (c, s) = (COMMENTS / WAVES, SUBSCRIPTIONS / WAVES);
-        for wave in 0..WAVES {
-            send_all(&h, &comments[wave * c..(wave + 1) * c]).await;
-            send_all(&h, &subscriptions[wave * s..(wave + 1) * s]).await;
-            tokio::time::sleep(Duration::from_millis(800)).await;
-        }
-    };
-    let kill = async {
-        for n in 0..KILLS {
-            wait_for_commits(&h, &h.metrics, 2.0).await;
-            tokio::time::sleep(Duration::from_millis(150 + 100 * n as u64)).await;
-            child.kill().expect("SIGKILL");
-            child.wait().unwrap();
-            eprintln!(
-                "at_least_once: SIGKILL {} at {:.1} s",
-                n + 1,
-                started.elapsed().as_secs_f64()
-            );
-            child = h.spawn("at_least_once");
-        }
-    };
-    tokio::join!(send, kill);
+    let child = h.spawn("at_least_once");
+    let mut child = produce_while_killing(&h, &w, "at_least_once", child, started).await;
 
     let got = settled(&h, Duration::from_secs(8), Duration::from_secs(120)).await;
     child.kill().expect("SIGKILL");
@@ -106,7 +78,7 @@ async fn killed_with_sigkill_mid_stream_at_least_once_counts_within_the_document
     assert!(
         comments_off <= comment_bound && plans_off <= plan_bound,
         "beyond the at-least-once bound:\n{}",
-        diff(&expected, &got).join("\n")
+        diff(expected, &got).join("\n")
     );
     h.world.delete_topics().await;
 }

@@ -48,20 +48,12 @@ impl Drop for Restart {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broker_restart_mid_stream_leaves_exact_counts_and_no_partial_output() {
     let h = Harness::new().await;
-    let comments: Vec<_> = (0..COMMENTS).map(comment_events).collect();
-    let subscriptions: Vec<_> = (0..SUBSCRIPTIONS).map(subscription_events).collect();
-    let expected = expected(&comments, &subscriptions);
-    let comments: Vec<_> = comments.into_iter().map(|(id, e, _)| (id, e)).collect();
-    let subscriptions: Vec<_> = subscriptions
-        .into_iter()
-        .map(|(id, e, _)| (id, e))
-        .collect();
+    let w = workload();
+    let expected = &w.expected;
     let started = Instant::now();
     let mut child = h.spawn("exactly_once");
-    let (c, s) = (COMMENTS / WAVES, SUBSCRIPTIONS / WAVES);
     for wave in 0..WAVES {
-        send_all(&h, &comments[wave * c..(wave + 1) * c]).await;
-        send_all(&h, &subscriptions[wave * s..(wave + 1) * s]).await;
+        send_wave(&h, &w, wave).await;
         if wave == 3 {
             // This wave's records are still being processed: stop the broker under them,
             // for longer than a transaction's timeout (10 s), so the open transactions are
@@ -78,11 +70,11 @@ async fn a_broker_restart_mid_stream_leaves_exact_counts_and_no_partial_output()
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let got = wait_for(&h, &expected, Duration::from_secs(180)).await;
+    let got = wait_for(&h, expected, Duration::from_secs(180)).await;
     let aborts = aborts(&h, &h.metrics).await;
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
-    let diff = diff(&expected, &got);
+    let diff = diff(expected, &got);
     assert!(
         diff.is_empty(),
         "counts differ after a broker restart:\n{}",
@@ -91,7 +83,7 @@ async fn a_broker_restart_mid_stream_leaves_exact_counts_and_no_partial_output()
     let deltas = format!("{}analytics-comment-deltas", h.world.topic_prefix);
     let committed = sum_of_deltas(&h, &deltas, "read_committed");
     let everything = sum_of_deltas(&h, &deltas, "read_uncommitted");
-    for (stat, count) in &expected {
+    for (stat, count) in expected {
         let Some(anime) = stat
             .strip_prefix("comments:")
             .and_then(|s| s.split(':').next())

@@ -18,46 +18,13 @@ use common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_with_sigkill_mid_stream_exactly_once_counts_every_comment_and_subscription_once() {
     let h = Harness::new().await;
-    let comments: Vec<_> = (0..COMMENTS).map(comment_events).collect();
-    let subscriptions: Vec<_> = (0..SUBSCRIPTIONS).map(subscription_events).collect();
-    let expected = expected(&comments, &subscriptions);
-    let comments: Vec<_> = comments.into_iter().map(|(id, e, _)| (id, e)).collect();
-    let subscriptions: Vec<_> = subscriptions
-        .into_iter()
-        .map(|(id, e, _)| (id, e))
-        .collect();
+    let w = workload();
+    let expected = &w.expected;
     let started = Instant::now();
-    let mut child = h.spawn("exactly_once");
-    let send = async {
-        let (c, s) = (COMMENTS / WAVES, SUBSCRIPTIONS / WAVES);
-        for wave in 0..WAVES {
-            send_all(&h, &comments[wave * c..(wave + 1) * c]).await;
-            send_all(&h, &subscriptions[wave * s..(wave + 1) * s]).await;
-            tokio::time::sleep(Duration::from_millis(800)).await;
-        }
-        eprintln!(
-            "analytics: every event produced after {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-    };
-    let kill = async {
-        for n in 0..KILLS {
-            // Kill an instance that is working: it has committed twice in both comment steps.
-            wait_for_commits(&h, &h.metrics, 2.0).await;
-            tokio::time::sleep(Duration::from_millis(150 + 100 * n as u64)).await;
-            child.kill().expect("SIGKILL");
-            child.wait().unwrap();
-            eprintln!(
-                "analytics: SIGKILL {} at {:.1} s",
-                n + 1,
-                started.elapsed().as_secs_f64()
-            );
-            child = h.spawn("exactly_once");
-        }
-    };
-    tokio::join!(send, kill);
+    let child = h.spawn("exactly_once");
+    let mut child = produce_while_killing(&h, &w, "exactly_once", child, started).await;
 
-    let got = wait_for(&h, &expected, Duration::from_secs(120)).await;
+    let got = wait_for(&h, expected, Duration::from_secs(120)).await;
     let restored = metric(
         &h,
         &h.metrics,
@@ -68,7 +35,7 @@ async fn killed_with_sigkill_mid_stream_exactly_once_counts_every_comment_and_su
     let aborts = aborts(&h, &h.metrics).await;
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
-    let diff = diff(&expected, &got);
+    let diff = diff(expected, &got);
     assert!(
         diff.is_empty(),
         "counts differ after {KILLS} SIGKILLs:\n{}",

@@ -27,19 +27,12 @@ fn terminate(child: &std::process::Child) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_instance_joining_and_leaving_gives_the_same_totals_as_one() {
     let h = Harness::new().await;
-    let comments: Vec<_> = (0..COMMENTS).map(comment_events).collect();
-    let subscriptions: Vec<_> = (0..SUBSCRIPTIONS).map(subscription_events).collect();
-    let expected = expected(&comments, &subscriptions);
-    let comments: Vec<_> = comments.into_iter().map(|(id, e, _)| (id, e)).collect();
-    let subscriptions: Vec<_> = subscriptions
-        .into_iter()
-        .map(|(id, e, _)| (id, e))
-        .collect();
+    let w = workload();
+    let expected = &w.expected;
     let started = Instant::now();
     let mut first = h.spawn("exactly_once");
     let second_metrics = format!("127.0.0.1:{}", free_port());
     let mut second = None;
-    let (c, s) = (COMMENTS / WAVES, SUBSCRIPTIONS / WAVES);
     for wave in 0..WAVES {
         if wave == 2 {
             second = Some(h.spawn_as("exactly_once", "1", &second_metrics));
@@ -48,8 +41,7 @@ async fn a_second_instance_joining_and_leaving_gives_the_same_totals_as_one() {
                 started.elapsed().as_secs_f64()
             );
         }
-        send_all(&h, &comments[wave * c..(wave + 1) * c]).await;
-        send_all(&h, &subscriptions[wave * s..(wave + 1) * s]).await;
+        send_wave(&h, &w, wave).await;
         if wave == 5 {
             // Once it has worked: consumed comments of the partitions it was given (this
             // wave's, at least: the earlier ones may all have been read by the first
@@ -82,10 +74,10 @@ async fn a_second_instance_joining_and_leaving_gives_the_same_totals_as_one() {
         }
         tokio::time::sleep(Duration::from_millis(800)).await;
     }
-    let got = wait_for(&h, &expected, Duration::from_secs(120)).await;
+    let got = wait_for(&h, expected, Duration::from_secs(120)).await;
     first.kill().expect("SIGKILL");
     first.wait().unwrap();
-    let diff = diff(&expected, &got);
+    let diff = diff(expected, &got);
     assert!(diff.is_empty(), "counts differ:\n{}", diff.join("\n"));
     eprintln!(
         "instances: {} statistics exact after a second instance joined and left, {:.1} s",

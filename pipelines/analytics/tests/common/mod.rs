@@ -283,6 +283,76 @@ pub fn expected(comments: &[Comment], subscriptions: &[Subscription]) -> BTreeMa
     expected
 }
 
+/// The tests' workload: every comment's and subscription's events, and the statistics
+/// they must give.
+pub struct Workload {
+    pub comments: Vec<(String, Vec<Envelope<CommentData>>)>,
+    pub subscriptions: Vec<(String, Vec<Envelope<SubscriptionData>>)>,
+    pub expected: BTreeMap<String, i64>,
+}
+
+/// [`COMMENTS`] comments and [`SUBSCRIPTIONS`] subscriptions, with their expected counts.
+pub fn workload() -> Workload {
+    let comments: Vec<Comment> = (0..COMMENTS).map(comment_events).collect();
+    let subscriptions: Vec<Subscription> = (0..SUBSCRIPTIONS).map(subscription_events).collect();
+    let expected = expected(&comments, &subscriptions);
+    Workload {
+        comments: comments.into_iter().map(|(id, e, _)| (id, e)).collect(),
+        subscriptions: subscriptions
+            .into_iter()
+            .map(|(id, e, _)| (id, e))
+            .collect(),
+        expected,
+    }
+}
+
+/// Wave `wave` of [`WAVES`]: its share of the comments, then of the subscriptions.
+pub async fn send_wave(h: &Harness, w: &Workload, wave: usize) {
+    let (c, s) = (COMMENTS / WAVES, SUBSCRIPTIONS / WAVES);
+    send_all(h, &w.comments[wave * c..(wave + 1) * c]).await;
+    send_all(h, &w.subscriptions[wave * s..(wave + 1) * s]).await;
+}
+
+/// Produces the workload in [`WAVES`] waves 800 ms apart while the instance `child`
+/// (with `guarantee`) is killed with SIGKILL [`KILLS`] times, each once it has committed
+/// twice in both comment steps, and started again with the same instance id; returns the
+/// instance running at the end.
+pub async fn produce_while_killing(
+    h: &Harness,
+    w: &Workload,
+    guarantee: &str,
+    mut child: Child,
+    started: Instant,
+) -> Child {
+    let send = async {
+        for wave in 0..WAVES {
+            send_wave(h, w, wave).await;
+            tokio::time::sleep(Duration::from_millis(800)).await;
+        }
+        eprintln!(
+            "{guarantee}: every event produced after {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    };
+    let kill = async {
+        for n in 0..KILLS {
+            wait_for_commits(h, &h.metrics, 2.0).await;
+            tokio::time::sleep(Duration::from_millis(150 + 100 * n as u64)).await;
+            child.kill().expect("SIGKILL");
+            child.wait().unwrap();
+            eprintln!(
+                "{guarantee}: SIGKILL {} at {:.1} s",
+                n + 1,
+                started.elapsed().as_secs_f64()
+            );
+            child = h.spawn(guarantee);
+        }
+        child
+    };
+    let ((), child) = tokio::join!(send, kill);
+    child
+}
+
 /// Waits (at most `limit`) until the index holds exactly `expected`; returns what it holds.
 pub async fn wait_for(
     h: &Harness,
