@@ -135,6 +135,8 @@ async fn main() {
         poll_interval: Duration::from_secs(5),
         secure_cookies: false,
         default_rate: 100,
+        search_url: anineplus_connectors::search::DEFAULT_URL.to_owned(),
+        index_prefix: anineplus_schemas::indices::DEFAULT_PREFIX.to_owned(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

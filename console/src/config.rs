@@ -124,6 +124,11 @@ pub struct ConsoleConfig {
     pub secure_cookies: bool,
     /// Default rate cap of a redrive job (records per second).
     pub default_rate: u32,
+    /// The search engine whose indices the search sync page checks against PostgreSQL
+    /// (`database_url`: the API's tables).
+    pub search_url: String,
+    /// The indices' prefix (`<prefix>-anime`, ...).
+    pub index_prefix: String,
 }
 
 impl ConsoleConfig {

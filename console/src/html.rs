@@ -51,7 +51,7 @@ pub fn page(title: &str, who: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · AnineePlus console</title>\
 <style>{STYLE}</style></head><body><nav><a href=\"/\">Pipelines</a><a href=\"/dead-letters\">Dead letters</a>\
-<a href=\"/jobs\">Redrive jobs</a><a href=\"/schemas\">Schemas</a><a href=\"/audit\">Audit</a><span class=\"who\">{w} · \
+<a href=\"/jobs\">Redrive jobs</a><a href=\"/schemas\">Schemas</a><a href=\"/sync\">Search sync</a><a href=\"/audit\">Audit</a><span class=\"who\">{w} · \
 <a href=\"/sign-out\">sign out</a></span></nav><main>{body}</main><script>{SCRIPT}</script></body></html>",
         t = escape(title),
         w = escape(who),

@@ -1,6 +1,7 @@
 //! The operators' console (port 8080): pipelines and their lag, dead letters grouped by
 //! cause, redrive jobs with their outcome, purge of what is resolved, skipping a poison
-//! record, the registry's schemas, an audit log of every write. Server-rendered HTML with
+//! record, the registry's schemas, search sync (verify, repair, reindex), an audit log of
+//! every write. Server-rendered HTML with
 //! a few lines of JavaScript (polling), nothing fetched from elsewhere at run time. See
 //! `docs/console.md`.
 //!
@@ -17,6 +18,7 @@
 //! - [`index`]: the PostgreSQL index of dead letters, its consumer and its queries.
 //! - [`jobs`]: redrive jobs on the streams dead-letter engine, and purge.
 //! - [`audit`]: the audit log.
+//! - [`sync`]: search sync runs (verify, repair, reindex) on the `anineplus-sync` library.
 //! - [`html`]: escaping and the layout; `web`: the routes and pages (pipelines, dead
 //!   letters, jobs, schemas, audit), one file each.
 //!
@@ -31,6 +33,7 @@ pub mod html;
 pub mod index;
 pub mod jobs;
 pub mod pipelines;
+pub mod sync;
 mod web;
 
 use std::sync::Arc;
@@ -58,6 +61,8 @@ pub struct Console {
     pub watch: Arc<pipelines::Watch>,
     /// Redrive jobs in the background.
     pub runner: jobs::Runner,
+    /// Search sync runs (verify, repair, reindex) in the background.
+    pub syncs: Arc<sync::Syncs>,
     /// The registry codec (inspection).
     pub codec: Codec,
     /// HTTP client (the API's `login`).
@@ -152,6 +157,7 @@ pub async fn serve(
         pool,
         watch,
         runner: runner.clone(),
+        syncs: Arc::new(sync::Syncs::default()),
     });
     let app = web::router(console);
     axum::serve(listener, app)

@@ -52,6 +52,8 @@ async fn subjects_versions_diff_and_the_compatibility_check() {
         poll_interval: Duration::from_secs(5),
         secure_cookies: false,
         default_rate: 10,
+        search_url: anineplus_connectors::search::DEFAULT_URL.to_owned(),
+        index_prefix: anineplus_schemas::indices::DEFAULT_PREFIX.to_owned(),
     };
     let console = common::serve(config).await;
     let http = reqwest::Client::builder()

@@ -22,6 +22,11 @@ struct Cli {
     registry: RegistryArgs,
     #[command(flatten)]
     logs: LogShippingArgs,
+    #[command(flatten)]
+    search: anineplus_args::SearchArgs,
+    /// Prefix of the search indices the search sync page checks (`<prefix>-anime`, ...).
+    #[arg(long, env = "INDEX_PREFIX", default_value = anineplus_schemas::indices::DEFAULT_PREFIX)]
+    index_prefix: String,
     /// Where the pages are served.
     #[arg(long, env = "CONSOLE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -113,6 +118,8 @@ async fn main() -> anyhow::Result<()> {
         poll_interval: cli.poll_interval,
         secure_cookies: cli.secure_cookies,
         default_rate: cli.redrive_rate,
+        search_url: cli.search.search_url,
+        index_prefix: cli.index_prefix,
     };
     let shutdown = anineplus_telemetry::shutdown_on_signal();
     let outcome = anineplus_console::run(config, shutdown).await;

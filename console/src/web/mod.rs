@@ -6,6 +6,7 @@ mod dead_letters;
 mod jobs;
 mod pipelines;
 mod schemas;
+mod sync;
 
 use std::sync::Arc;
 
@@ -40,6 +41,8 @@ pub(crate) fn router(console: Arc<Console>) -> Router {
             "/schemas/{subject}/check",
             axum::routing::post(schemas::check),
         )
+        .route("/sync", get(sync::page).post(sync::start))
+        .route("/fragments/sync", get(sync::fragment))
         .route("/audit", get(audit::page))
         .route("/sign-in", get(sign_in_page).post(sign_in))
         .route("/sign-out", get(sign_out))

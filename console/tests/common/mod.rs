@@ -89,6 +89,8 @@ pub fn config(
         poll_interval: Duration::from_millis(500),
         secure_cookies: false,
         default_rate: 50,
+        search_url: t.stack.search_url.clone(),
+        index_prefix: t.index_prefix.clone(),
     }
 }
 

@@ -33,12 +33,14 @@
 //!   its member entries replaced by the `organization_members` rows at the row's version
 //!   (the write lists them as the indexer does: owner first, then by user id).
 //!
-//! Progress goes to stderr. Failures are [`Error`]s.
+//! Progress goes to stderr (and to [`SearchSync::progress_line`] when set). Failures are
+//! [`Error`]s.
 //!
 //! Layout, one module per job: `rows` (the SQL per table, keyset pages), `rebuild`
 //! (documents from rows), `engine` (raw engine HTTP: scans, `_mget`, aliases, bulk writes),
 //! `drift` ([`Entry`], [`Drift`], [`compare`], verify), `repair`, `reindex`, `error`.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anineplus_connectors::search;
@@ -82,6 +84,9 @@ pub struct SearchSync {
     pub batch: usize,
     /// Print progress on stderr.
     pub progress: bool,
+    /// When set, the latest progress line is also kept here (the console shows it while
+    /// a verify, repair or reindex runs).
+    pub progress_line: Option<Arc<Mutex<String>>>,
 }
 
 impl SearchSync {
@@ -107,12 +112,16 @@ impl SearchSync {
             docs: Documents::new(prefix),
             batch: 1000,
             progress: true,
+            progress_line: None,
         })
     }
 
     pub(crate) fn note(&self, message: impl std::fmt::Display) {
         if self.progress {
             eprintln!("{message}");
+        }
+        if let Some(line) = &self.progress_line {
+            *line.lock().unwrap_or_else(|e| e.into_inner()) = message.to_string();
         }
     }
 
