@@ -37,7 +37,9 @@ async fn wait_row(http: &reqwest::Client, url: &str, done: &str) -> String {
         let start = table.find("<tr id=\"sync-anime\">").expect("the anime row");
         row = table[start..].split("</tr>").next().unwrap().to_owned();
         if row.contains(done) {
-            return row;
+            // The status cell alone: what the page says of the run.
+            let status = row.split("<td class=\"status\">").nth(1).unwrap_or(&row);
+            return status.split("</td>").next().unwrap_or(status).to_owned();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -1,14 +1,20 @@
 //! The Kafka broker restarted under the running binary (`exactly_once`), with the stack's
 //! own script: transactions open at the stop are aborted, the steps rewind and go on, and
 //! at the end the counts are exact and a `read_committed` reader of the comment deltas
-//! sees no partial output (the sum of the committed deltas per anime is its count).
-//! It used to fail in about one run in three with counts stuck below the expected ones:
-//! after an abandoned commit, a partition never committed by this instance was rewound
-//! with a seek to librdkafka's logical `Stored` offset, which `seek` refuses, so the
-//! consumer went on past records whose state had been dropped. The lane now looks up the
-//! group's committed offsets itself.
+//! sees no partial output (the sum of the committed deltas per anime is its count). Two
+//! scenarios, one after the other: mid-stream, once the comment steps have committed; and
+//! before the first commits, while the steps are still starting.
+//! Defects these found: a partition never committed by the instance was rewound with a
+//! seek to librdkafka's logical `Stored` offset, which `seek` refuses, so the consumer went
+//! on past records whose state had been dropped (counts stuck short); looking the
+//! committed offsets up instead, in a retry loop, could wait for ever while a rebalance
+//! waited for the lane's next poll (a fresh-clone CI run: nothing counted after the
+//! restart), so it is one attempt, and a failed one replaces the consumer; a broker away
+//! while a step started its transactional producer stopped the binary, now the producer
+//! is tried again every second.
 //! Stops what every test uses: alone in its test binary (cargo runs test binaries one
-//! after another), and the broker is started again even when the test fails.
+//! after another), the two scenarios serialised, and the broker is started again even
+//! when a test fails.
 
 mod common;
 
@@ -45,8 +51,27 @@ impl Drop for Restart {
     }
 }
 
+/// The two scenarios stop the one broker: one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broker_restart_mid_stream_leaves_exact_counts_and_no_partial_output() {
+    // Once both comment steps committed twice, under the fourth wave.
+    restart_and_check(3, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_restart_before_the_first_commits_leaves_exact_counts() {
+    // 0.7 s after the first wave: steps still starting their transactional producers,
+    // partitions never committed (their rewinds need the group's committed offsets).
+    restart_and_check(0, false).await;
+}
+
+/// Stops the broker for [`OUTAGE_SECS`] after wave `at_wave` (once both comment steps
+/// committed twice when `after_commits`, else 0.7 s after it), then checks the counts and
+/// the committed deltas.
+async fn restart_and_check(at_wave: usize, after_commits: bool) {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let h = Harness::new().await;
     let w = workload();
     let expected = &w.expected;
@@ -54,11 +79,15 @@ async fn a_broker_restart_mid_stream_leaves_exact_counts_and_no_partial_output()
     let mut child = h.spawn("exactly_once");
     for wave in 0..WAVES {
         send_wave(&h, &w, wave).await;
-        if wave == 3 {
+        if wave == at_wave {
             // This wave's records are still being processed: stop the broker under them,
             // for longer than a transaction's timeout (10 s), so the open transactions are
             // aborted by the broker and their producers fenced.
-            wait_for_commits(&h, &h.metrics, 2.0).await;
+            if after_commits {
+                wait_for_commits(&h, &h.metrics, 2.0).await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+            }
             let restart = Restart;
             kafka("stop");
             tokio::time::sleep(Duration::from_secs(OUTAGE_SECS)).await;
@@ -97,7 +126,7 @@ async fn a_broker_restart_mid_stream_leaves_exact_counts_and_no_partial_output()
         );
     }
     eprintln!(
-        "broker restart: {} statistics exact, {aborts} commits aborted; committed deltas sum to the counts ({} anime differ when aborted records are read too), {:.1} s",
+        "broker restart after wave {at_wave}: {} statistics exact, {aborts} commits aborted; committed deltas sum to the counts ({} anime differ when aborted records are read too), {:.1} s",
         expected.len(),
         committed
             .iter()

@@ -374,6 +374,8 @@ struct Engine<P: Processor> {
     /// records were already fetched) would start from an empty store and write wrong
     /// state to the changelog.
     ready: BTreeSet<i32>,
+    /// Whether the consumer must be replaced (a rewind could not find where to go back to).
+    rebuild_consumer: bool,
 }
 
 fn producer_for(config: &StatefulConfig) -> Result<kafka::Producer> {
@@ -394,6 +396,21 @@ fn producer_for(config: &StatefulConfig) -> Result<kafka::Producer> {
         producer.base().init_transactions(Duration::from_secs(30))?;
     }
     Ok(producer)
+}
+
+/// [`producer_for`], tried again every second while the brokers do not answer (its
+/// `init_transactions` times out), until `stop`.
+fn producer_retrying(config: &StatefulConfig, stop: &AtomicBool) -> Result<kafka::Producer> {
+    loop {
+        match producer_for(config) {
+            Ok(producer) => return Ok(producer),
+            Err(e) if stop.load(Ordering::Acquire) => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "a transactional producer: retrying in 1 s");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
 }
 
 /// What went wrong with a commit.
@@ -589,23 +606,9 @@ impl<P: Processor> Engine<P> {
         StateContext<P>: ConsumerContext,
     {
         if self.replace_producer {
-            loop {
-                match producer_for(&self.config) {
-                    Ok(producer) => {
-                        self.producer = producer;
-                        self.replace_producer = false;
-                        tracing::info!(
-                            "a new transactional producer: the abandoned transaction is aborted"
-                        );
-                        break;
-                    }
-                    Err(e) if stop.load(Ordering::Acquire) => return Err(e),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "a new transactional producer: retrying in 1 s");
-                        std::thread::sleep(Duration::from_secs(1));
-                    }
-                }
-            }
+            self.producer = producer_retrying(&self.config, stop)?;
+            self.replace_producer = false;
+            tracing::info!("a new transactional producer: the abandoned transaction is aborted");
         }
         if self.rewind.is_empty() {
             return Ok(());
@@ -632,35 +635,35 @@ impl<P: Processor> Engine<P> {
                 None => uncommitted.push((topic, partition)),
             }
         }
-        seek_committed(consumer, &uncommitted, stop);
+        if !seek_committed(consumer, &uncommitted) {
+            self.rebuild_consumer = true;
+        }
         Ok(())
     }
 }
 
 /// Seeks `partitions` to the group's committed offsets (the start when a partition was
-/// never committed: `auto.offset.reset` is `earliest`). The lookup asks the group
-/// coordinator; while it does not answer, it is tried again every second until `stop`
-/// (librdkafka's logical `Offset::Stored` is refused by `seek`, so the lookup is ours).
+/// never committed: `auto.offset.reset` is `earliest`); librdkafka's logical
+/// `Offset::Stored` is refused by `seek`, so the lookup is ours. One attempt (10 s): while
+/// a rebalance waits for the lane's next poll the coordinator's answer can wait too, so a
+/// retry loop here could wait for ever. `false` when the lookup failed: the lane then
+/// replaces its consumer, whose assignment starts every partition at its committed offset.
 fn seek_committed<X: ConsumerContext, C: Consumer<X>>(
     consumer: &C,
     partitions: &[(String, i32)],
-    stop: &AtomicBool,
-) {
+) -> bool {
     if partitions.is_empty() {
-        return;
+        return true;
     }
     let mut list = TopicPartitionList::new();
     for (topic, partition) in partitions {
         list.add_partition(topic, *partition);
     }
-    let committed = loop {
-        match consumer.committed_offsets(list.clone(), Duration::from_secs(10)) {
-            Ok(committed) => break committed,
-            Err(_) if stop.load(Ordering::Acquire) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "looking up committed offsets: retrying in 1 s");
-                std::thread::sleep(Duration::from_secs(1));
-            }
+    let committed = match consumer.committed_offsets(list, Duration::from_secs(10)) {
+        Ok(committed) => committed,
+        Err(e) => {
+            tracing::warn!(error = %e, "looking up committed offsets failed: a new consumer rejoins the group");
+            return false;
         }
     };
     for e in committed.elements() {
@@ -679,6 +682,7 @@ fn seek_committed<X: ConsumerContext, C: Consumer<X>>(
             );
         }
     }
+    true
 }
 
 /// How a lane's consumer session ended.
@@ -713,7 +717,8 @@ impl<P: Processor> Lane<P> {
         );
         let engine = Arc::new(Mutex::new(Engine {
             tasks,
-            producer: producer_for(&self.config)?,
+            // The brokers may be away at start too: wait for them like a recovery does.
+            producer: producer_retrying(&self.config, &self.stop)?,
             guarantee: self.config.guarantee,
             config: self.config.clone(),
             metrics: self.metrics.clone(),
@@ -721,6 +726,7 @@ impl<P: Processor> Lane<P> {
             rewind: Vec::new(),
             replace_producer: false,
             ready: BTreeSet::new(),
+            rebuild_consumer: false,
         }));
         // A fatal consumer error (e.g. the broker fencing this static member by its own
         // earlier incarnation after a coordinator failover) leaves the consumer unusable:
@@ -737,6 +743,7 @@ impl<P: Processor> Lane<P> {
                     let tasks: Vec<i32> = engine.tasks.stores().keys().copied().collect();
                     engine.tasks.revoke(&tasks);
                     engine.ready.clear();
+                    engine.rebuild_consumer = false;
                     drop(engine);
                     std::thread::sleep(Duration::from_secs(1));
                 }
@@ -784,6 +791,11 @@ impl<P: Processor> Lane<P> {
                 let mut engine = engine.lock().expect("engine poisoned");
                 if engine.replace_producer || !engine.rewind.is_empty() {
                     engine.recover(&consumer, &self.stop)?;
+                }
+                if engine.rebuild_consumer {
+                    return Ok(Session::Fatal(
+                        "no committed offsets to rewind to".to_owned(),
+                    ));
                 }
             }
             let polled = consumer.poll(Duration::from_millis(50));
@@ -866,6 +878,11 @@ impl<P: Processor> Lane<P> {
             if due {
                 self.commit_or_recover(&mut engine_guard, &consumer)?;
                 last_commit = Instant::now();
+                if engine_guard.rebuild_consumer {
+                    return Ok(Session::Fatal(
+                        "no committed offsets to rewind to".to_owned(),
+                    ));
+                }
             }
         }
         let mut engine_guard = engine.lock().expect("engine poisoned");
@@ -1006,8 +1023,11 @@ impl<P: Processor> Lane<P> {
         let (restored, gone): (Vec<_>, Vec<_>) = assigned
             .into_iter()
             .partition(|(topic, partition)| still.find_partition(topic, *partition).is_some());
-        seek_committed(consumer, &restored, &self.stop);
+        let sought = seek_committed(consumer, &restored);
         let mut engine = engine.lock().expect("engine poisoned");
+        if !sought {
+            engine.rebuild_consumer = true;
+        }
         // Revoked during their restore: what was read of them goes.
         let gone: Vec<i32> = gone.iter().map(|(_, p)| *p).collect();
         engine.tasks.revoke(&gone);
