@@ -354,6 +354,24 @@ impl<P: Processor> ConsumerContext for StateContext<P> {
     }
 }
 
+/// The changelog reader's context: the end of a partition is how a restore knows it is
+/// done, not an error (librdkafka also reports it as a client error, which the default
+/// context logs at ERROR, once per partition and restore).
+struct ChangelogReader;
+
+impl ClientContext for ChangelogReader {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            KafkaError::Global(RDKafkaErrorCode::PartitionEOF) | KafkaError::PartitionEOF(_) => {
+                tracing::debug!(%reason, "changelog partition read to its end");
+            }
+            error => tracing::warn!(%error, %reason, "reading a changelog"),
+        }
+    }
+}
+
+impl ConsumerContext for ChangelogReader {}
+
 /// The processor's state and the producer that commits it.
 struct Engine<P: Processor> {
     tasks: Tasks<P>,
@@ -945,7 +963,7 @@ impl<P: Processor> Lane<P> {
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .set("isolation.level", "read_committed");
-        let reader: BaseConsumer = client.create()?;
+        let reader: BaseConsumer<ChangelogReader> = client.create_with_context(ChangelogReader)?;
         let mut list = TopicPartitionList::new();
         for task in &tasks {
             list.add_partition_offset(changelog, *task, Offset::Beginning)?;
