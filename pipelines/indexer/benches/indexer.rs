@@ -20,6 +20,9 @@
 //! - `indexer_raw_plain_index_docs_per_s` (context): the same documents' sources as plain
 //!   `index` operations (no versions, no scripts) in the same way: what the engine does with
 //!   the cheapest write.
+//! - `indexer_vs_plain_ratio`: the binary's documents/s (as above) ÷ those plain `index`
+//!   operations': how close the indexer comes to the engine's cheapest write of the same
+//!   documents. Goal ≥ 0.8.
 //! - `indexer_peak_rss_mb`: the binary's peak resident memory (`VmHWM` of
 //!   `/proc/<pid>/status`, read just before it is stopped), the higher of its two runs.
 //! - `decode_vs_consumer_ratio`: the runtime with a null sink (consume + decode +
@@ -477,6 +480,9 @@ async fn run(
             indices::create_all(client, &p).await?;
             let rate = raw_plain(&service, &documents(&p, n)).await?;
             figures.push(("indexer_raw_plain_index_docs_per_s", rate));
+            if arm("indexer") {
+                figures.push(("indexer_vs_plain_ratio", mean(&indexed) / rate));
+            }
         }
     }
 
