@@ -2,15 +2,20 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status run seed test test-unit bench fmt lint
+.PHONY: help up down status run seed test test-unit test-cluster bench fmt lint
+
+# CLUSTER=1 (`make up CLUSTER=1`, `make down CLUSTER=1`, `make status CLUSTER=1`): the
+# cluster mode, beside the single-node stack (scripts/stack/cluster.env).
+CLUSTER ?= 0
+export CLUSTER
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-up: ## start the stack and the project's services in the background (idempotent)
+up: ## start the stack and the project's services in the background (idempotent; CLUSTER=1: the cluster mode)
 	@bash scripts/stack/up.sh
 
-down: ## stop everything `make up` started, nothing else
+down: ## stop everything `make up` started, nothing else (CLUSTER=1: the cluster mode's)
 	@bash scripts/stack/down.sh
 
 status: ## what runs, where
@@ -24,6 +29,9 @@ seed: ## load the bangumi-data anime catalogue (CC-BY-4.0) through the API; `mak
 
 test: ## unit tests, then the stack, then the integration tests against it
 	@bash scripts/test.sh
+
+test-cluster: ## the failure drills on the cluster mode: starts it, runs them, stops it
+	@bash scripts/test-cluster.sh
 
 test-unit: ## unit tests only (no service needed)
 	@cargo test --workspace --lib --bins

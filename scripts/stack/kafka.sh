@@ -10,14 +10,38 @@
 #
 # Broker: PLAINTEXT://127.0.0.1:9092, controller: 127.0.0.1:9093.
 # Data: .stack/kafka/  log: .stack/logs/kafka.log  pid: .stack/run/kafka.pid
+# Cluster mode (CLUSTER=1): one node of three, KAFKA_NODE=1..3, ports of scripts/stack/cluster.env,
+# data .stack/cluster/kafka-<n>/, log .stack/cluster/logs/kafka-<n>.log, pid .stack/cluster/run/kafka-<n>.pid;
+# all three share one cluster id and a quorum of three controllers.
 # Supporting files: scripts/stack/kafka/{pom.xml,server.properties,log4j2.properties}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SVC=kafka
 HERE="$ROOT/scripts/stack/kafka"
-KAFKA_PORT=9092
-CONTROLLER_PORT=9093
-KAFKA_HOME="$STACK_DIR/kafka"
+if [[ $CLUSTER == 1 ]]; then
+  # one node of the cluster (cluster.env): KAFKA_NODE=1, 2 or 3
+  NODE_ID="${KAFKA_NODE:-}"
+  [[ $NODE_ID =~ ^[1-9]$ ]] && (( NODE_ID <= KAFKA_NODES )) \
+    || die "cluster mode: KAFKA_NODE must be a node of the cluster, 1 to $KAFKA_NODES (got '${KAFKA_NODE:-}')"
+  SVC="kafka-$NODE_ID"
+  KAFKA_PORT=${KAFKA_NODE_PORTS[$((NODE_ID - 1))]}
+  CONTROLLER_PORT=${KAFKA_CONTROLLER_PORTS[$((NODE_ID - 1))]}
+  VOTERS=""
+  for n in $(seq 1 "$KAFKA_NODES"); do VOTERS+="${VOTERS:+,}$n@127.0.0.1:${KAFKA_CONTROLLER_PORTS[$((n - 1))]}"; done
+  REPLICATION=$KAFKA_REPLICATION
+  MIN_ISR=$KAFKA_MIN_ISR
+  # every node is formatted with the same cluster id
+  CLUSTER_ID_FILE="$STACK_DIR/kafka-cluster.id"
+else
+  SVC=kafka
+  NODE_ID=1
+  KAFKA_PORT=9092
+  CONTROLLER_PORT=9093
+  VOTERS="1@127.0.0.1:9093"
+  REPLICATION=1
+  MIN_ISR=1
+  CLUSTER_ID_FILE=""
+fi
+KAFKA_HOME="$STACK_DIR/$SVC"
 DATA_DIR="$KAFKA_HOME/data"
 CONFIG="$KAFKA_HOME/server.properties"
 CLASSPATH_FILE="$CACHE_DIR/kafka.classpath"
@@ -76,8 +100,17 @@ format_once() {
   if [[ -f $DATA_DIR/meta.properties ]]; then return 0; fi
   mkdir -p "$DATA_DIR"
   local id
-  id=$(run_java kafka.tools.StorageTool random-uuid 2>>"$LOG" | tail -n 1)
+  if [[ -n $CLUSTER_ID_FILE && -s $CLUSTER_ID_FILE ]]; then
+    id=$(cat "$CLUSTER_ID_FILE")
+  else
+    id=$(run_java kafka.tools.StorageTool random-uuid 2>>"$LOG" | tail -n 1)
+  fi
   [[ $id =~ ^[A-Za-z0-9_-]{22}$ ]] || die "could not generate a Kafka cluster id (got '$id', log: $LOG)"
+  if [[ -n $CLUSTER_ID_FILE && ! -s $CLUSTER_ID_FILE ]]; then
+    # the first node to format picks the id; the others wait on the lock and read it
+    ( flock 8; [[ -s $CLUSTER_ID_FILE ]] || echo "$id" > "$CLUSTER_ID_FILE" ) 8>"$CLUSTER_ID_FILE.lock"
+    id=$(cat "$CLUSTER_ID_FILE")
+  fi
   say "formatting $DATA_DIR (cluster id $id)"
   run_java kafka.tools.StorageTool format -t "$id" -c "$CONFIG" >>"$LOG" 2>&1 \
     || { tail -n 20 "$LOG" >&2; die "kafka storage format failed (log: $LOG)"; }
@@ -89,8 +122,8 @@ start() {
   exec 9>"$RUN_DIR/$SVC.lock"
   flock -w "$((START_TIMEOUT + 60))" 9 || die "another '$0 start' is still running"
   if ours; then
-    if is_ready; then say "kafka already running (pid $(cat "$PID_FILE")) on 127.0.0.1:$KAFKA_PORT"; return 0; fi
-    say "kafka (pid $(cat "$PID_FILE")) is starting; waiting for it"
+    if is_ready; then say "$SVC already running (pid $(cat "$PID_FILE")) on 127.0.0.1:$KAFKA_PORT"; return 0; fi
+    say "$SVC (pid $(cat "$PID_FILE")) is starting; waiting for it"
     wait_for "$SVC" "$START_TIMEOUT" "$LOG" is_ready
     return 0
   fi
@@ -107,11 +140,13 @@ stop that process, then run: $0 start"
 
   install
   mkdir -p "$KAFKA_HOME"
-  sed "s#@DATA_DIR@#$DATA_DIR#g" "$HERE/server.properties" > "$CONFIG"
+  sed -e "s#@DATA_DIR@#$DATA_DIR#g" -e "s#@NODE_ID@#$NODE_ID#g" -e "s#@VOTERS@#$VOTERS#g" \
+    -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$CONTROLLER_PORT#g" \
+    -e "s#@REPLICATION@#$REPLICATION#g" -e "s#@MIN_ISR@#$MIN_ISR#g" "$HERE/server.properties" > "$CONFIG"
   format_once
 
   stat -c %s "$LOG" 2>/dev/null > "$RUN_DIR/$SVC.logoffset" || echo 0 > "$RUN_DIR/$SVC.logoffset"
-  say "starting kafka on 127.0.0.1:$KAFKA_PORT (log: $LOG)"
+  say "starting $SVC on 127.0.0.1:$KAFKA_PORT (log: $LOG)"
   # shellcheck disable=SC2086 # KAFKA_HEAP_OPTS is a list of JVM flags
   start_bg "$SVC" "$JAVA" $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
@@ -133,11 +168,11 @@ status() {
   if ours; then
     local state=running
     is_ready || state="starting"
-    status_line kafka "$state" "127.0.0.1:$KAFKA_PORT" "$(cat "$PID_FILE")"
+    status_line "$SVC" "$state" "127.0.0.1:$KAFKA_PORT" "$(cat "$PID_FILE")"
   elif port_open "$KAFKA_PORT"; then
-    status_line kafka "stopped (port taken)" "127.0.0.1:$KAFKA_PORT"
+    status_line "$SVC" "stopped (port taken)" "127.0.0.1:$KAFKA_PORT"
   else
-    status_line kafka stopped "127.0.0.1:$KAFKA_PORT"
+    status_line "$SVC" stopped "127.0.0.1:$KAFKA_PORT"
   fi
 }
 

@@ -9,10 +9,25 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-STACK_DIR="${STACK_DIR:-$ROOT/.stack}"
+
+# Cluster mode (CLUSTER=1, `make up CLUSTER=1`): three Kafka nodes, two search nodes and two
+# instances of every project service, on ports of their own and with their state under
+# .stack/cluster/, so it runs beside the single-node stack. Unset or 0: the single-node stack.
+CLUSTER="${CLUSTER:-0}"
+[[ $CLUSTER == 0 || $CLUSTER == 1 ]] || { echo "CLUSTER must be 0 or 1 (got '$CLUSTER')" >&2; exit 2; }
+if [[ $CLUSTER == 1 ]]; then
+  STACK_DIR="${STACK_DIR:-$ROOT/.stack/cluster}"
+  # the jars are the same: one cache for both modes
+  CACHE_DIR="${CACHE_DIR:-$ROOT/.stack/cache}"
+  # shellcheck source=cluster.env
+  source "$ROOT/scripts/stack/cluster.env"
+else
+  STACK_DIR="${STACK_DIR:-$ROOT/.stack}"
+  CACHE_DIR="$STACK_DIR/cache"
+fi
+export STACK_DIR CLUSTER
 LOG_DIR="$STACK_DIR/logs"
 RUN_DIR="$STACK_DIR/run"
-CACHE_DIR="$STACK_DIR/cache"
 mkdir -p "$LOG_DIR" "$RUN_DIR" "$CACHE_DIR"
 
 # Java 17 is the machine default; OpenSearch 3.x would need 21+.

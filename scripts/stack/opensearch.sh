@@ -10,17 +10,40 @@
 #   opensearch.sh ready     exit 0 when it answers with a yellow/green cluster health
 #
 # Data: .stack/opensearch/ (home/config, data, logs), log: .stack/logs/opensearch.log, pid: .stack/run/opensearch.pid.
+# Cluster mode (CLUSTER=1): one node of two, OPENSEARCH_NODE=1 or 2, ports of scripts/stack/cluster.env, data
+# .stack/cluster/opensearch-<n>/; the two discover each other and form one cluster (the first start needs both).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SVC=opensearch
 SRC_DIR="$ROOT/scripts/stack/opensearch"
-HOME_DIR="$STACK_DIR/opensearch"
-CLASSES_DIR="$HOME_DIR/classes"
-CP_FILE="$HOME_DIR/classpath.txt"
+INSTALL_DIR="$STACK_DIR/opensearch"
+if [[ $CLUSTER == 1 ]]; then
+  # one node of the cluster (cluster.env): OPENSEARCH_NODE=1 or 2, each a cluster-manager
+  # candidate and a data node; the jars and launcher are installed once for both
+  NODE="${OPENSEARCH_NODE:-}"
+  [[ $NODE =~ ^[1-9]$ ]] && (( NODE <= OPENSEARCH_NODES )) \
+    || die "cluster mode: OPENSEARCH_NODE must be a node of the cluster, 1 to $OPENSEARCH_NODES (got '${OPENSEARCH_NODE:-}')"
+  SVC="opensearch-$NODE"
+  HOME_DIR="$STACK_DIR/$SVC"
+  HTTP_PORT=${OPENSEARCH_HTTP_PORTS[$((NODE - 1))]}
+  TRANSPORT_PORT=${OPENSEARCH_TRANSPORT_PORTS[$((NODE - 1))]}
+  seeds="" managers=""
+  for n in $(seq 1 "$OPENSEARCH_NODES"); do
+    seeds+="${seeds:+,}127.0.0.1:${OPENSEARCH_TRANSPORT_PORTS[$((n - 1))]}"
+    managers+="${managers:+,}node-$n"
+  done
+  DISCOVERY=(-Enode.name="node-$NODE" -Ediscovery.type=zen -Ediscovery.seed_hosts="$seeds"
+    -Ecluster.initial_cluster_manager_nodes="$managers" -Ecluster.default_number_of_replicas=1)
+else
+  SVC=opensearch
+  HOME_DIR="$INSTALL_DIR"
+  HTTP_PORT=9200
+  TRANSPORT_PORT=9300
+  DISCOVERY=(-Enode.name=node-1 -Ediscovery.type=single-node -Ecluster.default_number_of_replicas=0)
+fi
+CLASSES_DIR="$INSTALL_DIR/classes"
+CP_FILE="$INSTALL_DIR/classpath.txt"
 LOG="$LOG_DIR/$SVC.log"
 PID_FILE="$RUN_DIR/$SVC.pid"
-HTTP_PORT=9200
-TRANSPORT_PORT=9300
 URL="http://127.0.0.1:$HTTP_PORT"
 JAVA="${JAVA17_HOME}/bin/java"
 JAVAC="${JAVA17_HOME}/bin/javac"
@@ -29,7 +52,10 @@ JAVAC="${JAVA17_HOME}/bin/javac"
 
 install() {
   command -v mvn >/dev/null || die "maven (mvn) is needed to fetch the OpenSearch jars"
-  mkdir -p "$HOME_DIR"
+  mkdir -p "$INSTALL_DIR"
+  # the two nodes of the cluster mode start together: one install at a time
+  exec 8>"$INSTALL_DIR/install.lock"
+  flock -w 600 8 || die "another OpenSearch install is still running"
   mvn_classpath "$SRC_DIR/pom.xml" "$CP_FILE"
   local stamp="$CLASSES_DIR/OpenSearchNode.class"
   if [[ ! -f $stamp || $SRC_DIR/OpenSearchNode.java -nt $stamp || $CP_FILE -nt $stamp ]]; then
@@ -38,6 +64,7 @@ install() {
     "$JAVAC" -nowarn -d "$CLASSES_DIR" -cp "$(cat "$CP_FILE")" "$SRC_DIR/OpenSearchNode.java" \
       || die "javac failed on $SRC_DIR/OpenSearchNode.java"
   fi
+  exec 8>&-
 }
 
 listener() { ss -ltnp "sport = :$1" 2>/dev/null | tail -n +2 | grep . || echo "  (run: ss -ltnp 'sport = :$1' to see which)"; }
@@ -78,11 +105,10 @@ $(listener "$TRANSPORT_PORT")"
     -Dlog4j.shutdownHookEnabled=false -Dlog4j2.disable.jmx=true \
     -Djava.io.tmpdir="$HOME_DIR/tmp" \
     -cp "$CLASSES_DIR:$(cat "$CP_FILE")" OpenSearchNode \
-    -Ecluster.name=anineplus -Enode.name=node-1 \
+    -Ecluster.name=anineplus "${DISCOVERY[@]}" \
     -Epath.home="$HOME_DIR" -Epath.data="$HOME_DIR/data" -Epath.logs="$HOME_DIR/logs" \
     -Enetwork.host=127.0.0.1 -Ehttp.port="$HTTP_PORT" -Etransport.port="$TRANSPORT_PORT" \
-    -Ediscovery.type=single-node -Ecluster.routing.allocation.disk.threshold_enabled=false \
-    -Ecluster.default_number_of_replicas=0
+    -Ecluster.routing.allocation.disk.threshold_enabled=false
   wait_for "$SVC" 180 "$LOG" healthy
 }
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# PostgreSQL for the local stack: our own cluster under .stack/postgres on 127.0.0.1:5432,
+# PostgreSQL for the local stack: our own cluster under .stack/postgres on 127.0.0.1:5432
+# (cluster mode: .stack/cluster/postgres on 127.0.0.1:15432, PG_PORT),
 # from Debian's packages, with the project's role and databases.
 #
 # Usage: postgres.sh install|start|stop|status|ready
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PORT=5432
+PORT="${PG_PORT:-5432}"
 LOG="$LOG_DIR/postgres.log"
 
 # locate: the cluster's real folders. .stack/postgres may be a link to a folder outside the
@@ -43,7 +44,9 @@ place_data() {
     chmod 755 "$STACK_DIR"
     if ! runuser -u postgres -- test -x "$STACK_DIR"; then
       local outside
-      outside="/var/lib/postgresql/anineplus-$(printf '%s' "$ROOT" | md5sum | cut -c1-10)"
+      # (the cluster mode's data dir is another one: its own hash)
+      local key=$ROOT; [[ $CLUSTER == 1 ]] && key="$ROOT cluster"
+      outside="/var/lib/postgresql/anineplus-$(printf '%s' "$key" | md5sum | cut -c1-10)"
       warn "postgres cannot reach $STACK_DIR (a parent folder is private); keeping its data in $outside"
       mkdir -p "$outside"
       ln -sfn "$outside" "$STACK_DIR/postgres"

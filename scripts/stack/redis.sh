@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Redis for the local stack: 127.0.0.1:6379 from Debian's package, data under .stack/redis.
+# Redis for the local stack: 127.0.0.1:6379 from Debian's package, data under .stack/redis
+# (cluster mode: 127.0.0.1:16379, REDIS_PORT, under .stack/cluster/redis).
 #
 # Usage: redis.sh install|start|stop|status|ready
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PORT=6379
+PORT="${REDIS_PORT:-6379}"
 DATA="$STACK_DIR/redis"
 LOG="$LOG_DIR/redis.log"
 

@@ -23,6 +23,12 @@
 # They are built in debug mode (`cargo build`), run in the background with their logs in
 # .stack/logs/<service>.log, and reused when already running and healthy.
 #
+# Cluster mode (CLUSTER=1, scripts/stack/cluster.env): one registry, then two instances of
+# every other service, named <service>-1 and <service>-2, on the ports of cluster.env (each
+# run of this script with INSTANCE=<n> and that instance's listen addresses); the two
+# analytics instances are ANALYTICS_INSTANCE 0 and 1, each console watches its own instance's
+# pipelines.
+#
 # Usage: services.sh start|stop|status
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -38,6 +44,7 @@ LOG_ALERTS_METRICS_LISTEN="${LOG_ALERTS_METRICS_LISTEN:-127.0.0.1:9467}"
 ANALYTICS_METRICS_LISTEN="${ANALYTICS_METRICS_LISTEN:-127.0.0.1:9468}"
 CONSOLE_LISTEN="${CONSOLE_LISTEN:-127.0.0.1:8080}"
 LOG_ARCHIVE_DIR="${LOG_ARCHIVE_DIR:-$STACK_DIR/logs-archive}"
+INSTANCE="${INSTANCE:-}"
 
 # name  binary  health URL  [arguments]  (start order; stopped in reverse)
 SERVICES=(
@@ -110,6 +117,9 @@ registry_url() {
 # start_service NAME BINARY HEALTH_URL [ARGS...]
 start_service() {
   local name=$1 binary=$2 health=$3; shift 3
+  # Each service reaches the registry as its own user (the registry itself as admin).
+  local client=$name; [[ $name == registry ]] && client=admin; [[ $name == log-* ]] && client=logs
+  name+=${INSTANCE:+-$INSTANCE}
   if pid_alive "$name" && healthy "$health"; then say "$name already running"; return 0; fi
   stop_pid "$name"
   local port=${health#http://*:}; port=${port%%/*}
@@ -117,8 +127,6 @@ start_service() {
     die "port $port (for $name) is taken by another process: $(ss -ltnp "sport = :$port" 2>/dev/null | tail -n +2 | head -n 1)"
   fi
   say "starting $name (health: $health)"
-  # Each service reaches the registry as its own user (the registry itself as admin).
-  local client=$name; [[ $name == registry ]] && client=admin; [[ $name == log-* ]] && client=logs
   local service_registry_url; service_registry_url=$(registry_url "$client")
   start_bg "$name" env API_ENV="${API_ENV:-dev}" REGISTRY_LISTEN="$REGISTRY_LISTEN" \
     REGISTRY_AUTH_FILE="$REGISTRY_AUTH_DIR/auth.json" REGISTRY_ANONYMOUS_READ="${REGISTRY_ANONYMOUS_READ:-true}" \
@@ -139,6 +147,16 @@ start() {
   build
   registry_credentials
   local entry
+  if [[ $CLUSTER == 1 ]]; then
+    # shellcheck disable=SC2086  # entry is "name binary url"
+    start_service ${SERVICES[0]}
+    register_schemas
+    local i
+    for i in $(seq 1 "$SERVICE_INSTANCES"); do
+      instance_env "$i" bash "${BASH_SOURCE[0]}" start-instance || die "instance $i did not start"
+    done
+    return 0
+  fi
   for entry in "${SERVICES[@]}"; do
     # shellcheck disable=SC2086  # entry is "name binary url"
     start_service $entry
@@ -147,15 +165,65 @@ start() {
   return 0
 }
 
+# instance_env N CMD...: CMD with the environment of the cluster mode's instance N.
+instance_env() {
+  local i=$1; shift
+  port() { echo "127.0.0.1:$(instance_port "$1" "$i")"; }
+  local metrics log_index log_archive log_alerts analytics
+  metrics=$(port 19464) log_index=$(port 19465) log_archive=$(port 19466) log_alerts=$(port 19467) analytics=$(port 19468)
+  # the console's pipelines: the default list, on this instance's metrics addresses
+  local pipelines="indexer=http://$metrics;anineplus-indexer:anime+episode+user+organization+comment+subscription"
+  pipelines+=",log-index=http://$log_index;anineplus-log-index:logs,log-archive=http://$log_archive;anineplus-log-archive:logs"
+  pipelines+=",log-alerts=http://$log_alerts;anineplus-log-alerts:logs"
+  pipelines+=",analytics-comments=http://$analytics;anineplus-analytics-comments:comment"
+  pipelines+=",analytics-subscriptions=http://$analytics;anineplus-analytics-subscriptions:subscription"
+  pipelines+=",analytics-index=http://$analytics;anineplus-analytics-index:anime-stats"
+  env INSTANCE="$i" API_LISTEN="$(port 13000)" METRICS_LISTEN="$metrics" \
+    LOG_INDEX_METRICS_LISTEN="$log_index" LOG_ARCHIVE_METRICS_LISTEN="$log_archive" \
+    LOG_ALERTS_METRICS_LISTEN="$log_alerts" ANALYTICS_METRICS_LISTEN="$analytics" \
+    ANALYTICS_INSTANCE="$((i - 1))" CONSOLE_LISTEN="$(port 18080)" CONSOLE_PIPELINES="$pipelines" "$@"
+}
+
+# start_instance: every service but the registry, as instance $INSTANCE (cluster mode).
+start_instance() {
+  [[ $INSTANCE =~ ^[1-9]$ ]] || die "start-instance needs INSTANCE=<n>"
+  local entry
+  for entry in "${SERVICES[@]:1}"; do
+    # shellcheck disable=SC2086  # entry is "name binary url"
+    start_service $entry
+  done
+}
+
+# names: what this script starts, in start order (cluster mode: each instance's).
+names() {
+  local entry i
+  for entry in "${SERVICES[@]}"; do
+    if [[ $CLUSTER == 1 && ${entry%% *} != registry ]]; then
+      for i in $(seq 1 "$SERVICE_INSTANCES"); do echo "${entry%% *}-$i"; done
+    else
+      echo "${entry%% *}"
+    fi
+  done
+}
+
 stop() {
-  local i
-  for (( i = ${#SERVICES[@]} - 1; i >= 0; i-- )); do stop_pid "${SERVICES[$i]%% *}"; done
+  local all i
+  mapfile -t all < <(names)
+  for (( i = ${#all[@]} - 1; i >= 0; i-- )); do stop_pid "${all[$i]}"; done
 }
 
 status() {
+  if [[ $CLUSTER == 1 && -z $INSTANCE ]]; then
+    status_line registry "$(pid_alive registry && echo running || echo stopped)" "http://$REGISTRY_LISTEN" \
+      "$(cat "$RUN_DIR/registry.pid" 2>/dev/null)"
+    local i
+    for i in $(seq 1 "$SERVICE_INSTANCES"); do instance_env "$i" bash "${BASH_SOURCE[0]}" status; done
+    return 0
+  fi
   local entry name url
   for entry in "${SERVICES[@]}"; do
     read -r name _ url _ <<<"$entry"
+    [[ -n $INSTANCE ]] && { [[ $name == registry ]] && continue; name+="-$INSTANCE"; }
     if pid_alive "$name"; then
       if healthy "$url"; then status_line "$name" running "${url%%/[a-z]*}" "$(cat "$RUN_DIR/$name.pid")"
       else status_line "$name" "running (unhealthy)" "${url%%/[a-z]*}" "$(cat "$RUN_DIR/$name.pid")"; fi
@@ -165,5 +233,6 @@ status() {
 
 case "${1:-}" in
   start|stop|status) "$1" ;;
+  start-instance) start_instance ;;
   *) echo "usage: $0 start|stop|status" >&2; exit 64 ;;
 esac

@@ -3,8 +3,9 @@
 //! Each logical index is an alias `<name>` pointing at a concrete index `<name>-v<N>`, so a
 //! reindex can build `<name>-v<N+1>` and swap the alias without search downtime. The index
 //! template `<name>` (pattern `<name>-*`) carries the settings and mappings, so every
-//! generation gets them; `number_of_replicas: 0` keeps single-node clusters green (ES 8 has
-//! no cluster-wide default for it).
+//! generation gets them; `auto_expand_replicas: 0-1` gives every shard one replica as soon
+//! as a second node is there and none on a single node (which stays green; ES 8 has no
+//! cluster-wide default for the replica count).
 //!
 //! Mappings carry a version (`_meta.version`). A change the engine cannot apply to a live
 //! index (a new analyser, a field's type) raises it: [`IndexSpec::ensure`] then leaves the
@@ -16,6 +17,11 @@ use elasticsearch::http::Method;
 use serde_json::{Value, json};
 
 use crate::search::{self, CallError};
+
+/// The replicas of every index the project creates (`index.auto_expand_replicas`): none on
+/// a single node, one per shard once the cluster has two nodes or more, so a node can go
+/// without losing a shard and a single-node engine stays green.
+pub const REPLICAS: &str = "0-1";
 
 /// One logical index: its alias and mappings.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +61,7 @@ impl IndexSpec {
     /// The body of the index template.
     pub fn template(&self) -> Value {
         let mut settings =
-            json!({ "number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s" });
+            json!({ "number_of_shards": 1, "auto_expand_replicas": REPLICAS, "refresh_interval": "1s" });
         if let Some(analysis) = &self.analysis {
             settings["analysis"] = analysis.clone();
         }
@@ -202,7 +208,7 @@ mod tests {
         };
         let t = spec.template();
         assert_eq!(t["index_patterns"][0], json!("p-anime-*"));
-        assert_eq!(t["template"]["settings"]["number_of_replicas"], json!(0));
+        assert_eq!(t["template"]["settings"]["auto_expand_replicas"], json!("0-1"));
         assert!(t["template"]["settings"]["analysis"].is_null());
         assert_eq!(spec.first_index(), "p-anime-v1");
         assert_eq!(spec.version(), 0);

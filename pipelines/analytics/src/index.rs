@@ -6,7 +6,7 @@
 //! redelivered or older record never overwrites a newer count.
 
 use anineplus_connectors::search::{self, CallError};
-use anineplus_connectors::search_sink::{Action, Document, Json, SearchSink};
+use anineplus_connectors::search_sink::{Action, Document, Json, SearchSink, templates};
 use anineplus_schemas::events::{AnimeStat, StatKind};
 use anineplus_streams::Located;
 use anineplus_streams::sink::{Outcome, Sink};
@@ -18,7 +18,7 @@ use serde_json::json;
 /// The index's mapping.
 pub fn mapping() -> serde_json::Value {
     json!({
-        "settings": { "number_of_shards": 1, "number_of_replicas": 0 },
+        "settings": { "number_of_shards": 1, "auto_expand_replicas": templates::REPLICAS },
         "mappings": {
             "dynamic": "strict",
             "properties": {

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use crate::documents::IndexEntry;
 
-/// The index template of `<prefix>-*`: one shard, no replica (single-node clusters stay
-/// green; a cluster raises it), refreshed every second (so `trace` sees a request within a
+/// The index template of `<prefix>-*`: one shard, one replica from two nodes on and none
+/// on a single node (`templates::REPLICAS`), refreshed every second (so `trace` sees a request within a
 /// second or two), keyword fields for what is filtered on, a text `message`, and every
 /// context field a keyword (values past 2 KiB are kept in the source, not indexed).
 pub fn template(prefix: &str) -> Value {
@@ -22,7 +22,7 @@ pub fn template(prefix: &str) -> Value {
         "template": {
             "settings": {
                 "number_of_shards": 1,
-                "number_of_replicas": 0,
+                "auto_expand_replicas": anineplus_connectors::search_sink::templates::REPLICAS,
                 "refresh_interval": "1s",
                 "index.mapping.total_fields.limit": 2000,
             },
