@@ -1,0 +1,480 @@
+//! The failure drills on the cluster mode (`make up CLUSTER=1`): three Kafka nodes with
+//! replication 3 and `min.insync.replicas` 2, two search nodes, two instances of every
+//! service. Run by `scripts/test-cluster.sh` (`make test-cluster`, the cluster step of CI),
+//! which sets `ANINEPLUS_CLUSTER=1`; without it this test only says that it did not run
+//! (the single-node stack of `make test` has nothing to drill). With it, a missing cluster
+//! fails the test.
+//!
+//! While writers update anime through both API instances, one after another: the leader of
+//! the `anime` topic's partition 0 is killed with `kill -9` five times (each restarted and
+//! back in sync before the next), search node 2 is stopped and restarted, indexer 1 and API
+//! 1 are killed with `kill -9` and restarted. At the end every acknowledged update is in
+//! PostgreSQL (at that version or a later one), every anime is in the index at its
+//! PostgreSQL version and title, `anineplus-search verify` is clean, and the indexer's
+//! dead-letter topic is empty.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+const APIS: [&str; 2] = ["http://127.0.0.1:13000", "http://127.0.0.1:13001"];
+const BROKERS: &str = "127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096";
+const SEARCH: &str = "http://127.0.0.1:19200";
+const DATABASE: &str = "postgres://anineplus:anineplus@127.0.0.1:15432/anineplus";
+const ANIME: usize = 24;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn stack_dir() -> PathBuf {
+    std::env::var_os("STACK_DIR").map_or_else(|| root().join(".stack/cluster"), PathBuf::from)
+}
+
+fn step(what: &str) {
+    eprintln!("[cluster {}] {what}", chrono_now());
+}
+
+fn chrono_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// The pid the cluster's scripts recorded for `svc` (only ours is ever killed).
+fn pid_of(svc: &str) -> i32 {
+    let file = stack_dir().join("run").join(format!("{svc}.pid"));
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e} (is the cluster up?)", file.display()))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn kill9(svc: &str) {
+    let pid = pid_of(svc);
+    step(&format!("kill -9 {svc} (pid {pid})"));
+    let status = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -9 {pid} ({svc})");
+}
+
+/// Runs a stack script in cluster mode with `env`, failing the test when it fails.
+fn script(args: &[&str], env: &[(&str, &str)]) {
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .args(args)
+        .current_dir(root())
+        .env("CLUSTER", "1")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} {env:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    step(&format!(
+        "{args:?} {env:?} done in {:.1}s",
+        started.elapsed().as_secs_f64()
+    ));
+}
+
+fn metadata_consumer() -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", BROKERS)
+        .set("group.id", "cluster-drills")
+        .create()
+        .unwrap()
+}
+
+/// `(leader, replicas, in-sync replicas)` of `topic`'s `partition`.
+fn partition_state(c: &BaseConsumer, topic: &str, partition: i32) -> Option<(i32, usize, usize)> {
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(5)).ok()?;
+    let p = md
+        .topics()
+        .first()?
+        .partitions()
+        .iter()
+        .find(|p| p.id() == partition)?;
+    Some((p.leader(), p.replicas().len(), p.isr().len()))
+}
+
+async fn wait_in_sync(c: &BaseConsumer, topic: &str, partition: i32) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some((leader, _, isr)) = partition_state(c, topic, partition)
+            && leader > 0
+            && isr == 3
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic}-{partition} not back to 3 in-sync replicas in 120s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+struct Api {
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn gql(
+        &self,
+        base: &str,
+        query: &str,
+        vars: Value,
+        token: Option<&str>,
+    ) -> Result<Value, String> {
+        let mut req = self
+            .http
+            .post(format!("{base}/graphql"))
+            .timeout(Duration::from_secs(10))
+            .json(&json!({"query": query, "variables": vars}));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let reply: Value = req
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(errors) = reply.get("errors") {
+            return Err(errors.to_string());
+        }
+        Ok(reply["data"].clone())
+    }
+
+    async fn admin_token(&self) -> String {
+        let password = "correct horse battery";
+        let email = "admin@anineplus.local";
+        let up = self
+            .gql(
+                APIS[0],
+                "mutation($i: SignUpInput!) { signUp(input: $i) { token } }",
+                json!({"i": {"email": email, "name": "Admin", "password": password}}),
+                None,
+            )
+            .await;
+        if let Ok(data) = up {
+            return data["signUp"]["token"].as_str().unwrap().to_owned();
+        }
+        let data = self
+            .gql(
+                APIS[0],
+                "mutation($i: LoginInput!) { login(input: $i) { token } }",
+                json!({"i": {"email": email, "password": password}}),
+                None,
+            )
+            .await
+            .expect("the admin signs up or logs in");
+        data["login"]["token"].as_str().unwrap().to_owned()
+    }
+}
+
+#[derive(Default)]
+struct Ledger {
+    /// anime id → (last acknowledged version, its title)
+    acked: HashMap<String, (i64, String)>,
+    acknowledged: u64,
+    refused: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failure_drills_keep_every_acknowledged_mutation() {
+    if std::env::var("ANINEPLUS_CLUSTER").as_deref() != Ok("1") {
+        eprintln!(
+            "cluster drills: not run (ANINEPLUS_CLUSTER is not 1; `make test-cluster` runs them on the cluster mode)"
+        );
+        return;
+    }
+    let started = Instant::now();
+    let api = Arc::new(Api {
+        http: reqwest::Client::new(),
+    });
+    for base in APIS {
+        let ready = api.http.get(format!("{base}/health/ready")).send().await;
+        assert!(
+            ready.is_ok_and(|r| r.status().is_success()),
+            "API {base} is not ready: is the cluster up (make up CLUSTER=1)?"
+        );
+    }
+    let meta = metadata_consumer();
+    let admin = api.admin_token().await;
+
+    // The anime the writers update, created through both instances.
+    let mut ids = Vec::new();
+    for i in 0..ANIME {
+        let data = api
+            .gql(
+                APIS[i % 2],
+                "mutation($i: CreateAnimeInput!) { createAnime(input: $i) { id version } }",
+                json!({"i": {"title": format!("drill {i} v1"), "genres": ["Action"], "status": "AIRING", "releaseYear": 2020}}),
+                Some(&admin),
+            )
+            .await
+            .expect("createAnime before the drills");
+        ids.push(data["createAnime"]["id"].as_str().unwrap().to_owned());
+    }
+    wait_in_sync(&meta, "anime", 0).await;
+    let (_, replicas, _) = partition_state(&meta, "anime", 0).unwrap();
+    assert_eq!(
+        replicas, 3,
+        "the anime topic has 3 replicas in cluster mode"
+    );
+    let (_, offsets_replicas, _) =
+        partition_state(&meta, "__consumer_offsets", 0).expect("__consumer_offsets");
+    assert_eq!(
+        offsets_replicas, 3,
+        "__consumer_offsets has 3 replicas in cluster mode"
+    );
+    step(&format!(
+        "{ANIME} anime created; anime and __consumer_offsets have 3 replicas"
+    ));
+
+    // Writers: one per API instance, each updating its own half of the anime in turn, one
+    // request in flight per anime, so an acknowledged version is the anime's latest until
+    // the next update of it.
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let attempts = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for (w, base) in APIS.iter().enumerate() {
+        let (api, ledger, stop, attempts, admin) = (
+            api.clone(),
+            ledger.clone(),
+            stop.clone(),
+            attempts.clone(),
+            admin.clone(),
+        );
+        let mine: Vec<String> = ids.iter().skip(w).step_by(2).cloned().collect();
+        let base = base.to_string();
+        writers.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let id = &mine[n as usize % mine.len()];
+                let title = format!("drill {id} w{w} n{n}");
+                n += 1;
+                attempts.fetch_add(1, Ordering::Relaxed);
+                let reply = api
+                    .gql(
+                        &base,
+                        "mutation($id: ID!, $i: UpdateAnimeInput!) { updateAnime(id: $id, input: $i) { version title } }",
+                        json!({"id": id, "i": {"title": title}}),
+                        Some(&admin),
+                    )
+                    .await;
+                let mut l = ledger.lock().await;
+                match reply {
+                    Ok(data) => {
+                        let v = data["updateAnime"]["version"].as_i64().unwrap();
+                        l.acked.insert(id.clone(), (v, title));
+                        l.acknowledged += 1;
+                    }
+                    Err(_) => l.refused += 1,
+                }
+                drop(l);
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        }));
+    }
+
+    // 1. Five kill -9 of the leader of anime-0, each restarted and back in sync.
+    for round in 1..=5 {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let (leader, _, _) = partition_state(&meta, "anime", 0).expect("anime-0 metadata");
+        assert!(leader > 0, "anime-0 has a leader");
+        kill9(&format!("kafka-{leader}"));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let node = leader.to_string();
+        script(
+            &["scripts/stack/kafka.sh", "start"],
+            &[("KAFKA_NODE", &node)],
+        );
+        wait_in_sync(&meta, "anime", 0).await;
+        step(&format!(
+            "round {round}: kafka-{leader} back, anime-0 in sync"
+        ));
+    }
+    // 2. Search node 2 stopped and restarted.
+    script(
+        &["scripts/stack/opensearch.sh", "stop"],
+        &[("OPENSEARCH_NODE", "2")],
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    script(
+        &["scripts/stack/opensearch.sh", "start"],
+        &[("OPENSEARCH_NODE", "2")],
+    );
+    // 3. One indexer, then one API instance, killed and restarted.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    kill9("indexer-1");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    script(
+        &["scripts/stack/services.sh", "start"],
+        &[("SERVICES_NO_BUILD", "1")],
+    );
+    kill9("api-1");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    script(
+        &["scripts/stack/services.sh", "start"],
+        &[("SERVICES_NO_BUILD", "1")],
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let ledger = ledger.lock().await;
+    step(&format!(
+        "writers stopped: {} updates attempted, {} acknowledged, {} failed (instances or brokers away)",
+        attempts.load(Ordering::Relaxed),
+        ledger.acknowledged,
+        ledger.refused
+    ));
+    assert!(
+        ledger.acknowledged > 100,
+        "the writers got updates through the drills"
+    );
+
+    // Every acknowledged update is in PostgreSQL (at its version or a later one).
+    let pool = sqlx::PgPool::connect(DATABASE)
+        .await
+        .expect("PostgreSQL of the cluster");
+    let mut rows: HashMap<String, (i64, String)> = HashMap::new();
+    for id in &ids {
+        let (version, title): (i64, String) =
+            sqlx::query_as("SELECT version, title FROM anime WHERE id::text = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if let Some((acked_version, acked_title)) = ledger.acked.get(id) {
+            assert!(
+                version >= *acked_version,
+                "{id}: PostgreSQL at v{version}, v{acked_version} was acknowledged"
+            );
+            if version == *acked_version {
+                assert_eq!(&title, acked_title, "{id}: the acknowledged title");
+            }
+        }
+        rows.insert(id.clone(), (version, title));
+    }
+    // The outbox is drained.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{pending} outbox rows still unpublished after 120s"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    // Every anime is in the index at its PostgreSQL version and title (per-key order kept:
+    // the last event applied is the last written).
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let mut behind = Vec::new();
+        for (id, (version, title)) in &rows {
+            let doc: Value = http
+                .get(format!("{SEARCH}/anineplus-anime/_doc/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let source = &doc["_source"];
+            if source["aggregateVersion"].as_i64() != Some(*version)
+                || source["title"].as_str() != Some(title)
+            {
+                behind.push(format!(
+                    "{id}: index v{:?} {:?}, PostgreSQL v{version} {title:?}",
+                    source["aggregateVersion"], source["title"]
+                ));
+            }
+        }
+        if behind.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the index is behind PostgreSQL after 180s:\n{}",
+            behind.join("\n")
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    step("every anime is in the index at its PostgreSQL version");
+
+    // The sync tool agrees.
+    let out = Command::new(root().join("target/debug/anineplus-search"))
+        .args(["verify", "--index", "anime"])
+        .env("DATABASE_URL", DATABASE)
+        .env("ELASTICSEARCH_URL", SEARCH)
+        .output()
+        .expect("target/debug/anineplus-search (cargo build)");
+    assert!(
+        out.status.success(),
+        "anineplus-search verify found drift:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    step("anineplus-search verify --index anime: clean");
+
+    // Nothing dead-lettered.
+    let mut dead = 0;
+    if let Ok(md) = meta.fetch_metadata(Some("indexer.dlq"), Duration::from_secs(5))
+        && let Some(t) = md.topics().first()
+    {
+        for p in t.partitions() {
+            let (low, high) = meta
+                .fetch_watermarks("indexer.dlq", p.id(), Duration::from_secs(5))
+                .unwrap_or((0, 0));
+            dead += high - low;
+        }
+    }
+    assert_eq!(
+        dead, 0,
+        "records were dead-lettered during the drills (anineplus-dlq list)"
+    );
+    step(&format!(
+        "indexer.dlq empty; the drills took {:.0}s",
+        started.elapsed().as_secs_f64()
+    ));
+}
