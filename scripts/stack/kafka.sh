@@ -17,6 +17,14 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 HERE="$ROOT/scripts/stack/kafka"
+SVC=kafka
+NODE_ID=1
+KAFKA_PORT=9092
+CONTROLLER_PORT=9093
+VOTERS="1@127.0.0.1:9093"
+REPLICATION=1
+MIN_ISR=1
+CLUSTER_ID_FILE=""
 if [[ $CLUSTER == 1 ]]; then
   # one node of the cluster (cluster.env): KAFKA_NODE=1, 2 or 3
   NODE_ID="${KAFKA_NODE:-}"
@@ -31,15 +39,6 @@ if [[ $CLUSTER == 1 ]]; then
   MIN_ISR=$KAFKA_MIN_ISR
   # every node is formatted with the same cluster id
   CLUSTER_ID_FILE="$STACK_DIR/kafka-cluster.id"
-else
-  SVC=kafka
-  NODE_ID=1
-  KAFKA_PORT=9092
-  CONTROLLER_PORT=9093
-  VOTERS="1@127.0.0.1:9093"
-  REPLICATION=1
-  MIN_ISR=1
-  CLUSTER_ID_FILE=""
 fi
 KAFKA_HOME="$STACK_DIR/$SVC"
 DATA_DIR="$KAFKA_HOME/data"

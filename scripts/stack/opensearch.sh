@@ -16,6 +16,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SRC_DIR="$ROOT/scripts/stack/opensearch"
 INSTALL_DIR="$STACK_DIR/opensearch"
+SVC=opensearch
+HOME_DIR="$INSTALL_DIR"
+HTTP_PORT=9200
+TRANSPORT_PORT=9300
+DISCOVERY=(-Enode.name=node-1 -Ediscovery.type=single-node -Ecluster.default_number_of_replicas=0)
 if [[ $CLUSTER == 1 ]]; then
   # one node of the cluster (cluster.env): OPENSEARCH_NODE=1 or 2, each a cluster-manager
   # candidate and a data node; the jars and launcher are installed once for both
@@ -33,12 +38,6 @@ if [[ $CLUSTER == 1 ]]; then
   done
   DISCOVERY=(-Enode.name="node-$NODE" -Ediscovery.type=zen -Ediscovery.seed_hosts="$seeds"
     -Ecluster.initial_cluster_manager_nodes="$managers" -Ecluster.default_number_of_replicas=1)
-else
-  SVC=opensearch
-  HOME_DIR="$INSTALL_DIR"
-  HTTP_PORT=9200
-  TRANSPORT_PORT=9300
-  DISCOVERY=(-Enode.name=node-1 -Ediscovery.type=single-node -Ecluster.default_number_of_replicas=0)
 fi
 CLASSES_DIR="$INSTALL_DIR/classes"
 CP_FILE="$INSTALL_DIR/classpath.txt"

@@ -6,7 +6,8 @@
 # Usage: postgres.sh install|start|stop|status|ready
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PORT="${PG_PORT:-5432}"
+PORT=5432
+[[ $CLUSTER == 1 ]] && PORT=$PG_PORT   # cluster mode: scripts/stack/cluster.env
 LOG="$LOG_DIR/postgres.log"
 
 # locate: the cluster's real folders. .stack/postgres may be a link to a folder outside the

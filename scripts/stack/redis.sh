@@ -5,7 +5,8 @@
 # Usage: redis.sh install|start|stop|status|ready
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PORT="${REDIS_PORT:-6379}"
+PORT=6379
+[[ $CLUSTER == 1 ]] && PORT=$REDIS_PORT   # cluster mode: scripts/stack/cluster.env
 DATA="$STACK_DIR/redis"
 LOG="$LOG_DIR/redis.log"
 

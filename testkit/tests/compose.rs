@@ -303,7 +303,13 @@ fn every_infrastructure_service_of_make_up_is_in_docker_compose_with_the_scripts
         "inter.broker.listener.name",
         "log.dirs",
     ];
-    for line in read("scripts/stack/kafka/server.properties").lines() {
+    // The template's values as kafka.sh fills them for the single node (the cluster mode
+    // fills them from scripts/stack/cluster.env).
+    let properties = read("scripts/stack/kafka/server.properties")
+        .replace("@NODE_ID@", "1")
+        .replace("@REPLICATION@", "1")
+        .replace("@MIN_ISR@", "1");
+    for line in properties.lines() {
         let Some((key, value)) = line.split_once('=').filter(|_| !line.starts_with('#')) else {
             continue;
         };

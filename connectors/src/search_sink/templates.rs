@@ -60,8 +60,7 @@ impl IndexSpec {
 
     /// The body of the index template.
     pub fn template(&self) -> Value {
-        let mut settings =
-            json!({ "number_of_shards": 1, "auto_expand_replicas": REPLICAS, "refresh_interval": "1s" });
+        let mut settings = json!({ "number_of_shards": 1, "auto_expand_replicas": REPLICAS, "refresh_interval": "1s" });
         if let Some(analysis) = &self.analysis {
             settings["analysis"] = analysis.clone();
         }
@@ -208,7 +207,10 @@ mod tests {
         };
         let t = spec.template();
         assert_eq!(t["index_patterns"][0], json!("p-anime-*"));
-        assert_eq!(t["template"]["settings"]["auto_expand_replicas"], json!("0-1"));
+        assert_eq!(
+            t["template"]["settings"]["auto_expand_replicas"],
+            json!("0-1")
+        );
         assert!(t["template"]["settings"]["analysis"].is_null());
         assert_eq!(spec.first_index(), "p-anime-v1");
         assert_eq!(spec.version(), 0);
