@@ -99,17 +99,19 @@ format_once() {
   if [[ -f $DATA_DIR/meta.properties ]]; then return 0; fi
   mkdir -p "$DATA_DIR"
   local id
-  if [[ -n $CLUSTER_ID_FILE && -s $CLUSTER_ID_FILE ]]; then
-    id=$(cat "$CLUSTER_ID_FILE")
+  if [[ -n $CLUSTER_ID_FILE ]]; then
+    # Every node of the cluster formats with one id: the first to get the lock writes its
+    # candidate, every node (itself included) then reads the file, whoever wrote it.
+    if [[ ! -s $CLUSTER_ID_FILE ]]; then
+      local candidate
+      candidate=$(run_java kafka.tools.StorageTool random-uuid 2>>"$LOG" | tail -n 1)
+      ( flock 8; [[ -s $CLUSTER_ID_FILE ]] || echo "$candidate" > "$CLUSTER_ID_FILE" ) 8>"$CLUSTER_ID_FILE.lock"
+    fi
+    id=$( ( flock -s 8; cat "$CLUSTER_ID_FILE" ) 8>"$CLUSTER_ID_FILE.lock")
   else
     id=$(run_java kafka.tools.StorageTool random-uuid 2>>"$LOG" | tail -n 1)
   fi
   [[ $id =~ ^[A-Za-z0-9_-]{22}$ ]] || die "could not generate a Kafka cluster id (got '$id', log: $LOG)"
-  if [[ -n $CLUSTER_ID_FILE && ! -s $CLUSTER_ID_FILE ]]; then
-    # the first node to format picks the id; the others wait on the lock and read it
-    ( flock 8; [[ -s $CLUSTER_ID_FILE ]] || echo "$id" > "$CLUSTER_ID_FILE" ) 8>"$CLUSTER_ID_FILE.lock"
-    id=$(cat "$CLUSTER_ID_FILE")
-  fi
   say "formatting $DATA_DIR (cluster id $id)"
   run_java kafka.tools.StorageTool format -t "$id" -c "$CONFIG" >>"$LOG" 2>&1 \
     || { tail -n 20 "$LOG" >&2; die "kafka storage format failed (log: $LOG)"; }
