@@ -12,9 +12,10 @@ use serde_json::{Value, json};
 use crate::documents::IndexEntry;
 
 /// The index template of `<prefix>-*`: one shard, one replica from two nodes on and none
-/// on a single node (`templates::REPLICAS`), refreshed every second (so `trace` sees a request within a
-/// second or two), keyword fields for what is filtered on, a text `message`, and every
-/// context field a keyword (values past 2 KiB are kept in the source, not indexed).
+/// on a single node (`templates::REPLICAS`), refreshed every second (so `trace` sees a
+/// request within a second or two), keyword fields for what is filtered on, a text
+/// `message`, and every context field a keyword (values past 2 KiB are kept in the source,
+/// not indexed).
 pub fn template(prefix: &str) -> Value {
     json!({
         "index_patterns": [format!("{prefix}-*")],
