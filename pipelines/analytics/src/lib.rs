@@ -128,6 +128,8 @@ pub struct AnalyticsConfig {
     pub guarantee: Guarantee,
     /// How often the stateful steps commit.
     pub commit_interval: Duration,
+    /// Most records a stateful step's commit holds.
+    pub commit_records: usize,
     /// This instance's id, unique among the instances and stable across restarts.
     pub instance: String,
     /// Where `/metrics` and `/health` listen (every step's, on one endpoint).
@@ -149,6 +151,7 @@ impl AnalyticsConfig {
     fn stateful(&self, name: &str) -> StatefulConfig {
         let mut config = StatefulConfig::new(self.pipeline(name), self.guarantee);
         config.commit_interval = self.commit_interval;
+        config.commit_records = self.commit_records;
         config.instance = self.instance.clone();
         config
     }

@@ -4,7 +4,8 @@
 //! One lane: a consumer of the processor's inputs and one producer, on a thread of their
 //! own (every call here is a blocking librdkafka call; the processor's work is a few
 //! microseconds per record). Records are processed in partition order; every
-//! [`StatefulConfig::commit_interval`] (or 10,000 records) the lane commits:
+//! [`StatefulConfig::commit_interval`] (or every [`StatefulConfig::commit_records`]
+//! records, 10,000 by default) the lane commits:
 //!
 //! - **exactly once**: the commit's outputs, its changelog records and the consumer's
 //!   offsets (`send_offsets_to_transaction` with the group's metadata) go in one Kafka
@@ -21,8 +22,9 @@
 //! - **at least once**: the outputs are produced (idempotent producer) and confirmed, then
 //!   the changelog records, then the offsets are committed (outputs first: a store never
 //!   holds an effect whose output was lost). A crash in between replays the records
-//!   since the last commit against a store that already holds their effect: at most one
-//!   commit interval of records per crash and partition is counted twice.
+//!   since the last commit against a store that already holds their effect: at most the
+//!   records of one commit (at most [`StatefulConfig::commit_records`]) per crash and
+//!   step are applied twice.
 //!
 //! State: one in-memory [`Store`](super::Store) per task (input partition), backed by the
 //! compacted topic `<pipeline>-<store>-changelog` (partition `p` holds task `p`'s
@@ -108,6 +110,10 @@ pub struct StatefulConfig {
     pub guarantee: Guarantee,
     /// How often the lane commits (100 ms by default).
     pub commit_interval: Duration,
+    /// Most records a commit holds, whatever the interval (10,000 by default): a lane
+    /// catching up on a backlog processes thousands of records per interval, and at least
+    /// once a crash applies one commit's records twice.
+    pub commit_records: usize,
     /// This instance's id, unique in the group and stable across its restarts: the
     /// transactional id is `<group>-<instance>`, so a restarted instance fences the one it
     /// replaces at once (another id waits for the old transaction's timeout, 10 s).
@@ -115,12 +121,13 @@ pub struct StatefulConfig {
 }
 
 impl StatefulConfig {
-    /// A configuration with a 100 ms commit interval, instance `0`.
+    /// A configuration with a 100 ms commit interval (10,000 records at most), instance `0`.
     pub fn new(pipeline: PipelineConfig, guarantee: Guarantee) -> Self {
         StatefulConfig {
             pipeline,
             guarantee,
             commit_interval: Duration::from_millis(100),
+            commit_records: 10_000,
             instance: "0".to_owned(),
         }
     }
@@ -142,8 +149,6 @@ pub struct StatefulPipeline<P: Processor> {
     metrics: Arc<Metrics>,
 }
 
-/// Most records between two commits, whatever the interval.
-const MAX_UNCOMMITTED: usize = 10_000;
 /// Changelog records applied between two polls of the group's consumer while restoring.
 const RESTORE_CHUNK: usize = 10_000;
 
@@ -798,6 +803,7 @@ impl<P: Processor> Lane<P> {
         consumer.subscribe(&names)?;
         let mut last_commit = Instant::now();
         let interval = self.config.commit_interval;
+        let most = self.config.commit_records.max(1);
         while !self.stop.load(Ordering::Acquire) {
             let pending: Vec<(String, i32)> =
                 std::mem::take(&mut *assigned.lock().expect("assigned poisoned"));
@@ -891,7 +897,7 @@ impl<P: Processor> Lane<P> {
                     }
                 }
             }
-            let due = engine_guard.tasks.uncommitted >= MAX_UNCOMMITTED
+            let due = engine_guard.tasks.uncommitted >= most
                 || (engine_guard.tasks.uncommitted > 0 && last_commit.elapsed() >= interval);
             if due {
                 self.commit_or_recover(&mut engine_guard, &consumer)?;

@@ -48,6 +48,11 @@ struct Cli {
     /// most work a crash redoes.
     #[arg(long, env = "ANALYTICS_COMMIT_INTERVAL", default_value = "100ms", value_parser = parse_duration)]
     commit_interval: Duration,
+    /// Most records a step's commit holds, whatever the interval: a step catching up on a
+    /// backlog commits every this many records (at least once: the most a crash applies
+    /// twice per step).
+    #[arg(long, env = "ANALYTICS_COMMIT_RECORDS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    commit_records: u32,
     /// This instance's id: unique among running instances and stable across restarts
     /// (exactly once: a restarted instance with the same id fences the one it replaces).
     #[arg(long, env = "ANALYTICS_INSTANCE", default_value = "0")]
@@ -84,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
         topic_replication: cli.topic_replication,
         guarantee: cli.guarantee,
         commit_interval: cli.commit_interval,
+        commit_records: cli.commit_records as usize,
         instance: cli.instance,
         metrics_listen: cli.metrics_listen,
     };

@@ -27,6 +27,9 @@ pub const SUBSCRIPTIONS: usize = 600;
 pub const PLANS: [&str; 3] = ["basic", "premium", "family"];
 pub const WAVES: usize = 8;
 pub const KILLS: usize = 3;
+/// Most records a step's commit holds when the binary runs at least once
+/// (`ANALYTICS_COMMIT_RECORDS`): the at-least-once bound is counted in commits.
+pub const AT_LEAST_ONCE_COMMIT_RECORDS: usize = 100;
 /// 2026-12-04T10:00:00Z: every comment is created in the hour after it.
 pub const HOUR: i64 = 1_796_378_400_000;
 
@@ -97,7 +100,14 @@ impl Harness {
 
     /// The binary with `guarantee`, as instance `instance`, metrics on `metrics`.
     pub fn spawn_as(&self, guarantee: &str, instance: &str, metrics: &str) -> Child {
-        let child = Command::new(env!("CARGO_BIN_EXE_anineplus-analytics"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_anineplus-analytics"));
+        if guarantee == "at_least_once" {
+            command.env(
+                "ANALYTICS_COMMIT_RECORDS",
+                AT_LEAST_ONCE_COMMIT_RECORDS.to_string(),
+            );
+        }
+        let child = command
             .env("KAFKA_BROKERS", &self.world.stack.kafka_brokers)
             .env("ELASTICSEARCH_URL", &self.world.stack.search_url)
             .env("SCHEMA_REGISTRY_URL", &self.world.stack.registry_url)
