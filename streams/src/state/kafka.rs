@@ -35,9 +35,10 @@
 //! long the restore takes; then the partitions are resumed and sought to the group's
 //! committed offsets. Only records of restored tasks are processed: one of a partition
 //! still restoring is read again after its restore, one of a partition revoked meanwhile
-//! is left to its new owner (an empty store would otherwise count from zero again). On revoke, the lane commits first, then drops the revoked
-//! tasks' stores; when the assignment was lost (the group moved on without this instance)
-//! it abandons what was not committed instead.
+//! is left to its new owner (an empty store would otherwise count from zero again). On
+//! revoke, the lane commits first, then drops the revoked tasks' stores; when the
+//! assignment was lost (the group moved on without this instance) it abandons what was
+//! not committed instead, and replaces its consumer before reading on.
 //!
 //! Membership is static (`group.instance.id` = `<group>-<instance>`): an instance restarted
 //! after a crash gets its tasks back without a rebalance and without waiting for the old
@@ -320,9 +321,15 @@ impl<P: Processor> ConsumerContext for StateContext<P> {
             if consumer.assignment_lost() {
                 // The group moved on without us (a session that timed out, a coordinator
                 // that went away): the partitions may have another owner already, and a
-                // commit would be fenced anyway. What was not committed is redone.
-                tracing::warn!("assignment lost: abandoning what was not committed");
+                // commit would be fenced anyway. What was not committed is redone, by a new
+                // consumer: a static member whose session timed out can be left out of the
+                // group for good by the one that lost it (librdkafka #3437; seen in CI: a
+                // lane never assigned again after a broker restart longer than its session).
+                tracing::warn!(
+                    "assignment lost: abandoning what was not committed; a new consumer rejoins"
+                );
                 engine.abandon();
+                engine.rebuild_consumer = true;
             } else if let Err(e) = engine.commit(consumer) {
                 tracing::warn!(error = %e, "commit on revoke failed; the new owner redoes it");
                 engine.abandon();
@@ -759,9 +766,11 @@ impl<P: Processor> Lane<P> {
             match self.session(&engine, &changelog)? {
                 Session::Stopped => return Ok(()),
                 Session::Fatal(reason) => {
-                    tracing::error!(%reason, "fatal consumer error: a new consumer joins the group");
+                    tracing::error!(%reason, "consumer given up: a new consumer joins the group");
                     let mut engine = engine.lock().expect("engine poisoned");
-                    engine.abandon();
+                    if engine.tasks.uncommitted > 0 || engine.open {
+                        engine.abandon();
+                    }
                     engine.rewind.clear();
                     let tasks: Vec<i32> = engine.tasks.stores().keys().copied().collect();
                     engine.tasks.revoke(&tasks);
@@ -818,7 +827,7 @@ impl<P: Processor> Lane<P> {
                 }
                 if engine.rebuild_consumer {
                     return Ok(Session::Fatal(
-                        "no committed offsets to rewind to".to_owned(),
+                        "its assignment was lost, or no committed offsets to rewind to".to_owned(),
                     ));
                 }
             }
