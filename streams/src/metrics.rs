@@ -78,6 +78,8 @@ pub struct Metrics {
     pub aborts: IntCounter,
     /// Changelog records restored into state stores.
     pub restored: IntCounter,
+    /// Consumers replaced after failing for good (a fatal error, a lost assignment).
+    pub consumer_restarts: IntCounter,
     /// How long the last restore took (seconds; 0 before any).
     pub restore_seconds: Gauge,
     lag: IntGaugeVec,
@@ -179,6 +181,10 @@ impl Metrics {
             restored: counter(
                 "pipeline_state_restored_records_total",
                 "Changelog records restored into state stores.",
+            ),
+            consumer_restarts: counter(
+                "pipeline_consumer_restarts_total",
+                "Consumers replaced after failing for good (fatal error, lost assignment).",
             ),
             lag: gauges(
                 "pipeline_consumer_lag",

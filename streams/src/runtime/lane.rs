@@ -208,10 +208,17 @@ impl<S: Sink, P: FailureProducer, C: Commit> Lane<S, P, C> {
         &self.commit
     }
 
+    /// The source it reads.
+    pub(super) fn source(&self) -> Source {
+        self.source
+    }
+
     /// Runs until `shutdown`, drains, commits. A panic in any of its tasks, or a failure
     /// the writer cannot get past, stops the lane (its records stay unsettled) and marks it
-    /// failed in the metrics, so `/health` fails with the lane named.
-    pub(super) async fn run(mut self, shutdown: CancellationToken) {
+    /// failed in the metrics, so `/health` fails with the lane named. When its consumer
+    /// failed for good, the lane drains what it read and returns why: the runtime starts
+    /// it again with a new consumer (what was not committed is redelivered to it).
+    pub(super) async fn run(mut self, shutdown: CancellationToken) -> Option<String> {
         let name = self.source.name();
         let reader = self
             .reader
@@ -280,18 +287,17 @@ impl<S: Sink, P: FailureProducer, C: Commit> Lane<S, P, C> {
             transformer,
             stop.clone(),
         ));
-        let reading = {
-            let stop = stop.clone();
-            async move {
-                reader.run(raw_tx, &stop).await;
-                Ok(())
-            }
+        let mut consumer_failed = None;
+        let reading = async {
+            consumer_failed = reader.run(raw_tx, &stop).await;
+            Ok(())
         };
         failed.guard("reader", reading, stop.clone()).await;
         let _ = transformer.await;
         let _ = writer.await;
         commit.close();
         tracing::debug!(lane = %name, "lane stopped");
+        consumer_failed
     }
 }
 

@@ -232,7 +232,7 @@ impl<S: Sink> Pipeline<S> {
             .collect::<Result<Vec<_>>>()?;
         let tasks = TaskTracker::new();
         for lane in lanes {
-            tasks.spawn(lane.run(shutdown.clone()));
+            tasks.spawn(self.keep_running(lane, producer.clone(), shutdown.clone()));
         }
         tasks.spawn(gauges::sample_dead_letters(
             self.config.brokers.clone(),
@@ -252,6 +252,56 @@ impl<S: Sink> Pipeline<S> {
         self.metrics.set_ready(false);
         tracing::info!(pipeline = %self.config.name, "pipeline stopped");
         Ok(())
+    }
+
+    /// Runs `lane` until `shutdown`; a lane whose consumer failed for good (a fatal error:
+    /// librdkafka's consumer never reads again) is started afresh with a new consumer, which
+    /// rejoins the group and resumes at the committed offsets.
+    fn keep_running(
+        &self,
+        mut lane: lane::KafkaLane<S>,
+        producer: kafka::Producer,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let (config, topology, codec, metrics) = (
+            self.config.clone(),
+            self.topology.clone(),
+            self.codec.clone(),
+            self.metrics.clone(),
+        );
+        async move {
+            loop {
+                let source = lane.source();
+                let Some(reason) = lane.run(shutdown.clone()).await else {
+                    return;
+                };
+                tracing::error!(
+                    pipeline = %config.name, lane = %source.name(), %reason,
+                    "consumer failed for good: the lane starts again with a new consumer"
+                );
+                Metrics::add(&metrics.consumer_restarts, 1);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                match lane::KafkaLane::start(
+                    source,
+                    config.clone(),
+                    topology.clone(),
+                    codec.clone(),
+                    metrics.clone(),
+                    producer.clone(),
+                ) {
+                    Ok(fresh) => lane = fresh,
+                    Err(e) => {
+                        let reason = format!("a new consumer: {e}");
+                        tracing::error!(pipeline = %config.name, lane = %source.name(), %reason, "lane failed and stopped");
+                        metrics.fail_lane(&source.name(), &reason);
+                        return;
+                    }
+                }
+            }
+        }
     }
 
     async fn create_topics(&self) -> Result<()> {

@@ -9,13 +9,17 @@
 //! ahead of it; under load batches fill up). Retry sources keep the plain linger, wait
 //! for each record's `not-before` (at most their delay) and hand on the records before it
 //! first. A batch is registered with the lane's [`Commit`] when it is cut; a revoke served
-//! by a poll is applied after the records consumed before it.
+//! by a poll is applied after the records consumed before it. A fatal consumer error (for
+//! example a static member fenced by its own rejoin after its session timed out while the
+//! brokers were away) ends the reader with its reason: the consumer never reads again, so
+//! the runtime starts the lane afresh with a new one.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -68,8 +72,13 @@ impl Filling {
 }
 
 impl<C: Commit> Reader<C> {
-    /// Reads until `shutdown` or until the transform is gone.
-    pub(crate) async fn run(&self, tx: mpsc::Sender<Vec<InFlight>>, shutdown: &CancellationToken) {
+    /// Reads until `shutdown`, until the transform is gone, or until the consumer fails for
+    /// good (then: why).
+    pub(crate) async fn run(
+        &self,
+        tx: mpsc::Sender<Vec<InFlight>>,
+        shutdown: &CancellationToken,
+    ) -> Option<String> {
         let limits = self.limits;
         let eager = self.source.eager();
         let cut_when_idle = eager && limits.cut_when_idle;
@@ -83,6 +92,7 @@ impl<C: Commit> Reader<C> {
         tokio::pin!(linger);
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
+        let mut failed = None;
         loop {
             let polled = tokio::select! {
                 biased;
@@ -107,6 +117,10 @@ impl<C: Commit> Reader<C> {
                             names.get(rdkafka::Message::topic(&message)),
                         )
                     }
+                    Err(e @ KafkaError::MessageConsumptionFatal(_)) => {
+                        failed = Some(e.to_string());
+                        break;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, lane = %self.source.name(), "consumer error");
                         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -118,7 +132,7 @@ impl<C: Commit> Reader<C> {
                     // The records already taken are due: hand them on before waiting.
                     if !batch.records.is_empty() {
                         if !self.hand_on(&mut batch, &tx).await {
-                            return;
+                            return None;
                         }
                         lingering = false;
                     }
@@ -146,6 +160,10 @@ impl<C: Commit> Reader<C> {
                             let topic = names.get(rdkafka::Message::topic(&message));
                             self.accept(InFlight::from_message(&message, topic), &mut batch);
                         }
+                        Some(Some(Err(e @ KafkaError::MessageConsumptionFatal(_)))) => {
+                            failed = Some(e.to_string());
+                            break;
+                        }
                         Some(Some(Err(e))) => {
                             tracing::warn!(error = %e, lane = %self.source.name(), "consumer error");
                             break;
@@ -156,6 +174,9 @@ impl<C: Commit> Reader<C> {
                         }
                     }
                 }
+                if failed.is_some() {
+                    break;
+                }
                 cut = batch.records.len() >= limits.max_records
                     || batch.bytes >= limits.max_bytes
                     || (drained && cut_when_idle && self.flow.has_room());
@@ -164,7 +185,7 @@ impl<C: Commit> Reader<C> {
                 continue;
             }
             if !batch.records.is_empty() && !self.hand_on(&mut batch, &tx).await {
-                return;
+                return None;
             }
             lingering = false;
         }
@@ -173,6 +194,7 @@ impl<C: Commit> Reader<C> {
             self.flow.cut();
             let _ = tx.send(batch.records).await;
         }
+        failed
     }
 
     /// Registers records with the commit; skipped offsets are checked against the

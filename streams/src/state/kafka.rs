@@ -767,6 +767,7 @@ impl<P: Processor> Lane<P> {
                 Session::Stopped => return Ok(()),
                 Session::Fatal(reason) => {
                     tracing::error!(%reason, "consumer given up: a new consumer joins the group");
+                    Metrics::add(&self.metrics.consumer_restarts, 1);
                     let mut engine = engine.lock().expect("engine poisoned");
                     if engine.tasks.uncommitted > 0 || engine.open {
                         engine.abandon();
