@@ -11,6 +11,12 @@
 //! PostgreSQL (at that version or a later one), every anime is in the index at its
 //! PostgreSQL version and title, `anineplus-search verify` is clean, and the indexer's
 //! dead-letter topic is empty.
+//!
+//! A third writer posts comments on the same anime through both instances all along: the
+//! two analytics instances (exactly once, their transactions on the brokers the drills
+//! kill) must end with each anime's comment count, summed over its windows, equal to its
+//! comments in PostgreSQL: a duplicate from a replayed transaction would count one more,
+//! a lost one one less.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -203,6 +209,17 @@ struct Ledger {
     acked: HashMap<String, (i64, String)>,
     acknowledged: u64,
     refused: u64,
+    /// Why requests failed: the start of each error, counted.
+    reasons: std::collections::BTreeMap<String, u64>,
+}
+
+/// An error's kind, to count failures by it: the GraphQL error code (`RATE_LIMITED`:
+/// the writers share one client address's limit), else the start of the message.
+fn reason(error: &str) -> String {
+    serde_json::from_str::<Value>(error)
+        .ok()
+        .and_then(|v| v[0]["extensions"]["code"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| error.chars().take(60).collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -291,13 +308,44 @@ async fn failure_drills_keep_every_acknowledged_mutation() {
                         l.acked.insert(id.clone(), (v, title));
                         l.acknowledged += 1;
                     }
-                    Err(_) => l.refused += 1,
+                    Err(e) => {
+                        l.refused += 1;
+                        *l.reasons.entry(reason(&e)).or_default() += 1;
+                    }
                 }
                 drop(l);
                 tokio::time::sleep(Duration::from_millis(150)).await;
             }
         }));
     }
+
+    // The comment writer: both instances in turn, one comment in flight.
+    let commenter = {
+        let (api, stop, admin, ids) = (api.clone(), stop.clone(), admin.clone(), ids.clone());
+        tokio::spawn(async move {
+            let mut acknowledged = HashMap::<String, i64>::new();
+            let mut refused = std::collections::BTreeMap::<String, u64>::new();
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let id = &ids[n % ids.len()];
+                let reply = api
+                    .gql(
+                        APIS[n % 2],
+                        "mutation($a: ID!, $b: String!) { postComment(input: {animeId: $a, body: $b}) { id } }",
+                        json!({"a": id, "b": format!("drill comment {n}")}),
+                        Some(&admin),
+                    )
+                    .await;
+                n += 1;
+                match reply {
+                    Ok(_) => *acknowledged.entry(id.clone()).or_default() += 1,
+                    Err(e) => *refused.entry(reason(&e)).or_default() += 1,
+                }
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+            (acknowledged, refused)
+        })
+    };
 
     // 1. Five kill -9 of the leader of anime-0, each restarted and back in sync.
     for round in 1..=5 {
@@ -346,12 +394,14 @@ async fn failure_drills_keep_every_acknowledged_mutation() {
     for w in writers {
         w.await.unwrap();
     }
+    let (comments_acked, comments_refused) = commenter.await.unwrap();
     let ledger = ledger.lock().await;
     step(&format!(
-        "writers stopped: {} updates attempted, {} acknowledged, {} failed (instances or brokers away)",
+        "writers stopped: {} updates attempted, {} acknowledged, {} failed: {:?}",
         attempts.load(Ordering::Relaxed),
         ledger.acknowledged,
-        ledger.refused
+        ledger.refused,
+        ledger.reasons
     ));
     assert!(
         ledger.acknowledged > 100,
@@ -467,8 +517,79 @@ async fn failure_drills_keep_every_acknowledged_mutation() {
         dead, 0,
         "records were dead-lettered during the drills (anineplus-dlq list)"
     );
+    step("indexer.dlq empty");
+
+    // Exactly once through the broker kills: each anime's comment count (summed over its
+    // one-hour windows) is its comments in PostgreSQL, where every acknowledged one is.
+    let mut expected: HashMap<String, i64> = HashMap::new();
+    for id in &ids {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM comments WHERE anime_id::text = $1 AND status = 'VISIBLE' AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        let acked = comments_acked.get(id).copied().unwrap_or_default();
+        assert!(
+            count >= acked,
+            "{id}: {count} comments in PostgreSQL, {acked} acknowledged"
+        );
+        expected.insert(id.clone(), count);
+    }
+    let posted: i64 = expected.values().sum();
+    assert!(
+        posted > 50,
+        "the comment writer got comments through the drills"
+    );
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let counted = comment_counts(&http, &ids).await;
+        let off: Vec<String> = expected
+            .iter()
+            .filter(|(id, n)| counted.get(*id).copied().unwrap_or_default() != **n)
+            .map(|(id, n)| format!("{id}: counted {:?}, PostgreSQL {n}", counted.get(id)))
+            .collect();
+        if off.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the analytics counts differ from PostgreSQL after 180s:\n{}",
+            off.join("\n")
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
     step(&format!(
-        "indexer.dlq empty; the drills took {:.0}s",
+        "{posted} comments (failed requests: {comments_refused:?}): every anime's count is exact; the drills took {:.0}s",
         started.elapsed().as_secs_f64()
     ));
+}
+
+/// Each of `ids`' comment count in the stats index, summed over its windows.
+async fn comment_counts(http: &reqwest::Client, ids: &[String]) -> HashMap<String, i64> {
+    let body = json!({
+        "size": 10_000,
+        "query": { "bool": { "filter": [
+            { "term": { "kind": "comments_per_hour" } },
+            { "terms": { "animeId": ids } }
+        ] } }
+    });
+    let found: Value = match http
+        .post(format!("{SEARCH}/anineplus-anime-stats/_search"))
+        .json(&body)
+        .send()
+        .await
+    {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(_) => return HashMap::new(),
+    };
+    let mut counts = HashMap::new();
+    for hit in found["hits"]["hits"].as_array().into_iter().flatten() {
+        let source = &hit["_source"];
+        if let (Some(id), Some(n)) = (source["animeId"].as_str(), source["count"].as_i64()) {
+            *counts.entry(id.to_owned()).or_default() += n;
+        }
+    }
+    counts
 }
