@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status run seed test test-unit test-cluster bench fmt lint
+.PHONY: help up down status run seed test test-unit test-cluster bench bench-cluster fmt lint
 
 # CLUSTER=1 (`make up CLUSTER=1`, `make down CLUSTER=1`, `make status CLUSTER=1`): the
 # cluster mode, beside the single-node stack (scripts/stack/cluster.env).
@@ -38,6 +38,9 @@ test-unit: ## unit tests only (no service needed)
 
 bench: ## every benchmark; figures to target/bench/results.json and a table
 	@bash scripts/bench.sh
+
+bench-cluster: ## the cluster mode's benchmarks (replication, two indexer instances); figures to target/bench/cluster.json
+	@bash scripts/bench-cluster.sh
 
 fmt: ## format the code
 	@cargo fmt --all

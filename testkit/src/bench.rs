@@ -143,27 +143,47 @@ pub async fn time_to_settle(
     start: std::time::Duration,
     finish: std::time::Duration,
 ) -> anyhow::Result<std::time::Duration> {
+    time_to_settle_all(http, &[url], n, start, finish).await
+}
+
+/// [`time_to_settle`] for the instances of one pipeline (their `/metrics` at `urls`): from
+/// the first record any of them consumed to their settled records adding up to `n`.
+pub async fn time_to_settle_all(
+    http: &reqwest::Client,
+    urls: &[&str],
+    n: u64,
+    start: std::time::Duration,
+    finish: std::time::Duration,
+) -> anyhow::Result<std::time::Duration> {
+    let names = urls.join(", ");
+    // (consumed, sunk) summed over the instances; an instance not answering counts 0.
+    let totals = || async {
+        let mut sum = (0, 0);
+        for url in urls {
+            if let Some((c, s)) = pipeline_counters(http, url).await {
+                sum = (sum.0 + c, sum.1 + s);
+            }
+        }
+        sum
+    };
     let deadline = std::time::Instant::now() + start;
     loop {
         anyhow::ensure!(
             std::time::Instant::now() < deadline,
-            "{url}: nothing consumed"
+            "{names}: nothing consumed"
         );
-        if pipeline_counters(http, url)
-            .await
-            .is_some_and(|(c, _)| c > 0)
-        {
+        if totals().await.0 > 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     let started = std::time::Instant::now();
     loop {
-        anyhow::ensure!(started.elapsed() < finish, "{url}: {n} records not settled");
-        if pipeline_counters(http, url)
-            .await
-            .is_some_and(|(_, s)| s >= n)
-        {
+        anyhow::ensure!(
+            started.elapsed() < finish,
+            "{names}: {n} records not settled"
+        );
+        if totals().await.1 >= n {
             return Ok(started.elapsed());
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -59,7 +59,8 @@ fn stack_registry_url() -> String {
 }
 
 /// The registry `make up` starts as `user` (one of the clients it generated credentials
-/// for: `admin`, `schemas`, `api`, `indexer`, `logs`, `tools`), if that file names it.
+/// for: `admin`, `schemas`, `api`, `indexer`, `logs`, `tools`), if that file names it; on
+/// `REGISTRY_LISTEN` when set (the cluster mode's 127.0.0.1:18081), else 127.0.0.1:8081.
 pub fn registry_url_as(user: &str) -> Option<String> {
     let stack_dir = std::env::var_os("STACK_DIR")
         .filter(|v| !v.is_empty())
@@ -68,7 +69,13 @@ pub fn registry_url_as(user: &str) -> Option<String> {
     let text = std::fs::read_to_string(stack_dir.join("registry/credentials")).ok()?;
     text.lines()
         .find(|line| line.split(':').next() == Some(user))
-        .map(|userinfo| format!("http://{userinfo}@127.0.0.1:8081"))
+        .map(|userinfo| {
+            let listen = std::env::var("REGISTRY_LISTEN")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "127.0.0.1:8081".to_owned());
+            format!("http://{userinfo}@{listen}")
+        })
 }
 
 /// `http://user:***@host` for `http://user:password@host` (for messages).

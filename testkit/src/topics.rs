@@ -17,10 +17,24 @@ const IN_FLIGHT: usize = 10_000;
 
 /// Creates `topic` with `partitions` partitions (replication 1).
 pub async fn create(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    create_replicated(brokers, topic, partitions, 1).await
+}
+
+/// Creates `topic` with `partitions` partitions of `replication` replicas each.
+pub async fn create_replicated(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    replication: i32,
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = kafka::producer_config(brokers).create()?;
     for result in admin
         .create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &[NewTopic::new(
+                topic,
+                partitions,
+                TopicReplication::Fixed(replication),
+            )],
             &AdminOptions::new(),
         )
         .await?

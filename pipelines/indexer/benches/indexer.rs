@@ -37,23 +37,25 @@
 //! (the null-sink runtime arm, for profiling). Every index, template and topic the bench
 //! made is deleted at the end.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anineplus_connectors::search_sink::request::{self, BulkLimits, BulkRequest};
+mod common;
+
+use anineplus_connectors::search_sink::request::{BulkLimits, BulkRequest};
 use anineplus_connectors::search_sink::{Action, BulkService, Document, SearchSink};
 use anineplus_connectors::{kafka, search};
 use anineplus_indexer::documents::Documents;
 use anineplus_indexer::indices;
 use anineplus_indexer::sink::SearchWriter;
-use anineplus_schemas::events::{AnimeData, Envelope, samples};
-use anineplus_schemas::{Codec, Topic};
+use anineplus_schemas::Codec;
+use anineplus_schemas::events::{AnimeData, Envelope};
 use anineplus_streams::metrics::Metrics;
 use anineplus_streams::sink::{Outcome, Sink};
 use anineplus_streams::{Pipeline, PipelineConfig, Stream};
 use anineplus_testkit::{Stack, bench, topics, unique};
+use common::{BULK, IndexerProcess, documents, fill, group, raw_bulk};
 use elasticsearch::Elasticsearch;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use serde_json::Value;
@@ -64,7 +66,6 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const BULK: usize = 1000;
 const CONSUMER_ROUNDS: usize = 3;
 const WARM_UP_DOCS: usize = 10_000;
 
@@ -92,17 +93,6 @@ impl Sink for NullSink {
         self.0.fetch_add(items.len() as u64, Ordering::Relaxed);
         vec![Outcome::Done; items.len()]
     }
-}
-
-async fn fill(stack: &Stack, codec: &Codec, topic: &str, n: usize) -> anyhow::Result<()> {
-    topics::create(&stack.kafka_brokers, topic, 3).await?;
-    let id = codec.register(Topic::Anime).await?;
-    let records = (0..n).map(|i| {
-        let e = samples::anime_updated(i as u64);
-        let value = anineplus_schemas::codec::encode_with_id(id, &e).expect("sample encodes");
-        (e.aggregate_id, value)
-    });
-    topics::produce(&stack.kafka_brokers, topic, records).await
 }
 
 /// Runs until `done()` holds; the clock starts at the first consumed record.
@@ -161,35 +151,6 @@ async fn null_pipeline(
     Ok(n as f64 / elapsed.as_secs_f64())
 }
 
-/// The documents the indexer makes of the `n` events, for the indices under `prefix`.
-fn documents(prefix: &str, n: usize) -> Vec<Document> {
-    let docs = Documents::new(prefix);
-    (0..n)
-        .flat_map(|i| docs.anime(samples::anime_updated(i as u64)))
-        .collect()
-}
-
-/// Documents/s of a raw load of `docs`: bodies from the sink's own encoder, 1,000 per
-/// request, one request in flight.
-async fn raw_bulk(service: &BulkService, docs: &[Document]) -> anyhow::Result<f64> {
-    let limits = BulkLimits {
-        max_docs: BULK,
-        max_bytes: usize::MAX,
-    };
-    let started = Instant::now();
-    for chunk in docs.chunks(BULK) {
-        for r in request::build(chunk, limits) {
-            let outcomes = service.send(&r).await;
-            anyhow::ensure!(
-                outcomes.iter().all(Outcome::is_success),
-                "raw bulk failed: {:?}",
-                outcomes.iter().find(|o| !o.is_success())
-            );
-        }
-    }
-    Ok(docs.len() as f64 / started.elapsed().as_secs_f64())
-}
-
 /// The whole source a document writes, when it has one (whole-document writes and
 /// replacing upserts).
 fn plain_source(doc: &Document) -> Option<Value> {
@@ -240,19 +201,6 @@ async fn raw_plain(service: &BulkService, docs: &[Document]) -> anyhow::Result<f
     Ok(written as f64 / started.elapsed().as_secs_f64())
 }
 
-/// The spawned indexer binary; killed if still running when dropped.
-struct IndexerProcess {
-    child: Child,
-    metrics_url: String,
-}
-
-impl Drop for IndexerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Runs the `anineplus-indexer` binary over the topics under `topic_prefix` into fresh
 /// indices under `index_prefix` until it settled `n` records. Returns documents/s (clock
 /// from its first consumed record to the scrape that saw `n` settled) and its peak RSS.
@@ -263,35 +211,7 @@ async fn indexer_binary(
     index_prefix: &str,
     n: usize,
 ) -> anyhow::Result<(f64, f64)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_anineplus-indexer"))
-        .env("RUST_LOG", "warn,rdkafka=error")
-        .args([
-            "--kafka-brokers",
-            &stack.kafka_brokers,
-            "--elasticsearch-url",
-            &stack.search_url,
-            "--schema-registry-url",
-            &stack.registry_url,
-            "--group",
-            &unique("bench-indexer"),
-            "--index-prefix",
-            index_prefix,
-            "--topic-prefix",
-            topic_prefix,
-            "--metrics-listen",
-            &format!("127.0.0.1:{port}"),
-            "--bulk-docs",
-            &BULK.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .spawn()?;
-    let process = IndexerProcess {
-        child,
-        metrics_url: format!("http://127.0.0.1:{port}/metrics"),
-    };
+    let process = IndexerProcess::spawn(stack, topic_prefix, index_prefix, &group("indexer"))?;
     let elapsed = bench::time_to_settle(
         http,
         &process.metrics_url,
@@ -301,17 +221,8 @@ async fn indexer_binary(
     )
     .await?;
     let rate = n as f64 / elapsed.as_secs_f64();
-    let rss = bench::peak_rss_mb(&process.child.id().to_string());
-    let _ = Command::new("kill")
-        .args(["-TERM", &process.child.id().to_string()])
-        .status();
-    let mut process = process;
-    for _ in 0..100 {
-        if process.child.try_wait()?.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let rss = process.peak_rss_mb();
+    process.stop().await?;
     Ok((rate, rss))
 }
 
@@ -327,7 +238,7 @@ async fn main() -> anyhow::Result<()> {
     let codec = Codec::new(&stack.registry_url);
     let prefix = format!("{}.", unique("bench"));
     let topic = format!("{prefix}anime");
-    fill(&stack, &codec, &topic, n).await?;
+    fill(&stack, &codec, &topic, n, 3, 1).await?;
     eprintln!("bench: {n} events on {topic}");
     // The same client settings as the indexer's.
     let client = search::client(&stack.search_url, Duration::from_secs(30))?;
