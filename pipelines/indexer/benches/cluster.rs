@@ -65,12 +65,7 @@ async fn main() -> anyhow::Result<()> {
     let client = search::client(&stack.search_url, Duration::from_secs(30))?;
     let mut index_prefixes = Vec::new();
     let result = run(&stack, &client, &prefix, &mut index_prefixes).await;
-    for p in &index_prefixes {
-        indices::drop_all(&client, p).await;
-    }
-    if let Err(e) = topics::delete_prefixed(&stack.kafka_brokers, &prefix).await {
-        eprintln!("bench: could not delete the topics under {prefix}: {e}");
-    }
+    common::clean_up(&stack, &client, &prefix, &index_prefixes).await;
     result
 }
 

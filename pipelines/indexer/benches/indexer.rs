@@ -54,7 +54,7 @@ use anineplus_schemas::events::{AnimeData, Envelope};
 use anineplus_streams::metrics::Metrics;
 use anineplus_streams::sink::{Outcome, Sink};
 use anineplus_streams::{Pipeline, PipelineConfig, Stream};
-use anineplus_testkit::{Stack, bench, topics, unique};
+use anineplus_testkit::{Stack, bench, unique};
 use common::{BULK, IndexerProcess, documents, fill, group, raw_bulk};
 use elasticsearch::Elasticsearch;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -253,12 +253,7 @@ async fn main() -> anyhow::Result<()> {
         &mut index_prefixes,
     )
     .await;
-    for p in &index_prefixes {
-        indices::drop_all(&client, p).await;
-    }
-    if let Err(e) = topics::delete_prefixed(&stack.kafka_brokers, &prefix).await {
-        eprintln!("bench: could not delete the topics under {prefix}: {e}");
-    }
+    common::clean_up(&stack, &client, &prefix, &index_prefixes).await;
     result
 }
 

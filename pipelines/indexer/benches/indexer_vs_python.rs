@@ -41,6 +41,8 @@
 //! `scripts/bench/python-env.sh` makes (`make bench` runs it). Every index, template and
 //! topic the bench made is deleted at the end.
 
+mod common;
+
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -411,12 +413,7 @@ async fn main() -> anyhow::Result<()> {
         &mut index_prefixes,
     )
     .await;
-    for p in &index_prefixes {
-        indices::drop_all(&client, p).await;
-    }
-    if let Err(e) = topics::delete_prefixed(&stack.kafka_brokers, &prefix).await {
-        eprintln!("bench: could not delete the topics under {prefix}: {e}");
-    }
+    common::clean_up(&stack, &client, &prefix, &index_prefixes).await;
     result
 }
 

@@ -14,6 +14,7 @@ use anineplus_schemas::events::samples;
 use anineplus_schemas::{Codec, Topic};
 use anineplus_streams::sink::Outcome;
 use anineplus_testkit::{Stack, topics, unique};
+use elasticsearch::Elasticsearch;
 
 /// Documents per bulk request, in the raw arms and the binary (`--bulk-docs`).
 pub const BULK: usize = 1000;
@@ -136,4 +137,20 @@ impl IndexerProcess {
 /// A fresh consumer group name for one arm.
 pub fn group(arm: &str) -> String {
     unique(&format!("bench-{arm}"))
+}
+
+/// Deletes every index under `index_prefixes` and every topic under `topic_prefix`: what a
+/// bench made, on every way out.
+pub async fn clean_up(
+    stack: &Stack,
+    client: &Elasticsearch,
+    topic_prefix: &str,
+    index_prefixes: &[String],
+) {
+    for p in index_prefixes {
+        anineplus_indexer::indices::drop_all(client, p).await;
+    }
+    if let Err(e) = topics::delete_prefixed(&stack.kafka_brokers, topic_prefix).await {
+        eprintln!("bench: could not delete the topics under {topic_prefix}: {e}");
+    }
 }
