@@ -17,28 +17,24 @@ const IN_FLIGHT: usize = 10_000;
 
 /// Creates `topic` with `partitions` partitions (replication 1).
 pub async fn create(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
-    create_replicated(brokers, topic, partitions, 1).await
+    create_replicated(brokers, topic, partitions, 1, &[]).await
 }
 
-/// Creates `topic` with `partitions` partitions of `replication` replicas each.
+/// Creates `topic` with `partitions` partitions of `replication` replicas each and the
+/// topic settings `configs` (e.g. `("min.insync.replicas", "1")`).
 pub async fn create_replicated(
     brokers: &str,
     topic: &str,
     partitions: i32,
     replication: i32,
+    configs: &[(&str, &str)],
 ) -> anyhow::Result<()> {
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+    for (key, value) in configs {
+        new = new.set(key, value);
+    }
     let admin: AdminClient<DefaultClientContext> = kafka::producer_config(brokers).create()?;
-    for result in admin
-        .create_topics(
-            &[NewTopic::new(
-                topic,
-                partitions,
-                TopicReplication::Fixed(replication),
-            )],
-            &AdminOptions::new(),
-        )
-        .await?
-    {
+    for result in admin.create_topics(&[new], &AdminOptions::new()).await? {
         result.map_err(|(t, code)| anyhow::anyhow!("creating {t}: {code}"))?;
     }
     Ok(())

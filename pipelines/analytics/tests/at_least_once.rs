@@ -1,9 +1,8 @@
 //! The analytics binary on the real stack in `at_least_once`, killed with `kill -9` three
 //! times mid-stream: the documented bound holds. A crash replays, per step and partition,
 //! what was processed since the last commit against a store that may already hold it
-//! (the outputs and the changelog are confirmed before the offsets are committed), so the
-//! comment steps (which keep each comment's status) change nothing, while the counting
-//! steps may count one commit interval of deltas twice (`docs/state.md`, "Guarantees").
+//! (the outputs, then the changelog, are confirmed before the offsets are committed): at
+//! most one commit's records per step are applied twice (`docs/state.md`, "Guarantees").
 //!
 //! The workload of `exactly_once.rs`, with commits of at most
 //! [`AT_LEAST_ONCE_COMMIT_RECORDS`] records. After every event is produced, the test waits

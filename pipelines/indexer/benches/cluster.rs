@@ -34,8 +34,6 @@ use anineplus_schemas::Codec;
 use anineplus_testkit::{Stack, bench, topics, unique};
 use common::{IndexerProcess, documents, fill, group, raw_bulk};
 use elasticsearch::Elasticsearch;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 
 /// Partitions of every topic of the bench.
 const PARTITIONS: i32 = 6;
@@ -151,15 +149,16 @@ async fn produce_rate(
     replication: i32,
     n: usize,
 ) -> anyhow::Result<f64> {
-    let admin: AdminClient<DefaultClientContext> =
-        anineplus_connectors::kafka::producer_config(&stack.kafka_brokers).create()?;
     // One replica cannot satisfy the cluster's min.insync.replicas of 2: its topic says 1.
     let min_isr = replication.min(2).to_string();
-    let new = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(replication))
-        .set("min.insync.replicas", &min_isr);
-    for result in admin.create_topics(&[new], &AdminOptions::new()).await? {
-        result.map_err(|(t, code)| anyhow::anyhow!("creating {t}: {code}"))?;
-    }
+    topics::create_replicated(
+        &stack.kafka_brokers,
+        topic,
+        PARTITIONS,
+        replication,
+        &[("min.insync.replicas", &min_isr)],
+    )
+    .await?;
     let value = vec![b'x'; 512];
     let records = (0..n).map(|i| (format!("key-{i}"), value.clone()));
     let started = Instant::now();

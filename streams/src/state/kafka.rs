@@ -329,7 +329,7 @@ impl<P: Processor> ConsumerContext for StateContext<P> {
                     "assignment lost: abandoning what was not committed; a new consumer rejoins"
                 );
                 engine.abandon();
-                engine.rebuild_consumer = true;
+                engine.rebuild_consumer = Some("its assignment was lost");
             } else if let Err(e) = engine.commit(consumer) {
                 tracing::warn!(error = %e, "commit on revoke failed; the new owner redoes it");
                 engine.abandon();
@@ -404,8 +404,9 @@ struct Engine<P: Processor> {
     /// records were already fetched) would start from an empty store and write wrong
     /// state to the changelog.
     ready: BTreeSet<i32>,
-    /// Whether the consumer must be replaced (a rewind could not find where to go back to).
-    rebuild_consumer: bool,
+    /// Why the consumer must be replaced, when it must (its assignment was lost, or a
+    /// rewind could not find where to go back to).
+    rebuild_consumer: Option<&'static str>,
 }
 
 fn producer_for(config: &StatefulConfig) -> Result<kafka::Producer> {
@@ -666,7 +667,7 @@ impl<P: Processor> Engine<P> {
             }
         }
         if !seek_committed(consumer, &uncommitted) {
-            self.rebuild_consumer = true;
+            self.rebuild_consumer = Some("no committed offsets to rewind to");
         }
         Ok(())
     }
@@ -756,7 +757,7 @@ impl<P: Processor> Lane<P> {
             rewind: Vec::new(),
             replace_producer: false,
             ready: BTreeSet::new(),
-            rebuild_consumer: false,
+            rebuild_consumer: None,
         }));
         // A fatal consumer error (e.g. the broker fencing this static member by its own
         // earlier incarnation after a coordinator failover) leaves the consumer unusable:
@@ -776,7 +777,7 @@ impl<P: Processor> Lane<P> {
                     let tasks: Vec<i32> = engine.tasks.stores().keys().copied().collect();
                     engine.tasks.revoke(&tasks);
                     engine.ready.clear();
-                    engine.rebuild_consumer = false;
+                    engine.rebuild_consumer = None;
                     drop(engine);
                     std::thread::sleep(Duration::from_secs(1));
                 }
@@ -826,10 +827,8 @@ impl<P: Processor> Lane<P> {
                 if engine.replace_producer || !engine.rewind.is_empty() {
                     engine.recover(&consumer, &self.stop)?;
                 }
-                if engine.rebuild_consumer {
-                    return Ok(Session::Fatal(
-                        "its assignment was lost, or no committed offsets to rewind to".to_owned(),
-                    ));
+                if let Some(reason) = engine.rebuild_consumer {
+                    return Ok(Session::Fatal(reason.to_owned()));
                 }
             }
             let polled = consumer.poll(Duration::from_millis(50));
@@ -912,10 +911,8 @@ impl<P: Processor> Lane<P> {
             if due {
                 self.commit_or_recover(&mut engine_guard, &consumer)?;
                 last_commit = Instant::now();
-                if engine_guard.rebuild_consumer {
-                    return Ok(Session::Fatal(
-                        "no committed offsets to rewind to".to_owned(),
-                    ));
+                if let Some(reason) = engine_guard.rebuild_consumer {
+                    return Ok(Session::Fatal(reason.to_owned()));
                 }
             }
         }
@@ -1060,7 +1057,7 @@ impl<P: Processor> Lane<P> {
         let sought = seek_committed(consumer, &restored);
         let mut engine = engine.lock().expect("engine poisoned");
         if !sought {
-            engine.rebuild_consumer = true;
+            engine.rebuild_consumer = Some("no committed offsets to rewind to");
         }
         // Revoked during their restore: what was read of them goes.
         let gone: Vec<i32> = gone.iter().map(|(_, p)| *p).collect();

@@ -29,7 +29,7 @@ pub async fn fill(
     partitions: i32,
     replication: i32,
 ) -> anyhow::Result<()> {
-    topics::create_replicated(&stack.kafka_brokers, topic, partitions, replication).await?;
+    topics::create_replicated(&stack.kafka_brokers, topic, partitions, replication, &[]).await?;
     let id = codec.register(Topic::Anime).await?;
     let records = (0..n).map(|i| {
         let e = samples::anime_updated(i as u64);
