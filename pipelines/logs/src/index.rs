@@ -15,7 +15,7 @@ use crate::documents::IndexEntry;
 /// on a single node (`templates::REPLICAS`), refreshed every second (so `trace` sees a
 /// request within a second or two), keyword fields for what is filtered on, a text
 /// `message`, and every context field a keyword (values past 2 KiB are kept in the source,
-/// not indexed).
+/// not indexed; a dotted name is an object path: `log.target` is `context.log.target`).
 pub fn template(prefix: &str) -> Value {
     json!({
         "index_patterns": [format!("{prefix}-*")],
@@ -28,9 +28,17 @@ pub fn template(prefix: &str) -> Value {
                 "index.mapping.total_fields.limit": 2000,
             },
             "mappings": {
+                // A context value that looks like a date stays a keyword: detected as a
+                // date, the next value of the field that is not one would be refused.
+                "date_detection": false,
                 "dynamic_templates": [{
                     "context_fields_as_keywords": {
                         "path_match": "context.*",
+                        // Strings only: a dotted name (`log.target`, as tracing names the
+                        // fields of a record bridged from the `log` crate) makes the
+                        // engine create `context.log` as an object, which a template
+                        // matching every type would map as a keyword, refusing the record.
+                        "match_mapping_type": "string",
                         "mapping": { "type": "keyword", "ignore_above": 2048 },
                     },
                 }],

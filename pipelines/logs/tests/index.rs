@@ -1,6 +1,7 @@
 //! The log index pipeline on the real stack: records land in daily indices chosen by their
 //! own timestamp (across a midnight), once each even when read again from the start by
-//! another group; an undecodable record and one with an impossible timestamp become dead
+//! another group; context fields with dotted names or date-like values are indexed like
+//! any other; an undecodable record and one with an impossible timestamp become dead
 //! letters with their reason while the rest is indexed; `anineplus-logs trace` prints one
 //! request's records of every service in time order, filtered by level and service.
 
@@ -45,6 +46,23 @@ async fn records_go_to_the_index_of_their_own_day_once_each_and_bad_ones_to_dead
     .await;
     t.send("api", &record("api", MIDNIGHT, None, "no request"))
         .await;
+    // Context fields the engine reads as objects or dates: the `log.*` fields tracing gives
+    // a record bridged from the `log` crate (dotted names: `context.log` becomes an
+    // object), and one field first with a date-like value, then with another.
+    let mut bridged = record("api", MIDNIGHT - 5, None, "bridged from log");
+    for (k, v) in [
+        ("log.target", "rdkafka::client"),
+        ("log.module_path", "rdkafka::client"),
+        ("log.file", "src/client.rs"),
+        ("log.line", "227"),
+        ("since", "2026-12-03T10:00:00Z"),
+    ] {
+        bridged.context.insert(k.into(), v.into());
+    }
+    t.send("api", &bridged).await;
+    let mut later = record("api", MIDNIGHT - 4, None, "not a date");
+    later.context.insert("since".into(), "yesterday".into());
+    t.send("api", &later).await;
     // A record nobody can decode, and one whose timestamp is no date.
     t.send_raw(Topic::Logs, "api", b"not avro at all").await;
     t.send("api", &record("api", -5, None, "from before 1970"))
@@ -56,7 +74,7 @@ async fn records_go_to_the_index_of_their_own_day_once_each_and_bad_ones_to_dead
 
     let indices = t.indices().await;
     let expected: BTreeMap<String, i64> = [
-        (format!("{}-api-2026.12.03", t.prefix), 2),
+        (format!("{}-api-2026.12.03", t.prefix), 4),
         (format!("{}-api-2026.12.04", t.prefix), 1),
         (format!("{}-indexer-2026.12.03", t.prefix), 1),
         (format!("{}-indexer-2026.12.04", t.prefix), 1),
@@ -71,6 +89,14 @@ async fn records_go_to_the_index_of_their_own_day_once_each_and_bad_ones_to_dead
     assert_eq!(error["_source"]["@timestamp"], "2026-12-03T23:59:59.998Z");
     assert_eq!(error["_source"]["correlationId"], cid);
     assert_eq!(error["_source"]["context"]["operation"], "createAnime");
+    let bridged = docs
+        .iter()
+        .find(|d| d["_source"]["message"] == "bridged from log")
+        .expect("the record bridged from log, indexed");
+    assert_eq!(
+        bridged["_source"]["context"]["log.target"],
+        "rdkafka::client"
+    );
     let coordinates = &error["_source"]["kafka"];
     assert_eq!(
         error["_id"].as_str().unwrap(),
