@@ -42,7 +42,8 @@ pub struct KafkaArgs {
 /// The search engine (Elasticsearch or OpenSearch).
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct SearchArgs {
-    /// The search engine's URL (Elasticsearch or OpenSearch).
+    /// The search engine's URL (Elasticsearch or OpenSearch), or its nodes' URLs
+    /// comma-separated: taken in turn, a node that refuses connections passed over.
     #[arg(
         long = "search-url",
         visible_alias = "elasticsearch-url",

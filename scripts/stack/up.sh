@@ -39,7 +39,7 @@ fi
 if [[ $CLUSTER == 1 ]]; then
   # every search node joined, every shard has its replica
   wait_for opensearch-cluster 120 "$LOG_DIR/opensearch-1.log" curl -fsS --max-time 5 \
-    "$ELASTICSEARCH_URL/_cluster/health?wait_for_nodes=$OPENSEARCH_NODES&wait_for_status=green&timeout=2s"
+    "${ELASTICSEARCH_URL%%,*}/_cluster/health?wait_for_nodes=$OPENSEARCH_NODES&wait_for_status=green&timeout=2s"
 fi
 
 # The project's own services (registry, API, pipelines) once they exist.

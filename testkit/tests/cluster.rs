@@ -6,8 +6,10 @@
 //!
 //! While writers update anime through both API instances, one after another: the leader of
 //! the `anime` topic's partition 0 is killed with `kill -9` five times (each restarted and
-//! back in sync before the next), search node 2 is stopped and restarted, indexer 1 and API
-//! 1 are killed with `kill -9` and restarted. At the end every acknowledged update is in
+//! back in sync before the next), each search node is stopped and restarted (node 1, the
+//! first address of every client, then node 2), indexer 2 and then analytics 2 are stopped
+//! and started again (their groups rebalance to one member and back to two: the test waits
+//! for each), indexer 1 and API 1 are killed with `kill -9` and restarted. At the end every acknowledged update is in
 //! PostgreSQL (at that version or a later one), every anime is in the index at its
 //! PostgreSQL version and title, `anineplus-search verify` is clean, and the indexer's
 //! dead-letter topic is empty.
@@ -138,6 +140,74 @@ async fn wait_in_sync(c: &BaseConsumer, topic: &str, partition: i32) {
         assert!(
             Instant::now() < deadline,
             "{topic}-{partition} not back to 3 in-sync replicas in 120s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Stops `svc` as an operator would (SIGTERM, then waits for it to exit): a consumer
+/// closed this way leaves its group, or, as a static member, keeps its place until its
+/// session ends.
+fn sigterm(svc: &str) {
+    let pid = pid_of(svc);
+    step(&format!("SIGTERM {svc} (pid {pid})"));
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -TERM {pid} ({svc})");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{svc} still running 30s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until consumer group `group` is stable with `members` members; returns how long
+/// that took.
+async fn wait_members(c: &BaseConsumer, group: &str, members: usize) -> Duration {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(120);
+    let mut last = String::new();
+    loop {
+        if let Ok(list) = c.fetch_group_list(Some(group), Duration::from_secs(5))
+            && let Some(g) = list.groups().first()
+        {
+            if g.state() == "Stable" && g.members().len() == members {
+                return started.elapsed();
+            }
+            last = format!("{} with {} members", g.state(), g.members().len());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "group {group} not stable with {members} members in 120s (last: {last})"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Waits until both search nodes are in the cluster and every shard has its copies.
+async fn wait_search_green(http: &reqwest::Client) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let url = format!("{SEARCH}/_cluster/health?wait_for_nodes=2&wait_for_status=green&timeout=5s");
+    loop {
+        if let Ok(r) = http.get(&url).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the search cluster is not green with 2 nodes in 180s"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -364,17 +434,47 @@ async fn failure_drills_keep_every_acknowledged_mutation() {
             "round {round}: kafka-{leader} back, anime-0 in sync"
         ));
     }
-    // 2. Search node 2 stopped and restarted.
-    script(
-        &["scripts/stack/opensearch.sh", "stop"],
-        &[("OPENSEARCH_NODE", "2")],
-    );
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    script(
-        &["scripts/stack/opensearch.sh", "start"],
-        &[("OPENSEARCH_NODE", "2")],
-    );
-    // 3. One indexer, then one API instance, killed and restarted.
+    // 2. Each search node stopped and restarted: node 1 first, the first address of every
+    // client (they pass over it to node 2), then node 2.
+    for node in ["1", "2"] {
+        script(
+            &["scripts/stack/opensearch.sh", "stop"],
+            &[("OPENSEARCH_NODE", node)],
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        script(
+            &["scripts/stack/opensearch.sh", "start"],
+            &[("OPENSEARCH_NODE", node)],
+        );
+        wait_search_green(&api.http).await;
+        step(&format!("search node {node} back, cluster green"));
+    }
+    // 3. Rebalances: indexer 2 stopped (its group hands its partitions to indexer 1) and
+    // started again (they are shared out again); then analytics 2, a static member: its
+    // partitions move when its session ends, and back when it returns.
+    for (svc, group) in [
+        ("indexer-2", "anineplus-indexer"),
+        ("analytics-2", "anineplus-analytics-comments"),
+    ] {
+        wait_members(&meta, group, 2).await;
+        sigterm(svc);
+        let took = wait_members(&meta, group, 1).await;
+        step(&format!(
+            "{group}: one member left, stable {:.1}s after {svc} stopped",
+            took.as_secs_f64()
+        ));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        script(
+            &["scripts/stack/services.sh", "start"],
+            &[("SERVICES_NO_BUILD", "1")],
+        );
+        let took = wait_members(&meta, group, 2).await;
+        step(&format!(
+            "{group}: two members again, stable {:.1}s after {svc} started",
+            took.as_secs_f64()
+        ));
+    }
+    // 4. One indexer, then one API instance, killed and restarted.
     tokio::time::sleep(Duration::from_secs(3)).await;
     kill9("indexer-1");
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -104,18 +104,19 @@ impl ElasticsearchSearch {
                 self.url
             ))
         };
-        let response = self
-            .client
-            .search(SearchParts::Index(aliases))
-            .search_type(if global_stats {
-                elasticsearch::params::SearchType::DfsQueryThenFetch
-            } else {
-                elasticsearch::params::SearchType::QueryThenFetch
-            })
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
+        let response = anineplus_connectors::search::failover(|| {
+            self.client
+                .search(SearchParts::Index(aliases))
+                .search_type(if global_stats {
+                    elasticsearch::params::SearchType::DfsQueryThenFetch
+                } else {
+                    elasticsearch::params::SearchType::QueryThenFetch
+                })
+                .body(body.clone())
+                .send()
+        })
+        .await
+        .map_err(|e| unavailable(anineplus_connectors::search::error_chain(&e)))?;
         let status = response.status_code().as_u16();
         let body: Value = response
             .json()

@@ -1,5 +1,5 @@
-//! The retry policy of the search sink: one question per status, "done, already applied,
-//! retry, or give up?".
+//! The retry policy of the search sink: one question per item, "done, already applied,
+//! retry, wait for the engine, or give up?".
 
 use serde_json::Value;
 
@@ -21,9 +21,10 @@ pub fn item_outcome(op: &str, status: u16, error: Option<&Value>) -> Outcome {
             Outcome::Retry(format!("concurrency conflict: {}", describe(status, error)))
         }
         409 => Outcome::AlreadyApplied,
-        _ => match search::item_class(status) {
+        _ => match search::item_class(status, error) {
             ErrorClass::Permanent => Outcome::Permanent(describe(status, error)),
-            _ => Outcome::Retry(describe(status, error)),
+            ErrorClass::Retryable => Outcome::Retry(describe(status, error)),
+            ErrorClass::Unavailable => Outcome::Unavailable(describe(status, error)),
         },
     }
 }
@@ -45,6 +46,8 @@ mod tests {
             item_outcome("index", 400, None),
             Outcome::Permanent(_)
         ));
+        let blocked = json!({"type": "cluster_block_exception", "reason": "blocked by: [SERVICE_UNAVAILABLE/2/no cluster-manager];"});
+        assert!(item_outcome("index", 503, Some(&blocked)).is_unavailable());
     }
 
     #[test]
