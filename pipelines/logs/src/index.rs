@@ -61,14 +61,29 @@ pub fn template(prefix: &str) -> Value {
     })
 }
 
-/// Puts the template of `<prefix>-*` (idempotent; indices created before keep their
-/// mappings, the next day's get the new ones).
+/// Puts the template of `<prefix>-*` (idempotent), and its rules for new fields
+/// (`dynamic_templates`, `date_detection`) into the indices that exist: those take no new
+/// template, and with the old rules today's index would go on refusing records until
+/// midnight. The fields they already have keep their mappings.
 pub async fn put_template(client: &Elasticsearch, prefix: &str) -> Result<(), CallError> {
+    let template = template(prefix);
     search::call_json(
         client,
         Method::Put,
         &format!("/_index_template/{prefix}"),
-        Some(&template(prefix)),
+        Some(&template),
+    )
+    .await?;
+    let mappings = &template["template"]["mappings"];
+    let rules = json!({
+        "date_detection": mappings["date_detection"],
+        "dynamic_templates": mappings["dynamic_templates"],
+    });
+    search::call_json(
+        client,
+        Method::Put,
+        &format!("/{prefix}-*/_mapping?allow_no_indices=true&expand_wildcards=open"),
+        Some(&rules),
     )
     .await
     .map(drop)

@@ -1,7 +1,7 @@
 //! The log index pipeline on the real stack: records land in daily indices chosen by their
 //! own timestamp (across a midnight), once each even when read again from the start by
 //! another group; context fields with dotted names or date-like values are indexed like
-//! any other; an undecodable record and one with an impossible timestamp become dead
+//! any other, in a new index and in one made by an earlier build with older rules; an undecodable record and one with an impossible timestamp become dead
 //! letters with their reason while the rest is indexed; `anineplus-logs trace` prints one
 //! request's records of every service in time order, filtered by level and service.
 
@@ -15,10 +15,27 @@ use anineplus_schemas::events::LogLevel;
 use anineplus_streams::dead_letter::header as h;
 use anineplus_testkit::world::header;
 use common::{MIDNIGHT, World, record};
+use elasticsearch::http::Method;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn records_go_to_the_index_of_their_own_day_once_each_and_bad_ones_to_dead_letters() {
     let t = World::new().await;
+    // The api's index of 2026-12-03 exists already, made by an earlier build with the
+    // rules of old for new context fields (every path a keyword, dates detected): the
+    // pipeline brings them up to date at start, or it refuses the records below.
+    let mut old = anineplus_logs::index::template(&t.prefix)["template"].take();
+    let mappings = old["mappings"].as_object_mut().unwrap();
+    mappings.remove("date_detection");
+    mappings["dynamic_templates"][0]["context_fields_as_keywords"]
+        .as_object_mut()
+        .unwrap()
+        .remove("match_mapping_type");
+    t.call(
+        Method::Put,
+        &format!("/{}-api-2026.12.03", t.prefix),
+        Some(&old),
+    )
+    .await;
     let cid = "req-trace-1";
     let mut api_error = record("api", MIDNIGHT - 2, Some(cid), "resolver failed");
     api_error.level = LogLevel::Error;
@@ -60,6 +77,11 @@ async fn records_go_to_the_index_of_their_own_day_once_each_and_bad_ones_to_dead
         bridged.context.insert(k.into(), v.into());
     }
     t.send("api", &bridged).await;
+    let mut bridged_new = bridged.clone();
+    bridged_new.service = "indexer".into();
+    bridged_new.timestamp = MIDNIGHT + 2;
+    bridged_new.message = "bridged into a new index".into();
+    t.send("indexer", &bridged_new).await;
     let mut later = record("api", MIDNIGHT - 4, None, "not a date");
     later.context.insert("since".into(), "yesterday".into());
     t.send("api", &later).await;
@@ -77,7 +99,7 @@ async fn records_go_to_the_index_of_their_own_day_once_each_and_bad_ones_to_dead
         (format!("{}-api-2026.12.03", t.prefix), 4),
         (format!("{}-api-2026.12.04", t.prefix), 1),
         (format!("{}-indexer-2026.12.03", t.prefix), 1),
-        (format!("{}-indexer-2026.12.04", t.prefix), 1),
+        (format!("{}-indexer-2026.12.04", t.prefix), 2),
     ]
     .into();
     assert_eq!(indices, expected);
