@@ -77,14 +77,27 @@ fn pid_of(svc: &str) -> i32 {
         .unwrap()
 }
 
-fn kill9(svc: &str) {
-    let pid = pid_of(svc);
-    step(&format!("kill -9 {svc} (pid {pid})"));
-    let status = Command::new("kill")
-        .args(["-9", &pid.to_string()])
+/// Sends process `pid` the signal `signal` (`-9`, `-TERM`, `-0`: is it alive?) with
+/// `kill`; returns whether `kill` succeeded.
+fn kill(pid: i32, signal: &str) -> bool {
+    Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .stderr(std::process::Stdio::null())
         .status()
-        .unwrap();
-    assert!(status.success(), "kill -9 {pid} ({svc})");
+        .unwrap()
+        .success()
+}
+
+/// Sends `svc` `signal`, failing the test when it cannot; returns its pid.
+fn signal(svc: &str, signal: &str) -> i32 {
+    let pid = pid_of(svc);
+    step(&format!("kill {signal} {svc} (pid {pid})"));
+    assert!(kill(pid, signal), "kill {signal} {pid} ({svc})");
+    pid
+}
+
+fn kill9(svc: &str) {
+    signal(svc, "-9");
 }
 
 /// Runs a stack script in cluster mode with `env`, failing the test when it fails.
@@ -150,21 +163,9 @@ async fn wait_in_sync(c: &BaseConsumer, topic: &str, partition: i32) {
 /// closed this way leaves its group, or, as a static member, keeps its place until its
 /// session ends.
 fn sigterm(svc: &str) {
-    let pid = pid_of(svc);
-    step(&format!("SIGTERM {svc} (pid {pid})"));
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -TERM {pid} ({svc})");
+    let pid = signal(svc, "-TERM");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap()
-        .success()
-    {
+    while kill(pid, "-0") {
         assert!(
             Instant::now() < deadline,
             "{svc} still running 30s after SIGTERM"
