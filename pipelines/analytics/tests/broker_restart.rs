@@ -1,5 +1,6 @@
-//! The Kafka broker restarted under the running binary (`exactly_once`), with the stack's
-//! own script: transactions open at the stop are aborted, the steps rewind and go on, and
+//! The Kafka broker crashed (`kill -9`) under the running binary (`exactly_once`) and
+//! started again with the stack's own script: transactions open at the crash are aborted
+//! by the broker once it is back, the steps rewind and go on, and
 //! at the end the counts are exact and a `read_committed` reader of the comment deltas
 //! sees no partial output (the sum of the committed deltas per anime is its count). Two
 //! scenarios, one after the other: mid-stream, once the comment steps have committed; and
@@ -11,7 +12,16 @@
 //! waited for the lane's next poll (a fresh-clone CI run: nothing counted after the
 //! restart), so it is one attempt, and a failed one replaces the consumer; a broker away
 //! while a step started its transactional producer stopped the binary, now the producer
-//! is tried again every second.
+//! is tried again every second. A graceful stop (SIGTERM, controlled shutdown) of this
+//! single broker while a transaction was being committed left that transaction hanging
+//! (a fresh-clone CI run, and 1 run in 5 here): the broker's coordinator found no leader
+//! for the transaction's partitions during the shutdown and skipped their commit markers
+//! as if the partitions were deleted ("Couldn't find leader endpoint ... can be
+//! skipped" in its log), so `read_committed` readers stopped at that transaction and the
+//! group's offsets stayed unstable for good. No client can complete such a transaction
+//! (only the admin abort of `kafka-transactions.sh`), and with replicas a controlled
+//! shutdown moves the leaders instead, so the test crashes the broker: what a broker
+//! failure is, and what the cluster drills do. `docs/state.md` says what to do.
 //! Stops what every test uses: alone in its test binary (cargo runs test binaries one
 //! after another), the two scenarios serialised, and the broker is started again even
 //! when a test fails.
@@ -26,6 +36,37 @@ use common::*;
 
 /// How long the broker stays down.
 const OUTAGE_SECS: u64 = 12;
+
+/// The broker's process group (the stack's script starts it with `setsid`), or else its
+/// process, killed with SIGKILL.
+fn kafka_crash() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let file = root.join(".stack/run/kafka.pid");
+    let pid = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e} (is the stack up?)", file.display()));
+    let pid = pid.trim();
+    let kill = |target: &str| {
+        Command::new("kill")
+            .args(["-KILL", "--", target])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    assert!(
+        kill(&format!("-{pid}")) || kill(pid),
+        "kill -KILL {pid}: no such process"
+    );
+    // Gone before the outage is counted.
+    while Command::new("kill")
+        .args(["-0", pid])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("broker restart: kafka (pid {pid}) killed with SIGKILL");
+}
 
 fn kafka(action: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/stack/kafka.sh");
@@ -67,7 +108,7 @@ async fn a_broker_restart_before_the_first_commits_leaves_exact_counts() {
     restart_and_check(0, false).await;
 }
 
-/// Stops the broker for [`OUTAGE_SECS`] after wave `at_wave` (once both comment steps
+/// Crashes the broker for [`OUTAGE_SECS`] after wave `at_wave` (once both comment steps
 /// committed twice when `after_commits`, else 0.7 s after it), then checks the counts and
 /// the committed deltas.
 async fn restart_and_check(at_wave: usize, after_commits: bool) {
@@ -80,16 +121,16 @@ async fn restart_and_check(at_wave: usize, after_commits: bool) {
     for wave in 0..WAVES {
         send_wave(&h, &w, wave).await;
         if wave == at_wave {
-            // This wave's records are still being processed: stop the broker under them,
+            // This wave's records are still being processed: crash the broker under them,
             // for longer than a transaction's timeout (10 s), so the open transactions are
-            // aborted by the broker and their producers fenced.
+            // aborted by the broker once it is back and their producers fenced.
             if after_commits {
                 wait_for_commits(&h, &h.metrics, 2.0).await;
             } else {
                 tokio::time::sleep(Duration::from_millis(700)).await;
             }
             let restart = Restart;
-            kafka("stop");
+            kafka_crash();
             tokio::time::sleep(Duration::from_secs(OUTAGE_SECS)).await;
             drop(restart);
             eprintln!(

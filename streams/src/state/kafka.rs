@@ -693,7 +693,13 @@ fn seek_committed<X: ConsumerContext, C: Consumer<X>>(
     let committed = match consumer.committed_offsets(list, Duration::from_secs(10)) {
         Ok(committed) => committed,
         Err(e) => {
-            tracing::warn!(error = %e, "looking up committed offsets failed: a new consumer rejoins the group");
+            // With `read_committed` the lookup waits while a transaction that wrote the
+            // group's offsets is not complete: past the transaction timeout (10 s), again
+            // and again, it is a hanging transaction (docs/state.md).
+            tracing::warn!(
+                error = %e,
+                "looking up committed offsets failed: a new consumer rejoins the group (if this repeats, a transaction that wrote the group's offsets may be hanging: kafka-transactions.sh find-hanging)"
+            );
             return false;
         }
     };
