@@ -9,7 +9,8 @@
 //! permanent (e.g. too large) or unavailable (wait and send again).
 //!
 //! [`Producer`] (`producer.rs`) is the producer every service uses: a future per record,
-//! delivered by a thread that does not spin.
+//! delivered by a thread that does not spin. [`ErrorLog`] (`error_log.rs`) says which of a
+//! client's repeated errors to log (each one once per 10 s while it repeats).
 
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
@@ -17,8 +18,10 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::Outcome;
 
+mod error_log;
 mod producer;
 
+pub use error_log::{ERROR_LOG_EVERY, ErrorLog};
 pub use producer::{Deliveries, Delivering, Producer};
 
 /// Default bootstrap servers of the local stack.

@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anineplus_connectors::kafka;
 use futures::{FutureExt, StreamExt};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -93,6 +94,8 @@ impl<C: Commit> Reader<C> {
         let cancelled = shutdown.cancelled();
         tokio::pin!(cancelled);
         let mut failed = None;
+        // While the brokers are away every poll reports the same error: one line per 10 s.
+        let mut errors = kafka::ErrorLog::default();
         loop {
             let polled = tokio::select! {
                 biased;
@@ -122,7 +125,7 @@ impl<C: Commit> Reader<C> {
                         break;
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, lane = %self.source.name(), "consumer error");
+                        self.consumer_error(&mut errors, &e);
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
                     }
@@ -165,7 +168,7 @@ impl<C: Commit> Reader<C> {
                             break;
                         }
                         Some(Some(Err(e))) => {
-                            tracing::warn!(error = %e, lane = %self.source.name(), "consumer error");
+                            self.consumer_error(&mut errors, &e);
                             break;
                         }
                         _ => {
@@ -207,6 +210,14 @@ impl<C: Commit> Reader<C> {
             tokio::task::spawn_blocking(move || {
                 consumer.context().check_skips(&*consumer, &skips);
             });
+        }
+    }
+
+    /// Logs a consumer error unless the same one was logged less than 10 s ago.
+    fn consumer_error(&self, errors: &mut kafka::ErrorLog, e: &KafkaError) {
+        let error = e.to_string();
+        if let Some(repeats) = errors.admit(&error, std::time::Instant::now()) {
+            tracing::warn!(%error, repeats, lane = %self.source.name(), "consumer error (repeats of one error are logged every 10 s)");
         }
     }
 

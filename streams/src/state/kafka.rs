@@ -819,6 +819,8 @@ impl<P: Processor> Lane<P> {
         let names: Vec<&str> = inputs.iter().map(String::as_str).collect();
         consumer.subscribe(&names)?;
         let mut last_commit = Instant::now();
+        // While the brokers are away every poll reports the same error: one line per 10 s.
+        let mut errors = kafka::ErrorLog::default();
         let interval = self.config.commit_interval;
         let most = self.config.commit_records.max(1);
         while !self.stop.load(Ordering::Acquire) {
@@ -845,7 +847,10 @@ impl<P: Processor> Lane<P> {
                     return Ok(Session::Fatal(e.to_string()));
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(error = %e, "consumer error");
+                    let error = e.to_string();
+                    if let Some(repeats) = errors.admit(&error, Instant::now()) {
+                        tracing::warn!(%error, repeats, "consumer error (repeats of one error are logged every 10 s)");
+                    }
                 }
                 Some(Ok(message)) if !engine_guard.ready.contains(&message.partition()) => {
                     // Not a restored task of ours: read it again once its restore has run
