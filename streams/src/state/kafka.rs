@@ -153,6 +153,9 @@ pub struct StatefulPipeline<P: Processor> {
 /// Changelog records applied between two polls of the group's consumer while restoring.
 const RESTORE_CHUNK: usize = 10_000;
 
+/// How long a commit waits for its records' acknowledgements before it is abandoned.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl<P: Processor> StatefulPipeline<P> {
     /// A pipeline running `processor`, decoding through `codec`.
     pub fn new(config: StatefulConfig, processor: P, codec: Codec) -> Self {
@@ -499,7 +502,11 @@ impl<P: Processor> Engine<P> {
         }
         match self.guarantee {
             Guarantee::ExactlyOnce => {
-                self.produce(prepared.outputs.iter().chain(&prepared.changelog))?;
+                let deliveries =
+                    self.produce(prepared.outputs.iter().chain(&prepared.changelog))?;
+                // Acknowledged before the commit: `commit_transaction` flushes first, and
+                // its flush, polling beside the delivery thread, waits in 10 ms steps.
+                self.confirm(deliveries)?;
                 tracing::debug!("commit: produced");
                 let base = self.producer.base();
                 if !prepared.offsets.is_empty() {
@@ -591,17 +598,30 @@ impl<P: Processor> Engine<P> {
         Ok(deliveries)
     }
 
-    /// Waits until every one of `deliveries` is acknowledged (at least once).
+    /// Waits until every one of `deliveries` is acknowledged, for at most
+    /// [`CONFIRM_TIMEOUT`]. The delivery thread completes each future as its acknowledgement
+    /// arrives; the producer's `flush` is not used: beside that thread it slept 100 ms per
+    /// call (docs/benchmarks.md).
     fn confirm(&self, deliveries: Vec<kafka::Delivering>) -> std::result::Result<(), CommitError> {
         if deliveries.is_empty() {
             return Ok(());
         }
-        self.producer
-            .base()
-            .flush(Duration::from_secs(30))
-            .map_err(|e| CommitError::Abortable(e.to_string()))?;
-        for delivery in deliveries {
-            match futures::executor::block_on(delivery) {
+        let all = futures::future::join_all(deliveries);
+        let results = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime
+                .block_on(async { tokio::time::timeout(CONFIRM_TIMEOUT, all).await })
+                .map_err(|_| {
+                    CommitError::Abortable(format!(
+                        "records not acknowledged within {} s",
+                        CONFIRM_TIMEOUT.as_secs()
+                    ))
+                })?,
+            // Not on a runtime (never in the lane, which runs on one): no deadline but
+            // librdkafka's `message.timeout.ms`.
+            Err(_) => futures::executor::block_on(all),
+        };
+        for result in results {
+            match result {
                 Ok(Ok(_)) => {}
                 Ok(Err((e, _))) => return Err(CommitError::Abortable(e.to_string())),
                 Err(_) => return Err(CommitError::Abortable("delivery lost".to_owned())),
