@@ -14,7 +14,7 @@
 //! while a step started its transactional producer stopped the binary, now the producer
 //! is tried again every second. A graceful stop (SIGTERM, controlled shutdown) of this
 //! single broker while a transaction was being committed left that transaction hanging
-//! (a fresh-clone CI run, and 1 run in 5 here): the broker's coordinator found no leader
+//! (a fresh-clone CI run, and 1 run in 6 here): the broker's coordinator found no leader
 //! for the transaction's partitions during the shutdown and skipped their commit markers
 //! as if the partitions were deleted ("Couldn't find leader endpoint ... can be
 //! skipped" in its log), so `read_committed` readers stopped at that transaction and the
