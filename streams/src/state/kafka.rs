@@ -504,8 +504,9 @@ impl<P: Processor> Engine<P> {
             Guarantee::ExactlyOnce => {
                 let deliveries =
                     self.produce(prepared.outputs.iter().chain(&prepared.changelog))?;
-                // Acknowledged before the commit: `commit_transaction` flushes first, and
-                // its flush, polling beside the delivery thread, waits in 10 ms steps.
+                // Acknowledged before the commit, so the flush inside `commit_transaction`
+                // finds nothing in flight (waiting there beside the delivery thread cost
+                // most of the lane's rate: docs/benchmarks.md).
                 self.confirm(deliveries)?;
                 tracing::debug!("commit: produced");
                 let base = self.producer.base();
