@@ -11,6 +11,8 @@
 //! [`Producer`] (`producer.rs`) is the producer every service uses: a future per record,
 //! delivered by a thread that does not spin. [`ErrorLog`] (`error_log.rs`) says which of a
 //! client's repeated errors to log (each one once per 10 s while it repeats).
+//! [`transactions`] finds and completes hanging transactions (the admin requests librdkafka
+//! does not offer).
 
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
@@ -20,6 +22,7 @@ use crate::Outcome;
 
 mod error_log;
 mod producer;
+pub mod transactions;
 
 pub use error_log::{ERROR_LOG_EVERY, ErrorLog};
 pub use producer::{Deliveries, Delivering, Producer};
