@@ -24,7 +24,9 @@
 //! - stateful pipelines also count `pipeline_commits_total`, `pipeline_aborts_total`
 //!   (commits abandoned, state rewound), `pipeline_late_records_total` (after their
 //!   window closed), `pipeline_state_restored_records_total` (changelog records read
-//!   back into stores) and `pipeline_state_restore_seconds` (the last restore's duration).
+//!   back into stores), `pipeline_state_restore_seconds` (the last restore's duration) and
+//!   `pipeline_hanging_transactions_completed_total` (partitions where a transaction its
+//!   coordinator had skipped was completed by hand, `state/kafka.rs`).
 //!
 //! A process running several pipelines serves them on one endpoint ([`serve_all`]): the
 //! families of every registry merged by name, `/health` failing when any pipeline fails.
@@ -80,6 +82,8 @@ pub struct Metrics {
     pub restored: IntCounter,
     /// Consumers replaced after failing for good (a fatal error, a lost assignment).
     pub consumer_restarts: IntCounter,
+    /// Partitions where a hanging transaction of the pipeline's was completed.
+    pub hanging_completed: IntCounter,
     /// How long the last restore took (seconds; 0 before any).
     pub restore_seconds: Gauge,
     lag: IntGaugeVec,
@@ -185,6 +189,10 @@ impl Metrics {
             consumer_restarts: counter(
                 "pipeline_consumer_restarts_total",
                 "Consumers replaced after failing for good (fatal error, lost assignment).",
+            ),
+            hanging_completed: counter(
+                "pipeline_hanging_transactions_completed_total",
+                "Partitions where a hanging transaction of this pipeline was completed.",
             ),
             lag: gauges(
                 "pipeline_consumer_lag",

@@ -39,6 +39,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Kafka's group offsets topic: a transaction that sent offsets wrote one of its partitions.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+/// Kafka's transaction log topic, made by the cluster's first transaction.
+const STATE_TOPIC: &str = "__transaction_state";
+
 const DESCRIBE_TRANSACTIONS: i16 = 65;
 const DESCRIBE_PRODUCERS: i16 = 61;
 const WRITE_TXN_MARKERS: i16 = 27;
@@ -84,9 +87,10 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether asking again shortly may succeed (brokers away, coordinator loading).
-    pub fn is_retriable(&self) -> bool {
-        matches!(self, Error::Io { .. } | Error::CoordinatorBusy(_))
+    /// Whether the brokers could not be reached (or answered no metadata): asking again
+    /// once they are back may succeed.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Error::Io { .. } | Error::Metadata(_))
     }
 }
 
@@ -171,6 +175,11 @@ pub fn mend<C: ClientContext>(
 ) -> Result<Mended> {
     let metadata = client.fetch_metadata(None, REQUEST_TIMEOUT)?;
     let cluster = Cluster::of(&metadata);
+    if !cluster.partitions.iter().any(|(t, _, _)| t == STATE_TOPIC) {
+        // No transaction was ever begun on this cluster (the first one creates the topic),
+        // and no coordinator would answer.
+        return Ok(Mended::default());
+    }
     let Some(state) = cluster.describe_transaction(transactional_id)? else {
         return Ok(Mended::default());
     };

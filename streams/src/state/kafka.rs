@@ -18,7 +18,10 @@
 //!   by the failed producer may itself fail, or hang while the brokers are away) and the
 //!   consumer rewinds to the committed offsets. Seeks and the new producer happen on the
 //!   lane's loop, never inside a rebalance callback. Readers of the outputs use
-//!   `isolation.level=read_committed`.
+//!   `isolation.level=read_committed`. A transaction of the lane's id that its
+//!   coordinator left hanging (a restarted broker that skipped its markers,
+//!   `docs/state.md`) is completed by [`mend_hanging`] before each new producer starts and
+//!   whenever a consumer is given up.
 //! - **at least once**: the outputs are produced (idempotent producer) and confirmed, then
 //!   the changelog records, then the offsets are committed (outputs first: a store never
 //!   holds an effect whose output was lost). A crash in between replays the records
@@ -52,6 +55,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anineplus_connectors::kafka;
+use anineplus_connectors::kafka::transactions;
 use anineplus_schemas::{Codec, wire};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -131,6 +135,11 @@ impl StatefulConfig {
             commit_records: 10_000,
             instance: "0".to_owned(),
         }
+    }
+
+    /// The producer's transactional id (exactly once): `<group>-<instance>`.
+    pub fn transactional_id(&self) -> String {
+        format!("{}-{}", self.pipeline.group, self.instance)
     }
 
     /// The changelog topic of `store`: `<prefix><pipeline>-<store>-changelog`.
@@ -410,23 +419,30 @@ struct Engine<P: Processor> {
     /// Why the consumer must be replaced, when it must (its assignment was lost, or a
     /// rewind could not find where to go back to).
     rebuild_consumer: Option<&'static str>,
+    /// Every topic a transaction of the lane may write (outputs, changelog, dead letters,
+    /// the group's offsets): where [`mend_hanging`] looks.
+    written: Vec<String>,
 }
 
-fn producer_for(config: &StatefulConfig) -> Result<kafka::Producer> {
+fn producer_for(
+    config: &StatefulConfig,
+    written: &[String],
+    metrics: &Metrics,
+) -> Result<kafka::Producer> {
     let p = &config.pipeline;
     let mut client = kafka::producer_config(&p.brokers);
     if config.guarantee == Guarantee::ExactlyOnce {
         client
-            .set(
-                "transactional.id",
-                format!("{}-{}", p.group, config.instance),
-            )
+            .set("transactional.id", config.transactional_id())
             .set("transaction.timeout.ms", "10000")
             // librdkafka wants deliveries bounded by the transaction's own timeout.
             .set("message.timeout.ms", "10000");
     }
     let producer = kafka::Producer::create(&client)?;
     if config.guarantee == Guarantee::ExactlyOnce {
+        // Before this producer bumps the epoch: the coordinator still says what the last
+        // transaction of the id became.
+        mend_hanging(config, written, &producer, metrics)?;
         producer.base().init_transactions(Duration::from_secs(30))?;
     }
     Ok(producer)
@@ -434,9 +450,14 @@ fn producer_for(config: &StatefulConfig) -> Result<kafka::Producer> {
 
 /// [`producer_for`], tried again every second while the brokers do not answer (its
 /// `init_transactions` times out), until `stop`.
-fn producer_retrying(config: &StatefulConfig, stop: &AtomicBool) -> Result<kafka::Producer> {
+fn producer_retrying(
+    config: &StatefulConfig,
+    written: &[String],
+    metrics: &Metrics,
+    stop: &AtomicBool,
+) -> Result<kafka::Producer> {
     loop {
-        match producer_for(config) {
+        match producer_for(config, written, metrics) {
             Ok(producer) => return Ok(producer),
             Err(e) if stop.load(Ordering::Acquire) => return Err(e),
             Err(e) => {
@@ -446,6 +467,58 @@ fn producer_retrying(config: &StatefulConfig, stop: &AtomicBool) -> Result<kafka
         }
     }
 }
+
+/// Completes the transactions of this instance's transactional id that hang on any of the
+/// topics it writes (`kafka::transactions`: a coordinator that skipped their markers, see
+/// docs/state.md), before a new producer starts and when a consumer is given up. A
+/// coordinator still loading is asked again for up to [`MEND_WAIT`]; `Err` only while the
+/// brokers cannot be reached (ask again once they are back); other failures are logged.
+fn mend_hanging(
+    config: &StatefulConfig,
+    written: &[String],
+    producer: &kafka::Producer,
+    metrics: &Metrics,
+) -> Result<()> {
+    let id = config.transactional_id();
+    let started = Instant::now();
+    loop {
+        match transactions::mend(producer.base().client(), &id, written) {
+            Ok(mended) => {
+                for (txn, marker) in &mended.completed {
+                    tracing::warn!(
+                        topic = %txn.topic, partition = txn.partition, producer_id = txn.producer_id,
+                        epoch = txn.producer_epoch, start_offset = txn.start_offset, ?marker,
+                        transactional_id = %id,
+                        "a hanging transaction completed: its coordinator had skipped this partition's marker"
+                    );
+                }
+                for (topic, partition, code) in &mended.refused {
+                    tracing::warn!(%topic, partition, code, transactional_id = %id, "completing a hanging transaction: the leader refused the marker");
+                }
+                Metrics::add(&metrics.hanging_completed, mended.completed.len() as u64);
+                return Ok(());
+            }
+            Err(e) if e.is_unreachable() => {
+                return Err(Error::Unavailable(format!(
+                    "looking for hanging transactions of {id}: {e}"
+                )));
+            }
+            // Loading after a restart: asked again, but not for ever (a coordinator that
+            // never answers must not keep the lane from starting).
+            Err(e @ transactions::Error::CoordinatorBusy(_)) if started.elapsed() < MEND_WAIT => {
+                tracing::debug!(error = %e, transactional_id = %id, "looking for hanging transactions: asking again");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, transactional_id = %id, "looking for hanging transactions: skipped");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// How long [`mend_hanging`] asks a coordinator that is not ready yet.
+const MEND_WAIT: Duration = Duration::from_secs(15);
 
 /// What went wrong with a commit.
 #[derive(Debug, thiserror::Error)]
@@ -658,7 +731,7 @@ impl<P: Processor> Engine<P> {
         StateContext<P>: ConsumerContext,
     {
         if self.replace_producer {
-            self.producer = producer_retrying(&self.config, stop)?;
+            self.producer = producer_retrying(&self.config, &self.written, &self.metrics, stop)?;
             self.replace_producer = false;
             tracing::info!("a new transactional producer: the abandoned transaction is aborted");
         }
@@ -715,11 +788,12 @@ fn seek_committed<X: ConsumerContext, C: Consumer<X>>(
         Ok(committed) => committed,
         Err(e) => {
             // With `read_committed` the lookup waits while a transaction that wrote the
-            // group's offsets is not complete: past the transaction timeout (10 s), again
-            // and again, it is a hanging transaction (docs/state.md).
+            // group's offsets is not complete: past the transaction timeout (10 s) it may
+            // be a hanging one, which the lane mends when it gives the consumer up
+            // (docs/state.md).
             tracing::warn!(
                 error = %e,
-                "looking up committed offsets failed: a new consumer rejoins the group (if this repeats, a transaction that wrote the group's offsets may be hanging: kafka-transactions.sh find-hanging)"
+                "looking up committed offsets failed: a new consumer rejoins the group (a transaction of this lane's that wrote the group's offsets and hangs is completed first)"
             );
             return false;
         }
@@ -773,10 +847,17 @@ impl<P: Processor> Lane<P> {
             changelog.clone(),
             p.topics().dlq(),
         );
+        let mut written = self.processor.outputs();
+        written.extend([
+            changelog.clone(),
+            p.topics().dlq(),
+            transactions::OFFSETS_TOPIC.to_owned(),
+        ]);
         let engine = Arc::new(Mutex::new(Engine {
             tasks,
             // The brokers may be away at start too: wait for them like a recovery does.
-            producer: producer_retrying(&self.config, &self.stop)?,
+            producer: producer_retrying(&self.config, &written, &self.metrics, &self.stop)?,
+            written,
             guarantee: self.config.guarantee,
             config: self.config.clone(),
             metrics: self.metrics.clone(),
@@ -799,6 +880,20 @@ impl<P: Processor> Lane<P> {
                     let mut engine = engine.lock().expect("engine poisoned");
                     if engine.tasks.uncommitted > 0 || engine.open {
                         engine.abandon();
+                    }
+                    if engine.guarantee == Guarantee::ExactlyOnce && !engine.replace_producer {
+                        // A consumer given up because the group's offsets stayed unstable
+                        // may be waiting on a hanging transaction of this very producer
+                        // (a replaced producer looks before it starts).
+                        let engine = &*engine;
+                        if let Err(e) = mend_hanging(
+                            &engine.config,
+                            &engine.written,
+                            &engine.producer,
+                            &engine.metrics,
+                        ) {
+                            tracing::warn!(error = %e, "looking for hanging transactions");
+                        }
                     }
                     engine.rewind.clear();
                     let tasks: Vec<i32> = engine.tasks.stores().keys().copied().collect();
