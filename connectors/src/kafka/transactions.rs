@@ -163,6 +163,9 @@ pub struct Mended {
     pub completed: Vec<(OpenTransaction, Marker)>,
     /// Partitions whose marker the leader refused (with its error code).
     pub refused: Vec<(String, i32, i16)>,
+    /// The coordinator still drove a transaction of the id, so nothing was looked at:
+    /// ask again once it is done.
+    pub deferred: bool,
 }
 
 /// Completes the transactions of `transactional_id` that hang on any partition of `topics`
@@ -184,7 +187,10 @@ pub fn mend<C: ClientContext>(
         return Ok(Mended::default());
     };
     if state.in_progress() {
-        return Ok(Mended::default());
+        return Ok(Mended {
+            deferred: true,
+            ..Mended::default()
+        });
     }
     let open = cluster.open_transactions(topics, Some(state.producer_id))?;
     let mut mended = Mended::default();

@@ -20,8 +20,9 @@
 //!   lane's loop, never inside a rebalance callback. Readers of the outputs use
 //!   `isolation.level=read_committed`. A transaction of the lane's id that its
 //!   coordinator left hanging (a restarted broker that skipped its markers,
-//!   `docs/state.md`) is completed by [`mend_hanging`] before each new producer starts and
-//!   whenever a consumer is given up.
+//!   `docs/state.md`) is completed by [`mend_hanging`] before each new producer starts,
+//!   before the first transaction after consumer errors, and whenever a consumer is given
+//!   up.
 //! - **at least once**: the outputs are produced (idempotent producer) and confirmed, then
 //!   the changelog records, then the offsets are committed (outputs first: a store never
 //!   holds an effect whose output was lost). A crash in between replays the records
@@ -422,6 +423,9 @@ struct Engine<P: Processor> {
     /// Every topic a transaction of the lane may write (outputs, changelog, dead letters,
     /// the group's offsets): where [`mend_hanging`] looks.
     written: Vec<String>,
+    /// Whether to look for hanging transactions before the next one begins (set by
+    /// consumer errors: a broker away and back).
+    mend_due: bool,
 }
 
 fn producer_for(
@@ -442,6 +446,7 @@ fn producer_for(
     if config.guarantee == Guarantee::ExactlyOnce {
         // Before this producer bumps the epoch: the coordinator still says what the last
         // transaction of the id became.
+        // (A transaction the coordinator still drives is one `init_transactions` aborts.)
         mend_hanging(config, written, &producer, metrics)?;
         producer.base().init_transactions(Duration::from_secs(30))?;
     }
@@ -470,15 +475,17 @@ fn producer_retrying(
 
 /// Completes the transactions of this instance's transactional id that hang on any of the
 /// topics it writes (`kafka::transactions`: a coordinator that skipped their markers, see
-/// docs/state.md), before a new producer starts and when a consumer is given up. A
+/// docs/state.md), before a new producer starts, before the first transaction after
+/// consumer errors (a broker away and back), and when a consumer is given up. A
 /// coordinator still loading is asked again for up to [`MEND_WAIT`]; `Err` only while the
 /// brokers cannot be reached (ask again once they are back); other failures are logged.
+/// `Ok(false)`: the coordinator still drove a transaction of the id, nothing was looked at.
 fn mend_hanging(
     config: &StatefulConfig,
     written: &[String],
     producer: &kafka::Producer,
     metrics: &Metrics,
-) -> Result<()> {
+) -> Result<bool> {
     let id = config.transactional_id();
     let started = Instant::now();
     loop {
@@ -496,7 +503,7 @@ fn mend_hanging(
                     tracing::warn!(%topic, partition, code, transactional_id = %id, "completing a hanging transaction: the leader refused the marker");
                 }
                 Metrics::add(&metrics.hanging_completed, mended.completed.len() as u64);
-                return Ok(());
+                return Ok(!mended.deferred);
             }
             Err(e) if e.is_unreachable() => {
                 return Err(Error::Unavailable(format!(
@@ -511,7 +518,7 @@ fn mend_hanging(
             }
             Err(e) => {
                 tracing::warn!(error = %e, transactional_id = %id, "looking for hanging transactions: skipped");
-                return Ok(());
+                return Ok(true);
             }
         }
     }
@@ -539,6 +546,15 @@ fn classify(e: &KafkaError) -> CommitError {
 impl<P: Processor> Engine<P> {
     fn begin(&mut self) -> std::result::Result<(), CommitError> {
         if self.guarantee == Guarantee::ExactlyOnce && !self.open {
+            if self.mend_due {
+                // A broker was away: before this producer writes again, while the
+                // coordinator still says what its last transaction became (a later
+                // marker of this producer would end a hanging one whatever that was).
+                match mend_hanging(&self.config, &self.written, &self.producer, &self.metrics) {
+                    Ok(done) => self.mend_due = !done,
+                    Err(e) => tracing::warn!(error = %e, "looking for hanging transactions"),
+                }
+            }
             self.producer
                 .base()
                 .begin_transaction()
@@ -858,6 +874,7 @@ impl<P: Processor> Lane<P> {
             // The brokers may be away at start too: wait for them like a recovery does.
             producer: producer_retrying(&self.config, &written, &self.metrics, &self.stop)?,
             written,
+            mend_due: false,
             guarantee: self.config.guarantee,
             config: self.config.clone(),
             metrics: self.metrics.clone(),
@@ -964,6 +981,7 @@ impl<P: Processor> Lane<P> {
                 }
                 Some(Err(e)) => {
                     let error = e.to_string();
+                    engine_guard.mend_due = engine_guard.guarantee == Guarantee::ExactlyOnce;
                     if let Some(repeats) = errors.admit(&error, Instant::now()) {
                         tracing::warn!(%error, repeats, "consumer error (repeats of one error are logged every 10 s)");
                     }
