@@ -24,9 +24,10 @@
 //! run then met the same defect after the crash: starting again, the coordinator sent
 //! the markers of a transaction it had been committing before the partitions had their
 //! leader, and skipped them the same way. The lane now completes such a transaction
-//! itself (`kafka::transactions`, called before a transactional producer starts and when
-//! a consumer is given up): the scenarios pass through it when Kafka makes one, and the
-//! binary's log then says "a hanging transaction completed".
+//! itself (`kafka::transactions`, called before a transactional producer starts, before
+//! the first transaction after consumer errors, and when a consumer is given up): the
+//! scenarios pass through it when Kafka makes one, and the binary's log then says "a
+//! hanging transaction completed".
 //! Stops what every test uses: alone in its test binary (cargo runs test binaries one
 //! after another), the two scenarios serialised, and the broker is started again even
 //! when a test fails.

@@ -550,10 +550,7 @@ impl<P: Processor> Engine<P> {
                 // A broker was away: before this producer writes again, while the
                 // coordinator still says what its last transaction became (a later
                 // marker of this producer would end a hanging one whatever that was).
-                match mend_hanging(&self.config, &self.written, &self.producer, &self.metrics) {
-                    Ok(done) => self.mend_due = !done,
-                    Err(e) => tracing::warn!(error = %e, "looking for hanging transactions"),
-                }
+                self.mend();
             }
             self.producer
                 .base()
@@ -562,6 +559,18 @@ impl<P: Processor> Engine<P> {
             self.open = true;
         }
         Ok(())
+    }
+
+    /// [`mend_hanging`] with the current producer; due again until it looked (the brokers
+    /// away, or the coordinator still driving a transaction of the id).
+    fn mend(&mut self) {
+        match mend_hanging(&self.config, &self.written, &self.producer, &self.metrics) {
+            Ok(done) => self.mend_due = !done,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking for hanging transactions");
+                self.mend_due = true;
+            }
+        }
     }
 
     /// Commits what was processed since the last commit (see the module header).
@@ -902,15 +911,7 @@ impl<P: Processor> Lane<P> {
                         // A consumer given up because the group's offsets stayed unstable
                         // may be waiting on a hanging transaction of this very producer
                         // (a replaced producer looks before it starts).
-                        let engine = &*engine;
-                        if let Err(e) = mend_hanging(
-                            &engine.config,
-                            &engine.written,
-                            &engine.producer,
-                            &engine.metrics,
-                        ) {
-                            tracing::warn!(error = %e, "looking for hanging transactions");
-                        }
+                        engine.mend();
                     }
                     engine.rewind.clear();
                     let tasks: Vec<i32> = engine.tasks.stores().keys().copied().collect();
