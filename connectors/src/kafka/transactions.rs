@@ -36,6 +36,9 @@ use rdkafka::metadata::Metadata;
 /// How long one request may take (connect, send and answer each).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The largest answer read (these answers hold a few entries per partition asked about).
+const MAX_ANSWER: usize = 16 << 20;
+
 /// Kafka's group offsets topic: a transaction that sent offsets wrote one of its partitions.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -46,6 +49,7 @@ const DESCRIBE_TRANSACTIONS: i16 = 65;
 const DESCRIBE_PRODUCERS: i16 = 61;
 const WRITE_TXN_MARKERS: i16 = 27;
 
+const LEADER_NOT_AVAILABLE: i16 = 5;
 const NOT_COORDINATOR: i16 = 16;
 const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
@@ -375,8 +379,6 @@ impl Cluster {
     }
 }
 
-const LEADER_NOT_AVAILABLE: i16 = 5;
-
 /// Sends one request to `address` and returns the response's body (after its header).
 fn call(address: &str, api_key: i16, version: i16, body: &[u8]) -> Result<Vec<u8>> {
     let io = |source| Error::Io {
@@ -410,8 +412,13 @@ fn call(address: &str, api_key: i16, version: i16, body: &[u8]) -> Result<Vec<u8
     stream.write_all(&request.0).map_err(io)?;
     let mut size = [0u8; 4];
     stream.read_exact(&mut size).map_err(io)?;
-    let size = i32::from_be_bytes(size);
-    let mut answer = vec![0u8; usize::try_from(size).unwrap_or(0)];
+    let size = usize::try_from(i32::from_be_bytes(size)).unwrap_or(0);
+    if size > MAX_ANSWER {
+        return Err(io(std::io::Error::other(format!(
+            "an answer of {size} bytes (at most {MAX_ANSWER} expected)"
+        ))));
+    }
+    let mut answer = vec![0u8; size];
     stream.read_exact(&mut answer).map_err(io)?;
     // Response header v1: correlation id, tagged fields.
     let api = api_name(api_key);
