@@ -28,6 +28,10 @@
 //! the first transaction after consumer errors, and when a consumer is given up): the
 //! scenarios pass through it when Kafka makes one, and the binary's log then says "a
 //! hanging transaction completed".
+//! A third scenario starts the binary while the broker is down: it must wait for the
+//! broker and then count exactly (it stopped instead, on the first metadata request that
+//! failed while its steps created their topics: a broker just starting answered with a
+//! transport failure).
 //! Stops what every test uses: alone in its test binary (cargo runs test binaries one
 //! after another), the two scenarios serialised, and the broker is started again even
 //! when a test fails.
@@ -98,7 +102,7 @@ impl Drop for Restart {
     }
 }
 
-/// The two scenarios stop the one broker: one at a time.
+/// The scenarios stop the one broker: one at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -112,6 +116,38 @@ async fn a_broker_restart_before_the_first_commits_leaves_exact_counts() {
     // 0.7 s after the first wave: steps still starting their transactional producers,
     // partitions never committed (their rewinds need the group's committed offsets).
     restart_and_check(0, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn started_while_the_broker_is_down_it_waits_for_it_and_counts_exactly() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let h = Harness::new().await;
+    let w = workload();
+    let restart = Restart;
+    kafka_crash();
+    let mut child = h.spawn("exactly_once");
+    // Longer than a metadata request's timeout (10 s): the steps create their topics
+    // first, and must wait for the broker rather than stop.
+    tokio::time::sleep(Duration::from_secs(OUTAGE_SECS + 3)).await;
+    let exited = child.try_wait().expect("the binary's status");
+    drop(restart);
+    assert!(
+        exited.is_none(),
+        "the binary stopped while the broker was down: {exited:?} (its log: target/tmp/{}log)",
+        h.world.topic_prefix
+    );
+    for wave in 0..WAVES {
+        send_wave(&h, &w, wave).await;
+    }
+    let got = wait_for(&h, &w.expected, Duration::from_secs(180)).await;
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    let diff = diff(&w.expected, &got);
+    assert!(
+        diff.is_empty(),
+        "counts differ after starting with the broker down:\n{}",
+        diff.join("\n")
+    );
 }
 
 /// Crashes the broker for [`OUTAGE_SECS`] after wave `at_wave` (once both comment steps

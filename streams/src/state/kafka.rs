@@ -55,6 +55,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anineplus_connectors::Outcome;
 use anineplus_connectors::kafka;
 use anineplus_connectors::kafka::transactions;
 use anineplus_schemas::{Codec, wire};
@@ -185,7 +186,25 @@ impl<P: Processor> StatefulPipeline<P> {
 
     /// Runs until `shutdown`, then commits what it processed and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
-        self.create_topics().await?;
+        // The brokers may be away or still starting: wait for them like the lane does.
+        loop {
+            match self.create_topics().await {
+                Ok(()) => break,
+                Err(Error::Kafka(e))
+                    if matches!(kafka::produce_outcome(&e), Outcome::Unavailable(_)) =>
+                {
+                    tracing::warn!(
+                        pipeline = %self.config.pipeline.name, error = %e,
+                        "creating the topics: the brokers do not answer, retrying in 1 s"
+                    );
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = {
             let (stop, shutdown) = (stop.clone(), shutdown.clone());
